@@ -1,0 +1,3 @@
+DROP TABLE evidence;
+DROP TABLE content_chunk;
+DROP TABLE content;
