@@ -1,0 +1,67 @@
+//! The worker process: claims ingest jobs from Postgres and runs them; serves /health, /ready
+//! and /metrics on WORKER_BIND. Stops gracefully on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use jobs::config::{self, IngestSettings, S3Settings};
+use jobs::evidence::{self, IngestHandler};
+use jobs::queue::{Registry, Worker};
+use jobs::storage::Storage;
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let metrics = jobs::telemetry::init()?;
+    let (worker_config, bind) = config::worker_from_env()?;
+    let s3 = S3Settings::from_env()?;
+    let ingest = IngestSettings::from_env()?;
+    let (_, retry) = config::ingest_retry_from_env()?;
+
+    // Jobs at once, plus the listener, heartbeat, completer, maintenance and /ready.
+    let connections = config::database_max_connections()?.max(worker_config.concurrency as u32 + 5);
+    let pool = PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_lazy(&config::database_url()?)
+        .context("DATABASE_URL")?;
+    if config::migrate_on_start()? {
+        jobs::MIGRATOR.run(&pool).await.context("applying migrations")?;
+    }
+    let storage = Storage::new(&s3)?;
+    if s3.create_bucket {
+        storage.ensure_bucket().await.context("creating the bucket")?;
+    }
+    anyhow::ensure!(
+        ingest.extract_bin.is_file(),
+        "the extract binary is not at {} (set INGEST_EXTRACT_BIN)",
+        ingest.extract_bin.display()
+    );
+
+    let mut registry = Registry::new();
+    let handler = IngestHandler { pool: pool.clone(), storage: Arc::new(storage), settings: Arc::new(ingest) };
+    evidence::register(&mut registry, handler, retry);
+    let queue = worker_config.queue.clone();
+    let worker = Worker::new(pool.clone(), registry, worker_config);
+
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("WORKER_BIND {bind}"))?;
+    tracing::info!(%bind, "worker health endpoints listening");
+    let http = {
+        let shutdown = shutdown.clone();
+        let app = jobs::health::routes(pool.clone(), worker.status(), queue, metrics);
+        tokio::spawn(async move {
+            poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
+                .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), None)
+                .await
+        })
+    };
+    let run = tokio::spawn(worker.run(shutdown.clone()));
+    jobs::telemetry::shutdown_signal().await;
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+    run.await??;
+    http.await??;
+    Ok(())
+}

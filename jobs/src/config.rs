@@ -1,0 +1,153 @@
+//! Configuration from environment variables, read once in each binary's `main` and passed
+//! down. Every variable is listed in README.md and `.env.example`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::queue::WorkerConfig;
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    reason: String,
+}
+
+/// Reads one variable with a default, naming the variable in any error.
+fn var<T: FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse().map_err(|e: T::Err| ConfigError { name, value, reason: e.to_string() })
+        }
+        _ => Ok(default),
+    }
+}
+
+fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    var(name, default).map(Duration::from_millis)
+}
+
+fn secs(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    var(name, default).map(Duration::from_secs)
+}
+
+fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    var(name, default)
+}
+
+pub fn database_url() -> Result<String, ConfigError> {
+    var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/evidence".to_owned())
+}
+
+/// Whether a binary applies the embedded migrations at start (`DATABASE_MIGRATE`).
+pub fn migrate_on_start() -> Result<bool, ConfigError> {
+    flag("DATABASE_MIGRATE", false)
+}
+
+pub fn database_max_connections() -> Result<u32, ConfigError> {
+    var("DATABASE_MAX_CONNECTIONS", 10)
+}
+
+/// Where the S3-compatible store is and how to sign for it.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// How this process reaches the store.
+    pub endpoint: String,
+    /// How clients reach it: presigned URLs are signed for this host.
+    pub public_endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Create the bucket at start when it is missing (local development).
+    pub create_bucket: bool,
+    pub presign_expiry: Duration,
+}
+
+impl S3Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let endpoint: String = var("S3_ENDPOINT", "http://127.0.0.1:9000".to_owned())?;
+        Ok(Self {
+            public_endpoint: var("S3_PUBLIC_ENDPOINT", endpoint.clone())?,
+            endpoint,
+            region: var("S3_REGION", "us-east-1".to_owned())?,
+            bucket: var("S3_BUCKET", "evidence".to_owned())?,
+            access_key: var("S3_ACCESS_KEY", "evidence-dev".to_owned())?,
+            secret_key: var("S3_SECRET_KEY", "evidence-dev-secret".to_owned())?,
+            create_bucket: flag("S3_CREATE_BUCKET", false)?,
+            presign_expiry: secs("S3_PRESIGN_EXPIRY_SECS", 900)?,
+        })
+    }
+}
+
+/// Limits of one upload and of its ingestion.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Largest object accepted, at create, at complete and while streaming.
+    pub max_object_bytes: u64,
+    pub max_text_bytes: u64,
+    pub max_parse_bytes: u64,
+    pub extract_timeout: Duration,
+    pub extract_memory_bytes: u64,
+    /// The `extract` binary; by default the one next to the running executable.
+    pub extract_bin: PathBuf,
+    /// Where objects are staged while they are hashed and extracted.
+    pub tmp_dir: PathBuf,
+}
+
+impl IngestSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let default_bin = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("extract")))
+            .unwrap_or_else(|| PathBuf::from("extract"));
+        Ok(Self {
+            max_object_bytes: var("INGEST_MAX_OBJECT_BYTES", 5 << 30)?,
+            max_text_bytes: var("INGEST_MAX_TEXT_BYTES", 4 << 20)?,
+            max_parse_bytes: var("INGEST_MAX_PARSE_BYTES", 64 << 20)?,
+            extract_timeout: secs("INGEST_EXTRACT_TIMEOUT_SECS", 60)?,
+            extract_memory_bytes: var("INGEST_EXTRACT_MEMORY_BYTES", 1 << 30)?,
+            extract_bin: var("INGEST_EXTRACT_BIN", default_bin)?,
+            tmp_dir: var("INGEST_TMP_DIR", std::env::temp_dir())?,
+        })
+    }
+}
+
+/// The worker's queue settings and where it serves /health, /ready and /metrics.
+pub fn worker_from_env() -> Result<(WorkerConfig, SocketAddr), ConfigError> {
+    let d = WorkerConfig::default();
+    let config = WorkerConfig {
+        queue: var("WORKER_QUEUE", d.queue)?,
+        concurrency: var("WORKER_CONCURRENCY", 8)?,
+        claim_batch: var("WORKER_CLAIM_BATCH", d.claim_batch)?,
+        poll_interval: millis("WORKER_POLL_INTERVAL_MS", d.poll_interval.as_millis() as u64)?,
+        lease: secs("WORKER_LEASE_SECS", d.lease.as_secs())?,
+        shutdown_grace: secs("WORKER_SHUTDOWN_GRACE_SECS", d.shutdown_grace.as_secs())?,
+        maintenance_interval: millis("WORKER_MAINTENANCE_INTERVAL_MS", d.maintenance_interval.as_millis() as u64)?,
+        retention: secs("WORKER_RETENTION_SECS", d.retention.as_secs())?,
+        completion_batch: d.completion_batch,
+        worker_id: d.worker_id,
+    };
+    Ok((config, var("WORKER_BIND", "127.0.0.1:9091".parse().expect("literal address"))?))
+}
+
+/// Retries of the ingest job: attempts, first backoff and its cap.
+pub fn ingest_retry_from_env() -> Result<(i32, crate::queue::RetryPolicy), ConfigError> {
+    Ok((
+        var("INGEST_MAX_ATTEMPTS", 8)?,
+        crate::queue::RetryPolicy {
+            base: millis("INGEST_RETRY_BASE_MS", 1000)?,
+            cap: millis("INGEST_RETRY_CAP_MS", 60_000)?,
+        },
+    ))
+}
+
+pub fn api_bind() -> Result<SocketAddr, ConfigError> {
+    var("API_BIND", "127.0.0.1:8080".parse().expect("literal address"))
+}

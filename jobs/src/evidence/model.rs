@@ -1,0 +1,207 @@
+//! Evidence types: inputs, rows as the API shows them, filters and search hits.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::EvidenceError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct EvidenceId(pub Uuid);
+
+impl std::fmt::Display for EvidenceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `awaiting_upload → queued → indexed | index_error`; reindex goes back to `queued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceStatus {
+    AwaitingUpload,
+    Queued,
+    Indexed,
+    IndexError,
+}
+
+impl EvidenceStatus {
+    pub const ALL: [EvidenceStatus; 4] =
+        [EvidenceStatus::AwaitingUpload, EvidenceStatus::Queued, EvidenceStatus::Indexed, EvidenceStatus::IndexError];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceStatus::AwaitingUpload => "awaiting_upload",
+            EvidenceStatus::Queued => "queued",
+            EvidenceStatus::Indexed => "indexed",
+            EvidenceStatus::IndexError => "index_error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EvidenceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for EvidenceStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown evidence status {s:?}"))
+    }
+}
+
+/// What a client declares when it asks for an upload.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvidence {
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: Option<String>,
+    pub case_id: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl NewEvidence {
+    /// Check the declaration and normalise it (trimmed names, lower-case hex, sorted tags).
+    pub fn validate(&self, max_object_bytes: u64) -> Result<(), EvidenceError> {
+        let invalid = |m: String| Err(EvidenceError::Invalid(m));
+        if self.filename.trim().is_empty() || self.filename.len() > 255 {
+            return invalid("filename must be 1 to 255 characters".into());
+        }
+        if self.filename.contains(['/', '\\', '\0']) {
+            return invalid("filename must not contain '/', '\\' or NUL: send the name only, not a path".into());
+        }
+        let ct = &self.content_type;
+        if ct.len() > 255 || !ct.contains('/') || ct.chars().any(|c| c.is_control()) {
+            return invalid(format!("content_type {ct:?} is not a media type like text/plain"));
+        }
+        if self.size_bytes < 0 || self.size_bytes as u64 > max_object_bytes {
+            return invalid(format!("size_bytes must be between 0 and {max_object_bytes}"));
+        }
+        if let Some(sha) = &self.sha256
+            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        {
+            return invalid("sha256 must be 64 lower-case hex characters".into());
+        }
+        if self.tags.len() > 50 || self.tags.iter().any(|t| t.trim().is_empty() || t.len() > 100) {
+            return invalid("tags: at most 50, each 1 to 100 characters".into());
+        }
+        if self.case_id.as_ref().is_some_and(|c| c.trim().is_empty() || c.len() > 200) {
+            return invalid("case_id must be 1 to 200 characters".into());
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 10_000) {
+            return invalid("description must be at most 10000 characters".into());
+        }
+        if self.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+            return invalid("Idempotency-Key must be 1 to 200 characters".into());
+        }
+        Ok(())
+    }
+}
+
+/// An evidence row as people see it: its own columns, its current job, its content.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Evidence {
+    pub id: EvidenceId,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub declared_sha256: Option<String>,
+    pub case_id: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: EvidenceStatus,
+    pub object_key: String,
+    pub sha256: Option<String>,
+    pub duplicate: Option<bool>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub request_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub indexed_at: Option<DateTime<Utc>>,
+    // From the current ingest job, while there is one.
+    pub job_id: Option<i64>,
+    pub job_state: Option<String>,
+    pub job_attempt: Option<i32>,
+    pub job_max_attempts: Option<i32>,
+    pub job_run_at: Option<DateTime<Utc>>,
+    pub job_last_error: Option<String>,
+    // From the content row, once indexed.
+    pub media_type: Option<String>,
+    pub extractor: Option<String>,
+    pub text_bytes: Option<i64>,
+    pub text_truncated: Option<bool>,
+    pub extract_note: Option<String>,
+}
+
+impl Evidence {
+    /// The same declaration as `new` (for Idempotency-Key replays).
+    pub fn same_request(&self, new: &NewEvidence) -> bool {
+        let mut tags = new.tags.clone();
+        tags.sort();
+        tags.dedup();
+        self.filename == new.filename
+            && self.content_type == new.content_type
+            && self.size_bytes == new.size_bytes
+            && self.declared_sha256 == new.sha256
+            && self.case_id == new.case_id
+            && self.tags == tags
+    }
+
+    /// `queued` evidence whose job a worker holds right now.
+    pub fn is_indexing(&self) -> bool {
+        self.status == EvidenceStatus::Queued && self.job_state.as_deref() == Some("running")
+    }
+}
+
+/// Filters and keyset position for listing, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<EvidenceStatus>,
+    pub case_id: Option<String>,
+    pub tag: Option<String>,
+    /// Continue after this (created_at, id), as returned in the previous page's cursor.
+    pub after: Option<(DateTime<Utc>, EvidenceId)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Web-search syntax: words, "quoted phrases", OR, -excluded.
+    pub q: String,
+    pub case_id: Option<String>,
+    pub tag: Option<String>,
+    /// Declared content type or sniffed media type.
+    pub media_type: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SearchHit {
+    pub id: EvidenceId,
+    pub filename: String,
+    pub content_type: String,
+    pub media_type: Option<String>,
+    pub case_id: Option<String>,
+    pub tags: Vec<String>,
+    pub sha256: Option<String>,
+    pub rank: f32,
+    /// Matching words highlighted with «…» from the best chunk; `None` for metadata-only hits.
+    pub snippet: Option<String>,
+    pub matched_text: bool,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,210 @@
+//! The S3-compatible object store (rust-s3): presigned uploads, HEAD checks, and streaming
+//! downloads that hash as they go. Path-style addressing, any endpoint and region.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use s3::creds::Credentials;
+use s3::error::S3Error;
+use s3::{Bucket, BucketConfiguration, Region};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::S3Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found")]
+    NotFound,
+    #[error("object is larger than the {limit} byte limit")]
+    TooLarge { limit: u64 },
+    /// Network errors, timeouts, 5xx: worth retrying.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+    /// Credentials, bucket or request refused (4xx other than 404): retrying will not help.
+    #[error("object store refused the request: {0}")]
+    Refused(String),
+}
+
+impl From<S3Error> for StorageError {
+    fn from(e: S3Error) -> Self {
+        match e {
+            S3Error::HttpFailWithBody(404, _) => StorageError::NotFound,
+            S3Error::HttpFailWithBody(code, body) if (400..500).contains(&code) && code != 408 && code != 429 => {
+                StorageError::Refused(format!("HTTP {code}: {}", body.chars().take(300).collect::<String>()))
+            }
+            S3Error::HttpFailWithBody(code, body) => {
+                StorageError::Unavailable(format!("HTTP {code}: {}", body.chars().take(300).collect::<String>()))
+            }
+            other => StorageError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A presigned PUT: the client sends exactly these headers with the bytes.
+#[derive(Debug, Clone)]
+pub struct PresignedPut {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub expires_in: Duration,
+}
+
+/// What a finished download saw.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    bucket: Box<Bucket>,
+    /// The same bucket addressed through the endpoint clients use, for presigning only.
+    public: Box<Bucket>,
+    region: Region,
+    credentials: Credentials,
+    presign_expiry: Duration,
+}
+
+impl Storage {
+    pub fn new(s: &S3Settings) -> Result<Self, StorageError> {
+        let credentials = Credentials::new(Some(&s.access_key), Some(&s.secret_key), None, None, None)
+            .map_err(|e| StorageError::Refused(format!("credentials: {e}")))?;
+        let region = Region::Custom { region: s.region.clone(), endpoint: s.endpoint.trim_end_matches('/').to_owned() };
+        let public_region =
+            Region::Custom { region: s.region.clone(), endpoint: s.public_endpoint.trim_end_matches('/').to_owned() };
+        let bucket = Bucket::new(&s.bucket, region.clone(), credentials.clone())?.with_path_style();
+        let public = Bucket::new(&s.bucket, public_region, credentials.clone())?.with_path_style();
+        Ok(Self { bucket, public, region, credentials, presign_expiry: s.presign_expiry })
+    }
+
+    pub fn bucket_name(&self) -> &str {
+        &self.bucket.name
+    }
+
+    /// Create the bucket if a listing says it is not there (`Bucket::exists` is not portable).
+    pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
+        match self.bucket.list_page(String::new(), None, None, None, Some(1)).await {
+            Ok(_) => return Ok(()),
+            Err(S3Error::HttpFailWithBody(404, _)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let created = Bucket::create_with_path_style(
+            &self.bucket.name,
+            self.region.clone(),
+            self.credentials.clone(),
+            BucketConfiguration::private(),
+        )
+        .await;
+        match created {
+            Ok(r) if (200..300).contains(&r.response_code) || r.response_code == 409 => Ok(()),
+            Ok(r) => {
+                Err(StorageError::Refused(format!("create bucket: HTTP {}: {}", r.response_code, r.response_text)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A URL the client PUTs the bytes to. The signature covers the content type and, when the
+    /// client declared one, the checksum header, so the store rejects other bytes or types.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        sha256_hex: Option<&str>,
+    ) -> Result<PresignedPut, StorageError> {
+        let mut headers = BTreeMap::new();
+        headers.insert("content-type".to_owned(), content_type.to_owned());
+        if let Some(hex_digest) = sha256_hex {
+            let bytes = hex::decode(hex_digest).map_err(|e| StorageError::Refused(format!("sha256: {e}")))?;
+            headers.insert("x-amz-checksum-sha256".to_owned(), base64(&bytes));
+        }
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| StorageError::Refused(e.to_string()))?;
+            let value =
+                http::HeaderValue::from_str(v).map_err(|e| StorageError::Refused(format!("header {k}: {e}")))?;
+            map.insert(name, value);
+        }
+        let url = self.public.presign_put(key, self.presign_expiry.as_secs() as u32, Some(map), None).await?;
+        Ok(PresignedPut { url, headers, expires_in: self.presign_expiry })
+    }
+
+    /// The object's size, or `None` when it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match self.bucket.head_object(key).await {
+            Ok((head, _)) => Ok(Some(head.content_length.unwrap_or(0).max(0) as u64)),
+            Err(e) => match StorageError::from(e) {
+                StorageError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Stream the object into `file`, hashing on the way; memory use does not depend on size.
+    /// Stops with `TooLarge` as soon as more than `max_bytes` have arrived.
+    pub async fn download_to(
+        &self,
+        key: &str,
+        file: &mut tokio::fs::File,
+        max_bytes: u64,
+    ) -> Result<Downloaded, StorageError> {
+        let mut response = self.bucket.get_object_stream(key).await?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = response.bytes().next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > max_bytes {
+                return Err(StorageError::TooLarge { limit: max_bytes });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
+        }
+        file.flush().await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
+        Ok(Downloaded { size, sha256: hex::encode(hasher.finalize()) })
+    }
+
+    /// Upload bytes directly (tests, demo fixtures); clients use presigned URLs instead.
+    pub async fn put(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<(), StorageError> {
+        self.bucket.put_object_with_content_type(key, bytes, content_type).await?;
+        Ok(())
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let table = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(super::base64(input.as_bytes()), expected);
+        }
+    }
+}
