@@ -43,3 +43,44 @@ ensure_database() {
     psql -q "$(database_url_for postgres)" -c "CREATE DATABASE \"$name\""
   fi
 }
+
+RUN_DIR="$ROOT/.run"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+# host and port of an http://host:port URL
+url_host() { local u="${1#*://}"; u="${u%%/*}"; printf '%s' "${u%%:*}"; }
+url_port() { local u="${1#*://}"; u="${u%%/*}"; [[ "$u" == *:* ]] && printf '%s' "${u##*:}" || printf 80; }
+
+wait_for_port() { # host port what
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "$3 did not start listening on $1:$2"
+}
+
+# Start s3s-fs at S3_ENDPOINT unless something already answers there (MinIO, another run's
+# server). Data lives in .run/s3 (a bucket is a folder). Sets S3_STARTED_PID when it started one.
+start_s3() {
+  local host port
+  host=$(url_host "$S3_ENDPOINT"); port=$(url_port "$S3_ENDPOINT")
+  S3_STARTED_PID=
+  if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+    log "using the S3 server already listening at $S3_ENDPOINT"
+    return 0
+  fi
+  command -v s3s-fs >/dev/null || die "s3s-fs is not installed: run scripts/install-tools"
+  mkdir -p "$RUN_DIR/s3"
+  s3s-fs --host "$host" --port "$port" --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" \
+    "$RUN_DIR/s3" >"$RUN_DIR/s3.log" 2>&1 &
+  S3_STARTED_PID=$!
+  wait_for_port "$host" "$port" "s3s-fs"
+  log "started s3s-fs at $S3_ENDPOINT (pid $S3_STARTED_PID, data in .run/s3, log in .run/s3.log)"
+}
+
+stop_pid() { # pid
+  [[ -n "${1:-}" ]] || return 0
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}

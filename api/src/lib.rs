@@ -1,1 +1,140 @@
-//! The HTTP API.
+//! The HTTP API (poem + poem-openapi): evidence uploads, status, listing, search, health and
+//! metrics, with Swagger UI at `/docs` and the spec at `/openapi.json`. HTTP only: domain
+//! logic and SQL live in the `jobs` crate.
+
+mod error;
+mod evidence;
+mod ops;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jobs::storage::Storage;
+use metrics_exporter_prometheus::PrometheusHandle;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::OpenApiService;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use error::{ApiError, ErrorBody};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub storage: Arc<Storage>,
+    pub max_object_bytes: u64,
+    /// Attempts given to each ingest job.
+    pub max_attempts: i32,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The request's id: the client's `x-request-id` when it sent a usable one, else a new UUID.
+/// Stored with the evidence and its job, so worker logs for that job carry it too.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn openapi(public_url: &str) -> OpenApiService<(evidence::EvidenceApi, ops::OpsApi), ()> {
+    OpenApiService::new((evidence::EvidenceApi, ops::OpsApi), "Evidence ingestion API", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Upload evidence through presigned S3 URLs, follow it until it is verified and indexed, and \
+             search it. Flow: POST /v1/evidence → PUT the bytes to upload.url with upload.headers → \
+             POST /v1/evidence/{id}/complete → GET /v1/evidence/{id} until status is indexed → GET /v1/search.",
+        )
+        .server(public_url)
+}
+
+/// The OpenAPI document as JSON (for snapshots and clients).
+pub fn spec_json() -> String {
+    openapi("http://127.0.0.1:8080").spec()
+}
+
+/// The whole application: API, Swagger UI, spec, request ids, JSON errors, metrics.
+pub fn app(state: AppState, public_url: &str) -> impl Endpoint + use<> {
+    let api = openapi(public_url);
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new().nest("/", api).nest("/docs", docs).at("/openapi.json", spec).data(state).around(request_context)
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+fn usable_request_id(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// Request id, a span for every log line of the request, JSON errors, and request metrics.
+async fn request_context<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| usable_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().to_string();
+    let route = route_label(req.uri().path());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let started = Instant::now();
+    let mut resp = match next.call(req).instrument(span.clone()).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => span.in_scope(|| error::from_poem(err)),
+    };
+    if let Ok(value) = id.parse() {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+        .record(elapsed);
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request"));
+    Ok(resp)
+}
+
+/// The path with ids replaced, so metric labels stay few.
+fn route_label(path: &str) -> String {
+    if path.starts_with("/docs") {
+        return "/docs".into();
+    }
+    path.split('/')
+        .map(|seg| if uuid::Uuid::parse_str(seg).is_ok() { "{id}" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Serve until `shutdown` is cancelled; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    public_url: String,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = app(state, &public_url);
+    poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(std::time::Duration::from_secs(10)))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn route_labels_hide_ids() {
+        assert_eq!(
+            super::route_label("/v1/evidence/0b8e4d5c-3a5e-4a8e-9a57-1b2c3d4e5f60/complete"),
+            "/v1/evidence/{id}/complete"
+        );
+        assert_eq!(super::route_label("/v1/search"), "/v1/search");
+        assert_eq!(super::route_label("/docs/swagger-ui.css"), "/docs");
+    }
+
+    #[test]
+    fn request_ids_are_restricted_to_safe_characters() {
+        assert!(super::usable_request_id("req-123_abc.def:9"));
+        assert!(!super::usable_request_id("bad id"));
+        assert!(!super::usable_request_id(""));
+        assert!(!super::usable_request_id(&"x".repeat(129)));
+    }
+}
