@@ -362,6 +362,47 @@ mod tests {
         assert_eq!(chunks(&unbroken, 64).len(), 4);
     }
 
+    fn extract_sample(sample: &crate::samples::Sample) -> Extracted {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &sample.bytes).unwrap();
+        extract_file(file.path(), &sample.content_type, &sample.filename, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn every_sample_kind_is_sniffed_and_extracted() {
+        for sample in crate::samples::all("m4rk3r") {
+            let x = extract_sample(&sample);
+            if sample.has_text {
+                assert!(x.text.contains("m4rk3r"), "{}: {x:?}", sample.filename);
+                assert!(x.note.is_none(), "{}: {x:?}", sample.filename);
+            } else {
+                assert_eq!((x.extractor.as_str(), x.text.as_str()), ("none", ""), "{}", sample.filename);
+                assert!(x.note.unwrap().starts_with("no text extractor for image/png"));
+            }
+        }
+    }
+
+    #[test]
+    fn types_come_from_the_bytes_not_the_claim() {
+        let pdf = crate::samples::Sample {
+            content_type: "text/plain".into(),
+            filename: "renamed.txt".into(),
+            ..crate::samples::all("x").into_iter().find(|s| s.filename.ends_with(".pdf")).unwrap()
+        };
+        let x = extract_sample(&pdf);
+        assert_eq!((x.media_type.as_str(), x.extractor.as_str()), ("application/pdf", "pdf"));
+    }
+
+    #[test]
+    fn text_past_the_cap_is_cut_and_noted() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "word ".repeat(1000)).unwrap();
+        let limits = Limits { max_text_bytes: 100, ..Limits::default() };
+        let x = extract_file(file.path(), "text/plain", "big.txt", &limits).unwrap();
+        assert_eq!((x.text.len(), x.truncated), (100, true));
+        assert!(x.note.unwrap().contains("only the beginning is indexed"));
+    }
+
     #[test]
     fn text_detection() {
         assert!(looks_like_text(b"plain words\nand lines"));

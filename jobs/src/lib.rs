@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod extract;
 pub mod health;
 pub mod queue;
+pub mod samples;
 pub mod storage;
 pub mod telemetry;
 
