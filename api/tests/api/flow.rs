@@ -1,0 +1,336 @@
+//! The evidence flow end to end over HTTP: presign → PUT → complete → ingest → search, and
+//! every error a client can cause.
+
+use jobs::samples::{self, Sample};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::support::{Options, TestApp, WAIT, count, poll_for};
+
+fn sample(name: &str) -> Sample {
+    samples::all("t35tm4rk").into_iter().find(|s| s.filename == name).expect(name)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn search(app: &TestApp, q: &str) -> Vec<Value> {
+    let (status, body) = app.send(app.http.get(format!("{}/v1/search", app.base)).query(&[("q", q)])).await;
+    assert_eq!(status, 200, "{body}");
+    body["hits"].as_array().unwrap().clone()
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn every_sample_type_is_indexed_and_found_by_search(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let all = samples::all("t35tm4rk");
+    let mut ids = Vec::new();
+    for s in &all {
+        ids.push(app.upload(s, json!({"case_id": "case-1", "tags": ["demo"]})).await);
+    }
+    for (s, id) in all.iter().zip(&ids) {
+        let ev = app.wait_status(id, "indexed").await;
+        assert_eq!(ev["sha256"], sha256_hex(&s.bytes), "{}", s.filename);
+        assert_eq!(ev["duplicate"], false);
+        let hits = search(&app, &s.find_with).await;
+        let hit = hits
+            .iter()
+            .find(|h| h["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{} not found by {:?}: {hits:?}", s.filename, s.find_with));
+        assert_eq!(hit["matched_text"], s.has_text, "{}", s.filename);
+        if s.has_text {
+            assert!(hit["snippet"].as_str().unwrap().contains('«'), "{hit}");
+        }
+    }
+    let png = app.get(&format!("/v1/evidence/{}", ids[7])).await.1;
+    assert_eq!(png["extractor"], "none");
+    assert!(png["extract_note"].as_str().unwrap().starts_with("no text extractor for image/png"));
+    let pdf = app.get(&format!("/v1/evidence/{}", ids[5])).await.1;
+    assert_eq!((pdf["media_type"].as_str(), pdf["extractor"].as_str()), (Some("application/pdf"), Some("pdf")));
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn same_bytes_twice_make_two_evidence_rows_and_one_content_row(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let s = sample("interview-notes.txt");
+    let first = app.upload(&s, json!({"tags": ["a"]})).await;
+    app.wait_status(&first, "indexed").await;
+    let second = app.upload(&s, json!({"tags": ["b"], "filename": "copy-of-notes.txt"})).await;
+    let ev = app.wait_status(&second, "indexed").await;
+    assert_eq!(ev["duplicate"], true);
+    assert_eq!(ev["filename"], "copy-of-notes.txt", "each evidence keeps its own metadata");
+    assert_eq!(count(&pool, "SELECT count(*) FROM evidence").await, 2);
+    assert_eq!(count(&pool, "SELECT count(*) FROM content").await, 1);
+    assert_eq!(search(&app, "courier").await.len(), 2, "both evidence rows are found");
+
+    // Complete called again: a no-op that answers with the current state, and no new job.
+    let (status, body) = app.post(&format!("/v1/evidence/{second}/complete"), json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("indexed")));
+    assert_eq!(count(&pool, "SELECT count(*) FROM job").await, 2);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn concurrent_duplicates_do_not_race(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let s = sample("access-log.csv");
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let created = app.create(&s, json!({})).await;
+        assert_eq!(app.put(&created, &s.bytes).await, 200);
+        ids.push(created["evidence"]["id"].as_str().unwrap().to_owned());
+    }
+    // Complete all at once so several workers' slots ingest the same bytes concurrently.
+    let completes = ids.iter().map(|id| app.post_owned(format!("/v1/evidence/{id}/complete")));
+    for (status, _) in futures_util::future::join_all(completes).await {
+        assert_eq!(status, 202);
+    }
+    for id in &ids {
+        app.wait_status(id, "indexed").await;
+    }
+    assert_eq!(count(&pool, "SELECT count(*) FROM content").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM evidence WHERE duplicate = false").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM content_chunk").await, 1);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn idempotency_key_returns_the_same_evidence(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let body = json!({"filename": "a.txt", "content_type": "text/plain", "size_bytes": 5});
+    let req = || app.http.post(format!("{}/v1/evidence", app.base)).header("Idempotency-Key", "key-1").json(&body);
+    let (s1, first) = app.send(req()).await;
+    let (s2, again) = app.send(req()).await;
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(first["evidence"]["id"], again["evidence"]["id"]);
+    assert!(again["upload"]["url"].is_string(), "a replay still gets an upload URL while the upload is awaited");
+    let other = json!({"filename": "b.txt", "content_type": "text/plain", "size_bytes": 5});
+    let (status, err) = app
+        .send(app.http.post(format!("{}/v1/evidence", app.base)).header("Idempotency-Key", "key-1").json(&other))
+        .await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("idempotency_key_reused")));
+    assert_eq!(count(&pool, "SELECT count(*) FROM evidence").await, 1);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn bad_input_gets_a_clear_json_error(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let cases = [
+        (json!({"filename": "../etc/passwd", "content_type": "text/plain", "size_bytes": 1}), 422, "invalid_request"),
+        (json!({"filename": "a.txt", "content_type": "plain", "size_bytes": 1}), 422, "invalid_request"),
+        (json!({"filename": "a.txt", "content_type": "text/plain", "size_bytes": -1}), 422, "invalid_request"),
+        (json!({"filename": "a.txt", "content_type": "text/plain", "size_bytes": 1_i64 << 40}), 422, "invalid_request"),
+        (
+            json!({"filename": "a.txt", "content_type": "text/plain", "size_bytes": 1, "sha256": "abc"}),
+            422,
+            "invalid_request",
+        ),
+        (json!({"filename": "a.txt", "content_type": "text/plain"}), 400, "bad_request"),
+        (json!({"filename": "", "content_type": "text/plain", "size_bytes": 1}), 422, "invalid_request"),
+    ];
+    for (body, status, code) in cases {
+        let (got, err) = app.post("/v1/evidence", body.clone()).await;
+        assert_eq!((got, err["code"].as_str()), (status, Some(code)), "{body} → {err}");
+        assert!(!err["message"].as_str().unwrap().is_empty());
+    }
+    let (status, err) = app
+        .send(
+            app.http
+                .post(format!("{}/v1/evidence", app.base))
+                .body("{not json")
+                .header("content-type", "application/json"),
+        )
+        .await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("bad_request")));
+    let (status, err) = app.get("/v1/evidence/not-a-uuid").await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("bad_request")));
+    let missing = uuid::Uuid::new_v4();
+    let (status, err) = app.get(&format!("/v1/evidence/{missing}")).await;
+    assert_eq!((status, err["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = app.post(&format!("/v1/evidence/{missing}/complete"), json!({})).await;
+    assert_eq!(status, 404);
+    let (status, err) = app.get("/v1/search?q=").await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")));
+    let (status, err) = app.get("/v1/evidence?status=lost").await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")));
+    let (status, err) = app.get("/v1/evidence?cursor=zzz").await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("bad_cursor")));
+    let (status, _) = app.get("/health").await;
+    assert_eq!(status, 200, "the service keeps running");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn complete_without_upload_or_with_wrong_size_is_refused(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let s = sample("interview-notes.txt");
+    let created = app.create(&s, json!({})).await;
+    let id = created["evidence"]["id"].as_str().unwrap();
+    let (status, err) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("upload_missing")));
+
+    // Bytes of another size under the same key (as if uploaded around the presigned URL).
+    let key = format!("evidence/{id}");
+    app.storage.put(&key, b"short", "text/plain").await.unwrap();
+    let (status, err) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("size_mismatch")), "{err}");
+    assert_eq!(count(&pool, "SELECT count(*) FROM job").await, 0, "nothing was queued");
+    assert_eq!(app.get(&format!("/v1/evidence/{id}")).await.1["status"], "awaiting_upload");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn presigned_url_pins_content_type_and_checksum(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let s = sample("interview-notes.txt");
+    let created = app.create(&s, json!({"sha256": sha256_hex(&s.bytes)})).await;
+    let url = created["upload"]["url"].as_str().unwrap();
+    let checksum = created["upload"]["headers"]["x-amz-checksum-sha256"].as_str().unwrap();
+    let other_type = app
+        .http
+        .put(url)
+        .header("content-type", "text/html")
+        .header("x-amz-checksum-sha256", checksum)
+        .body(s.bytes.clone());
+    assert_eq!(other_type.send().await.unwrap().status().as_u16(), 403);
+    let no_checksum = app.http.put(url).header("content-type", "text/plain").body(s.bytes.clone());
+    assert_eq!(no_checksum.send().await.unwrap().status().as_u16(), 403);
+    let mut tampered = url.to_owned();
+    tampered.pop();
+    tampered.push(if url.ends_with('0') { '1' } else { '0' });
+    let bad_sig = app
+        .http
+        .put(&tampered)
+        .header("content-type", "text/plain")
+        .header("x-amz-checksum-sha256", checksum)
+        .body(s.bytes.clone());
+    assert_eq!(bad_sig.send().await.unwrap().status().as_u16(), 403);
+    assert_eq!(app.put(&created, &s.bytes).await, 200, "the declared request goes through");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn checksum_mismatch_ends_in_index_error_with_a_reason(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let s = sample("interview-notes.txt");
+    let wrong = sha256_hex(b"other bytes");
+    let created = app.create(&s, json!({"sha256": wrong})).await;
+    let id = created["evidence"]["id"].as_str().unwrap();
+    // The presigned URL would refuse these bytes; write them around it, as a replaced object.
+    app.storage.put(&format!("evidence/{id}"), &s.bytes, "text/plain").await.unwrap();
+    let (status, _) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+    assert_eq!(status, 202);
+    let ev = app.wait_status(id, "index_error").await;
+    let reason = ev["last_error"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("checksum mismatch: declared sha256 {wrong}")), "{reason}");
+    assert!(reason.ends_with("(after 1 attempt)"), "permanent: no retries: {reason}");
+
+    // Reindex is allowed from index_error; with the same bytes it fails the same way.
+    let (status, body) = app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_status(id, "index_error").await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn storage_outage_is_retried_until_the_object_store_is_back(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options { proxy: true, max_attempts: 50 }).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set_up(false);
+    let s = sample("incident-timeline.md");
+    let id = app.upload(&s, json!({})).await;
+    // Wait until at least two attempts failed against the unreachable store.
+    poll_for(WAIT, "two failed attempts", || async {
+        let errors: i32 =
+            sqlx::query_scalar("SELECT jsonb_array_length(errors) FROM job").fetch_one(&pool).await.unwrap();
+        (errors >= 2).then_some(())
+    })
+    .await;
+    let failed = app.get(&format!("/v1/evidence/{id}")).await.1;
+    assert!(failed["last_error"].as_str().unwrap().contains("object store unavailable"), "{failed}");
+    assert_eq!(failed["status"].as_str().map(|s| s == "queued" || s == "indexing"), Some(true));
+    proxy.set_up(true);
+    let ev = app.wait_status(&id, "indexed").await;
+    assert!(ev["attempts"].as_i64().unwrap() >= 3, "{ev}");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM job WHERE state = 'completed' AND jsonb_array_length(errors) >= 2").await,
+        1
+    );
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn a_malformed_pdf_is_stored_and_findable_by_name_and_the_worker_keeps_going(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let broken = Sample {
+        filename: "corrupted-ledger.pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\nxref\ngarbage".to_vec(),
+        find_with: "corrupted ledger".into(),
+        has_text: false,
+    };
+    let id = app.upload(&broken, json!({})).await;
+    let ev = app.wait_status(&id, "indexed").await;
+    assert_eq!(ev["extractor"], "none", "{ev}");
+    assert!(ev["extract_note"].as_str().unwrap().contains("extraction failed"), "{ev}");
+    assert!(search(&app, "corrupted ledger").await.iter().any(|h| h["id"] == id.as_str()));
+    let next = app.upload(&sample("chain-of-custody.json"), json!({})).await;
+    app.wait_status(&next, "indexed").await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn listing_filters_and_pages_with_a_cursor(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let s = sample("interview-notes.txt");
+    for i in 0..5 {
+        app.create(&s, json!({"case_id": if i < 3 { "case-a" } else { "case-b" }, "tags": [format!("t{i}")]})).await;
+    }
+    let (_, page1) = app.get("/v1/evidence?case_id=case-a&limit=2").await;
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app.get(&format!("/v1/evidence?case_id=case-a&limit=2&cursor={cursor}")).await;
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    assert!(page2["next_cursor"].is_null());
+    let ids: std::collections::HashSet<_> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["items"].as_array().unwrap())
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let (_, tagged) = app.get("/v1/evidence?tag=t4").await;
+    assert_eq!(tagged["items"].as_array().unwrap().len(), 1);
+    let (_, awaiting) = app.get("/v1/evidence?status=awaiting_upload").await;
+    assert_eq!(awaiting["items"].as_array().unwrap().len(), 5);
+    let (status, err) =
+        app.post(&format!("/v1/evidence/{}/reindex", tagged["items"][0]["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("wrong_status")));
+    app.stop().await;
+}
+
+#[test]
+fn openapi_spec_matches_the_committed_snapshot() {
+    let spec = api::spec_json();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &spec).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == spec,
+        "the API changed: review it and run `UPDATE_SNAPSHOTS=1 scripts/test -p api` to update api/openapi.json"
+    );
+    for status in ["\"201\"", "\"202\"", "\"400\"", "\"404\"", "\"409\"", "\"422\"", "\"503\""] {
+        assert!(spec.contains(status), "{status} missing from the spec");
+    }
+}

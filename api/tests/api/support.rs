@@ -1,0 +1,239 @@
+//! The test harness: API + worker + bucket per test, an HTTP client, bounded waits, and a TCP
+//! proxy that can cut the worker off from S3.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use api::AppState;
+use jobs::config::{IngestSettings, S3Settings};
+use jobs::evidence::{IngestHandler, register};
+use jobs::queue::{Registry, RetryPolicy, Worker, WorkerConfig};
+use jobs::samples::Sample;
+use jobs::storage::Storage;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn s3_settings(bucket: &str, endpoint: Option<String>) -> S3Settings {
+    let mut s = S3Settings::from_env().expect("S3_* variables");
+    s.bucket = bucket.to_owned();
+    s.create_bucket = true;
+    if let Some(endpoint) = endpoint {
+        s.endpoint = endpoint;
+    }
+    s
+}
+
+/// The `extract` binary built next to this test binary (scripts/test builds every binary first).
+pub fn extract_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("extract");
+    assert!(bin.is_file(), "{} is missing: run `cargo build -p jobs --bin extract` (scripts/test does)", bin.display());
+    bin
+}
+
+pub struct TestApp {
+    #[allow(dead_code, reason = "kept for tests that query the database directly")]
+    pub pool: PgPool,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub storage: Arc<Storage>,
+    pub proxy: Option<Proxy>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub struct Options {
+    /// Put a cuttable proxy between the worker and S3.
+    pub proxy: bool,
+    pub max_attempts: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { proxy: false, max_attempts: 5 }
+    }
+}
+
+impl TestApp {
+    pub async fn start(pool: PgPool, options: Options) -> Self {
+        let bucket = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let api_settings = s3_settings(&bucket, None);
+        let storage = Arc::new(Storage::new(&api_settings).unwrap());
+        storage.ensure_bucket().await.expect("create the test bucket");
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let proxy = if options.proxy { Some(Proxy::start(&api_settings.endpoint).await) } else { None };
+        let worker_storage = match &proxy {
+            Some(p) => Arc::new(Storage::new(&s3_settings(&bucket, Some(format!("http://{}", p.addr)))).unwrap()),
+            None => storage.clone(),
+        };
+        let mut ingest = IngestSettings::from_env().unwrap();
+        ingest.extract_bin = extract_bin();
+        let handler = IngestHandler { pool: pool.clone(), storage: worker_storage, settings: Arc::new(ingest) };
+        let mut registry = Registry::new();
+        register(
+            &mut registry,
+            handler,
+            RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_millis(400) },
+        );
+        let worker = Worker::new(
+            pool.clone(),
+            registry,
+            WorkerConfig {
+                poll_interval: Duration::from_millis(200),
+                maintenance_interval: Duration::from_millis(500),
+                ..WorkerConfig::default()
+            },
+        );
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move { worker.run(stop).await.expect("worker") }));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState {
+            pool: pool.clone(),
+            storage: storage.clone(),
+            max_object_bytes: 10 << 20,
+            max_attempts: options.max_attempts,
+            metrics: None,
+        };
+        let stop = shutdown.clone();
+        let url = base.clone();
+        tasks.push(tokio::spawn(async move { api::serve(listener, state, url, stop).await.expect("api") }));
+        Self { pool, base, http: reqwest::Client::new(), storage, proxy, shutdown, tasks }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    /// `post` with an empty body, taking the path by value (for running several at once).
+    pub async fn post_owned(&self, path: String) -> (u16, Value) {
+        self.post(&path, json!({})).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// POST /v1/evidence for a sample; returns the 201 body.
+    pub async fn create(&self, sample: &Sample, extra: Value) -> Value {
+        let mut body = json!({
+            "filename": sample.filename,
+            "content_type": sample.content_type,
+            "size_bytes": sample.bytes.len(),
+        });
+        body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+        let (status, created) = self.post("/v1/evidence", body).await;
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+
+    /// PUT the bytes to the presigned URL with the headers the API said to send.
+    pub async fn put(&self, created: &Value, bytes: &[u8]) -> u16 {
+        let upload = &created["upload"];
+        let mut req = self.http.put(upload["url"].as_str().unwrap()).body(bytes.to_vec());
+        for (k, v) in upload["headers"].as_object().unwrap() {
+            req = req.header(k, v.as_str().unwrap());
+        }
+        req.send().await.expect("PUT").status().as_u16()
+    }
+
+    /// The whole client side: create, PUT, complete. Returns the evidence id.
+    pub async fn upload(&self, sample: &Sample, extra: Value) -> String {
+        let created = self.create(sample, extra).await;
+        assert_eq!(self.put(&created, &sample.bytes).await, 200);
+        let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+        let (status, body) = self.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+        assert_eq!(status, 202, "{body}");
+        id
+    }
+
+    /// Poll GET /v1/evidence/{id} until its status is `want`.
+    pub async fn wait_status(&self, id: &str, want: &str) -> Value {
+        poll_for(WAIT, &format!("evidence {id} to be {want}"), || async {
+            let (_, body) = self.get(&format!("/v1/evidence/{id}")).await;
+            (body["status"] == want).then_some(body)
+        })
+        .await
+    }
+}
+
+/// Poll `check` every 20 ms until it returns `Some`; panic with `what` after `limit`.
+pub async fn poll_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TCP proxy in front of the S3 server. While it is down it accepts and drops connections
+/// at once, so the client sees real connection resets, not a mock's answer.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !flag.load(Ordering::Acquire) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Release);
+    }
+}
+
+pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
