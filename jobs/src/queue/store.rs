@@ -353,13 +353,15 @@ async fn transition(
     }
 }
 
-/// Jobs per (queue, state) plus the age of the oldest runnable job per queue.
+/// Active jobs (available, running) per queue, plus the age of the oldest runnable one. Finished
+/// rows are left out: counting them would scan the whole table; both partial indexes serve this.
 pub async fn depth<'e>(exec: impl PgExecutor<'e>) -> Result<Vec<QueueDepth>, Error> {
     let rows = sqlx::query_as::<_, (String, String, i64, Option<f64>)>(
         "SELECT queue, state, count(*),
                 CASE WHEN state = 'available'
                      THEN extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 END
-         FROM job GROUP BY queue, state ORDER BY queue, state",
+         FROM job WHERE state IN ('available', 'running')
+         GROUP BY queue, state ORDER BY queue, state",
     )
     .fetch_all(exec)
     .await?;

@@ -438,5 +438,19 @@ async fn maintain(pool: PgPool, registry: Arc<Registry>, config: WorkerConfig, s
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "maintenance failed"),
         }
+        // Every worker reports the same global figures: aggregate with max(), not sum().
+        match store::depth(&pool).await {
+            Ok(depths) => {
+                for d in depths {
+                    let labels = [("queue", d.queue.clone()), ("state", d.state.clone())];
+                    metrics::gauge!("jobs_queue_depth", &labels).set(d.count as f64);
+                    if d.state == "available" {
+                        let age = d.oldest_runnable_age_seconds.unwrap_or(0.0);
+                        metrics::gauge!("jobs_oldest_available_age_seconds", "queue" => d.queue).set(age);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "queue depth query failed"),
+        }
     }
 }
