@@ -126,6 +126,7 @@ pub fn worker_from_env() -> Result<(WorkerConfig, SocketAddr), ConfigError> {
         queue: var("WORKER_QUEUE", d.queue)?,
         concurrency: var("WORKER_CONCURRENCY", 8)?,
         claim_batch: var("WORKER_CLAIM_BATCH", d.claim_batch)?,
+        claimers: var("WORKER_CLAIMERS", d.claimers)?,
         poll_interval: millis("WORKER_POLL_INTERVAL_MS", d.poll_interval.as_millis() as u64)?,
         lease: secs("WORKER_LEASE_SECS", d.lease.as_secs())?,
         shutdown_grace: secs("WORKER_SHUTDOWN_GRACE_SECS", d.shutdown_grace.as_secs())?,

@@ -1,6 +1,6 @@
 //! One LISTEN connection per worker process. Notifications are only a hint: each one (and each
-//! reconnect) wakes the claim loop, which then claims from the table. Wakeups coalesce in the
-//! `Notify`: a burst of notifications leads to one claim round.
+//! reconnect) wakes the claim loops, which then claim from the table. Wakeups coalesce in the
+//! watch channel: a burst of notifications leads to one claim round per loop.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::NOTIFY_CHANNEL;
@@ -20,7 +20,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub(crate) async fn run(
     pool: PgPool,
     queue: String,
-    wake: Arc<Notify>,
+    wake: watch::Sender<u64>,
     status: Arc<WorkerStatus>,
     shutdown: CancellationToken,
 ) {
@@ -38,12 +38,12 @@ pub(crate) async fn run(
                 first = false;
                 backoff = BACKOFF_MIN;
                 // Whatever was notified while we were away is found by this poll.
-                wake.notify_one();
+                wake.send_modify(|n| *n = n.wrapping_add(1));
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         received = listener.try_recv() => match received {
-                            Ok(Some(n)) if n.payload() == queue => wake.notify_one(),
+                            Ok(Some(n)) if n.payload() == queue => wake.send_modify(|n| *n = n.wrapping_add(1)),
                             Ok(Some(_)) => {}
                             Ok(None) => {
                                 tracing::warn!(queue, "listener connection lost");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use sqlx::PgPool;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -31,6 +31,9 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Jobs taken per claim statement, at most.
     pub claim_batch: usize,
+    /// Claim loops running side by side, sharing out `concurrency`. More than one keeps
+    /// Postgres busy while a claim is in flight; it pays at high throughput (see ARCHITECTURE.md).
+    pub claimers: usize,
     /// The safety net under LISTEN/NOTIFY.
     pub poll_interval: Duration,
     /// How long a claim holds without a heartbeat; heartbeats run every lease/3.
@@ -53,6 +56,7 @@ impl Default for WorkerConfig {
             queue: "default".into(),
             concurrency: 16,
             claim_batch: 100,
+            claimers: 1,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -127,7 +131,9 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), store::Error> {
         let Worker { pool, registry, config, status } = self;
         let kinds = registry.kinds();
-        let wake = Arc::new(Notify::new());
+        // A counter every claim loop watches: each notification (or reconnect) bumps it, and
+        // a burst of bumps is seen as one change, so wakeups coalesce.
+        let (wake, _) = watch::channel(0u64);
         let background = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -156,27 +162,62 @@ impl Worker {
             abandon: CancellationToken::new(),
         });
 
+        let claimers = config.claimers.clamp(1, config.concurrency.max(1));
         tracing::info!(
             queue = config.queue,
             worker_id = config.worker_id,
             ?kinds,
             concurrency = config.concurrency,
+            claimers,
             "worker started"
         );
-        let slots = Arc::new(Semaphore::new(config.concurrency));
+        let mut loops = JoinSet::new();
+        for i in 0..claimers {
+            // The slots are shared out; the first loops take the remainder.
+            let slots = config.concurrency / claimers + usize::from(i < config.concurrency % claimers);
+            let claimer = ClaimLoop { shared: shared.clone(), config: config.clone(), kinds: kinds.clone(), slots };
+            loops.spawn(claimer.run(wake.subscribe(), shutdown.clone()));
+        }
+        while loops.join_next().await.is_some() {}
+        drop(shared);
+        // The completer drains what is buffered once every sender is gone.
+        let _ = completer.await;
+        background.cancel();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+/// One claim loop: claims into its share of the worker's slots and runs what it claimed. A
+/// worker runs several (`claimers`) so that one claim's round trip does not idle the others.
+struct ClaimLoop {
+    shared: Arc<Shared>,
+    config: WorkerConfig,
+    kinds: Vec<String>,
+    slots: usize,
+}
+
+impl ClaimLoop {
+    async fn run(self, mut wake: watch::Receiver<u64>, shutdown: CancellationToken) {
+        let ClaimLoop { shared, config, kinds, slots } = self;
+        let batch = config.claim_batch.min(slots).max(1);
+        let slots = Arc::new(Semaphore::new(slots));
         let mut running = JoinSet::new();
         let mut poll = tokio::time::interval(config.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Refill in batches under load; a wakeup may claim even a single free slot.
-        let refill_at = (config.claim_batch.min(config.concurrency) / 2).max(1);
+        let refill_at = (batch / 2).max(1);
         let mut more = true;
         let mut woken = true;
 
         loop {
-            let free = slots.available_permits().min(config.claim_batch);
+            let free = slots.available_permits().min(batch);
             if more && free > 0 && (woken || free >= refill_at) {
                 woken = false;
-                match store::claim(&pool, &config.queue, &kinds, free, &config.worker_id, config.lease).await {
+                let claimed =
+                    store::claim(&shared.pool, &config.queue, &kinds, free, &config.worker_id, config.lease).await;
+                match claimed {
                     Ok(jobs) => {
                         more = jobs.len() == free;
                         if !jobs.is_empty() {
@@ -202,7 +243,7 @@ impl Worker {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = wake.notified() => { more = true; woken = true; }
+                Ok(()) = wake.changed() => { more = true; woken = true; }
                 _ = poll.tick() => { more = true; woken = true; }
                 Some(_) = running.join_next() => {
                     while running.try_join_next().is_some() {}
@@ -213,7 +254,7 @@ impl Worker {
         tracing::info!(
             in_flight = running.len(),
             grace_ms = config.shutdown_grace.as_millis() as u64,
-            "worker stopping: no more claims"
+            "claim loop stopping: no more claims"
         );
         let drained =
             tokio::time::timeout(config.shutdown_grace, async { while running.join_next().await.is_some() {} }).await;
@@ -222,13 +263,6 @@ impl Worker {
             shared.abandon.cancel();
             while running.join_next().await.is_some() {}
         }
-        drop(shared);
-        // The completer drains what is buffered once every sender is gone.
-        let _ = completer.await;
-        background.cancel();
-        while tasks.join_next().await.is_some() {}
-        tracing::info!("worker stopped");
-        Ok(())
     }
 }
 

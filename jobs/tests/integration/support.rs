@@ -57,6 +57,7 @@ pub fn test_config() -> WorkerConfig {
     WorkerConfig {
         concurrency: 8,
         claim_batch: 8,
+        claimers: 2,
         poll_interval: Duration::from_millis(500),
         lease: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
