@@ -97,8 +97,10 @@ impl Storage {
             BucketConfiguration::private(),
         )
         .await;
+        // 409: another process (the api and the worker start together) created it first.
         match created {
             Ok(r) if (200..300).contains(&r.response_code) || r.response_code == 409 => Ok(()),
+            Err(S3Error::HttpFailWithBody(409, _)) => Ok(()),
             Ok(r) => {
                 Err(StorageError::Refused(format!("create bucket: HTTP {}: {}", r.response_code, r.response_text)))
             }
