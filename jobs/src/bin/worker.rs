@@ -2,6 +2,7 @@
 //! and /metrics on WORKER_BIND. Stops gracefully on SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use jobs::config::{self, IngestSettings, S3Settings};
@@ -57,11 +58,13 @@ async fn main() -> anyhow::Result<()> {
                 .await
         })
     };
+    let gauges = tokio::spawn(evidence::report_status_counts(pool.clone(), Duration::from_secs(15), shutdown.clone()));
     let run = tokio::spawn(worker.run(shutdown.clone()));
     jobs::telemetry::shutdown_signal().await;
     tracing::info!("shutdown requested");
     shutdown.cancel();
     run.await??;
     http.await??;
+    gauges.await?;
     Ok(())
 }

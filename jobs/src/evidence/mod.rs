@@ -142,3 +142,24 @@ async fn enqueue_ingest(
     tx.commit().await?;
     Ok(true)
 }
+
+/// Publish `evidence_by_status{status}` every `every` until `stop`; one process's view of a
+/// global count (aggregate with max() across processes).
+pub async fn report_status_counts(pool: PgPool, every: std::time::Duration, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store::status_counts(&pool).await {
+            Ok(counts) => {
+                for status in EvidenceStatus::ALL {
+                    let n = counts.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
+                    metrics::gauge!("evidence_by_status", "status" => status.as_str()).set(n as f64);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "evidence status counts failed"),
+        }
+    }
+}

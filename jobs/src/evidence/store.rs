@@ -274,3 +274,8 @@ pub async fn search(pool: &PgPool, s: &SearchQuery) -> Result<Vec<SearchHit>, sq
     .fetch_all(pool)
     .await
 }
+
+/// Evidence per status (for the `evidence_by_status` gauge).
+pub async fn status_counts<'e>(exec: impl PgExecutor<'e>) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, count(*) FROM evidence GROUP BY status").fetch_all(exec).await
+}

@@ -70,7 +70,7 @@ pub async fn run_maintenance(
                     registered.handler.on_discard(&mut tx, &info).await?;
                 }
             }
-            tracing::warn!(job_id = %job.id, kind = job.kind, attempt = job.attempt, next = ?next, "rescued job with expired lease");
+            tracing::warn!(job_id = job.id.0, kind = job.kind, attempt = job.attempt, next = ?next, "rescued job with expired lease");
         }
         metrics::counter!("jobs_rescued_total").increment(report.rescued as u64);
     }

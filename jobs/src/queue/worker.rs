@@ -268,8 +268,14 @@ impl ClaimLoop {
 
 /// Run one claimed job to its end and record the outcome, fenced on its claim.
 async fn run_job(shared: &Shared, job: ClaimedJob) {
-    let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind, attempt = job.attempt,
-                                   request_id = job.correlation_id.as_deref().unwrap_or(""));
+    let span = tracing::info_span!(
+        "job",
+        queue = job.queue,
+        job_id = job.id.0,
+        kind = job.kind,
+        attempt = job.attempt,
+        request_id = job.correlation_id.as_deref().unwrap_or("")
+    );
     async {
         let Some(registered) = shared.registry.get(&job.kind).cloned() else {
             // Claims only take registered kinds, so this is a programming error; let the lease expire.
@@ -297,6 +303,7 @@ async fn run_job(shared: &Shared, job: ClaimedJob) {
         let error = match outcome {
             Ok(()) => {
                 metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone(), "outcome" => "completed").record(elapsed);
+                metrics::counter!("jobs_finished_total", "kind" => job.kind.clone(), "outcome" => "completed").increment(1);
                 if ctx.finished.load(Ordering::Acquire) {
                     shared.status.record_completed(1);
                 } else if shared.completions.send((job.id, job.lease_token)).await.is_err() {
@@ -315,6 +322,7 @@ async fn run_job(shared: &Shared, job: ClaimedJob) {
         let next = state::next(outcome, job.attempt, job.max_attempts, &registered.options.retry, rand::random());
         let label = if next == Next::Discard { "discarded" } else { "retried" };
         metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone(), "outcome" => label).record(elapsed);
+        metrics::counter!("jobs_finished_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
         shared.status.jobs_failed.fetch_add(1, Ordering::Relaxed);
         match record_failure(shared, &registered, &job, next, &message).await {
             Ok(true) => tracing::warn!(error = message, next = ?next, "attempt failed"),
