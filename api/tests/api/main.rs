@@ -3,4 +3,5 @@
 //! scripts/test starts s3s-fs). Each test uses its own bucket.
 
 mod flow;
+mod ops;
 mod support;

@@ -31,12 +31,16 @@ pub fn s3_settings(bucket: &str, endpoint: Option<String>) -> S3Settings {
     s
 }
 
-/// The `extract` binary built next to this test binary (scripts/test builds every binary first).
-pub fn extract_bin() -> PathBuf {
+/// A workspace binary built next to this test binary (scripts/test builds every binary first).
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("extract");
-    assert!(bin.is_file(), "{} is missing: run `cargo build -p jobs --bin extract` (scripts/test does)", bin.display());
+    let bin = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join(name);
+    assert!(bin.is_file(), "{} is missing: run `cargo build --workspace --bins` (scripts/test does)", bin.display());
     bin
+}
+
+pub fn extract_bin() -> PathBuf {
+    binary("extract")
 }
 
 pub struct TestApp {
@@ -206,7 +210,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    async fn start(upstream: &str) -> Self {
+    pub async fn start(upstream: &str) -> Self {
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,0 +1,208 @@
+//! Operating it, tested on the real `api` and `worker` binaries as processes: request ids in
+//! the worker's log lines, metrics that match what happened, and readiness that follows the
+//! database away and back without a restart.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use jobs::samples;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::support::{Proxy, WAIT, binary, poll_for};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The test database's URL, on the server DATABASE_URL names (or through `host_port`), with an
+/// application name to find the connections by (Postgres keeps 63 characters of it).
+async fn database_url(pool: &PgPool, host_port: Option<&str>, app: &str) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(pool).await.unwrap();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let (scheme_and_auth, rest) = base.rsplit_once('@').unwrap_or(("postgres://postgres", "127.0.0.1:5432/x"));
+    let server = host_port.map(str::to_owned).unwrap_or_else(|| rest.split('/').next().unwrap().to_owned());
+    format!("{scheme_and_auth}@{server}/{name}?application_name={app}")
+}
+
+/// The api and worker binaries, started as processes with their JSON logs going to files.
+struct Processes {
+    api: tokio::process::Child,
+    worker: tokio::process::Child,
+    api_url: String,
+    worker_url: String,
+    worker_log: PathBuf,
+    _logs: tempfile::TempDir,
+}
+
+impl Processes {
+    async fn start(database_url: &str, worker_database_url: &str) -> Self {
+        let logs = tempfile::tempdir().unwrap();
+        let bucket = format!("ops-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let (api_port, worker_port) = (free_port(), free_port());
+        let spawn = |name: &str, db: &str, log: PathBuf| {
+            let mut cmd = tokio::process::Command::new(binary(name));
+            cmd.env("DATABASE_URL", db)
+                .env("DATABASE_MIGRATE", "false")
+                .env("S3_BUCKET", &bucket)
+                .env("S3_CREATE_BUCKET", "true")
+                .env("API_BIND", format!("127.0.0.1:{api_port}"))
+                .env("WORKER_BIND", format!("127.0.0.1:{worker_port}"))
+                .env("WORKER_POLL_INTERVAL_MS", "200")
+                .env("LOG_FORMAT", "json")
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true);
+            cmd.spawn().expect(name)
+        };
+        let api = spawn("api", database_url, logs.path().join("api.log"));
+        let worker_log = logs.path().join("worker.log");
+        let worker = spawn("worker", worker_database_url, worker_log.clone());
+        let p = Self {
+            api,
+            worker,
+            api_url: format!("http://127.0.0.1:{api_port}"),
+            worker_url: format!("http://127.0.0.1:{worker_port}"),
+            worker_log,
+            _logs: logs,
+        };
+        let http = reqwest::Client::new();
+        for url in [&p.api_url, &p.worker_url] {
+            poll_for(WAIT, &format!("{url}/ready"), || async {
+                let r = http.get(format!("{url}/ready")).send().await.ok()?;
+                r.status().is_success().then_some(())
+            })
+            .await;
+        }
+        p
+    }
+}
+
+async fn upload(http: &reqwest::Client, api: &str, s: &samples::Sample, request_id: &str) -> String {
+    let created: Value = http
+        .post(format!("{api}/v1/evidence"))
+        .header("x-request-id", request_id)
+        .json(&json!({"filename": s.filename, "content_type": s.content_type, "size_bytes": s.bytes.len()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut put = http.put(created["upload"]["url"].as_str().unwrap()).body(s.bytes.clone());
+    for (k, v) in created["upload"]["headers"].as_object().unwrap() {
+        put = put.header(k, v.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+    let resp =
+        http.post(format!("{api}/v1/evidence/{id}/complete")).header("x-request-id", request_id).send().await.unwrap();
+    assert_eq!(resp.headers()["x-request-id"], request_id, "the API returns the request id");
+    assert_eq!(resp.status(), 202);
+    id
+}
+
+async fn wait_indexed(http: &reqwest::Client, api: &str, id: &str) {
+    poll_for(WAIT, "indexed", || async {
+        let ev: Value = http.get(format!("{api}/v1/evidence/{id}")).send().await.ok()?.json().await.ok()?;
+        (ev["status"] == "indexed").then_some(())
+    })
+    .await;
+}
+
+/// The value of one Prometheus series (exact name and labels as rendered), if present.
+fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool: PgPool) {
+    let url = database_url(&pool, None, "ops-test").await;
+    let p = Processes::start(&url, &url).await;
+    let http = reqwest::Client::new();
+    let all = samples::all("ops");
+    let mut bytes = 0;
+    for (i, s) in all.iter().take(3).enumerate() {
+        let id = upload(&http, &p.api_url, s, &format!("ops-trace-{i}")).await;
+        wait_indexed(&http, &p.api_url, &id).await;
+        bytes += s.bytes.len();
+    }
+
+    // Every worker line about the job carries the request id that completed the upload.
+    let line = poll_for(WAIT, "the worker's 'evidence indexed' line for ops-trace-1", || async {
+        let log = std::fs::read_to_string(&p.worker_log).ok()?;
+        log.lines()
+            .find(|l| l.contains("\"request_id\":\"ops-trace-1\"") && l.contains("evidence indexed"))
+            .map(str::to_owned)
+    })
+    .await;
+    let line: Value = serde_json::from_str(&line).expect("JSON log line");
+    for field in ["ts", "level", "msg", "target", "job_id", "attempt", "evidence_id", "queue"] {
+        assert!(!line[field].is_null(), "{field} missing from {line}");
+    }
+
+    let worker: String = http.get(format!("{}/metrics", p.worker_url)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        series(&worker, r#"jobs_finished_total{kind="ingest_evidence",outcome="completed"}"#),
+        Some(3.0),
+        "{worker}"
+    );
+    assert_eq!(series(&worker, r#"jobs_claimed_total{queue="default"}"#), Some(3.0));
+    assert_eq!(series(&worker, "evidence_bytes_ingested_total"), Some(bytes as f64));
+    assert!(worker.contains("job_duration_seconds_bucket"), "{worker}");
+    let api: String = http.get(format!("{}/metrics", p.api_url)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        series(&api, r#"http_requests_total{method="POST",route="/v1/evidence/{id}/complete",status="202"}"#),
+        Some(3.0),
+        "{api}"
+    );
+    let ready: Value = http.get(format!("{}/ready", p.worker_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!((ready["database"].as_bool(), ready["listener"].as_bool()), (Some(true), Some(true)));
+    assert!(ready["last_completed_at"].is_string(), "{ready}");
+    drop(p);
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn worker_readiness_follows_the_database_away_and_back_without_a_restart(pool: PgPool) {
+    let upstream = {
+        let base = std::env::var("DATABASE_URL").unwrap();
+        base.rsplit_once('@').map(|(_, r)| r.split('/').next().unwrap().to_owned()).unwrap()
+    };
+    let proxy = Proxy::start(&upstream).await;
+    let app = format!("ops-worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let direct = database_url(&pool, None, "ops-api").await;
+    let through_proxy = database_url(&pool, Some(&proxy.addr.to_string()), &app).await;
+    let mut p = Processes::start(&direct, &through_proxy).await;
+    let http = reqwest::Client::new();
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    let ready = format!("{}/ready", p.worker_url);
+    assert_eq!(status(ready.clone()).await, 200);
+
+    // Cut the worker off: no new connections through the proxy, and its open ones terminated.
+    proxy.set_up(false);
+    let killed: i64 =
+        sqlx::query_scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&app)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(killed >= 2, "the worker's pool and listener connections were terminated ({killed})");
+    poll_for(WAIT, "/ready to answer 503", || async { (status(ready.clone()).await == 503).then_some(()) }).await;
+    let body: Value = http.get(&ready).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(status(format!("{}/health", p.worker_url)).await, 200, "alive while not ready");
+
+    proxy.set_up(true);
+    poll_for(WAIT, "/ready to answer 200 again", || async { (status(ready.clone()).await == 200).then_some(()) }).await;
+    assert!(p.worker.try_wait().unwrap().is_none(), "the worker was never restarted");
+
+    // And it works again: an upload is indexed by the same process.
+    let s = &samples::all("back")[0];
+    let id = upload(&http, &p.api_url, s, "ops-after-outage").await;
+    wait_indexed(&http, &p.api_url, &id).await;
+    let _ = p.api.start_kill();
+}
