@@ -97,14 +97,18 @@ impl Storage {
             BucketConfiguration::private(),
         )
         .await;
-        // 409: another process (the api and the worker start together) created it first.
-        match created {
-            Ok(r) if (200..300).contains(&r.response_code) || r.response_code == 409 => Ok(()),
-            Err(S3Error::HttpFailWithBody(409, _)) => Ok(()),
-            Ok(r) => {
-                Err(StorageError::Refused(format!("create bucket: HTTP {}: {}", r.response_code, r.response_text)))
-            }
-            Err(e) => Err(e.into()),
+        // 409: another process (the api and the worker start together) created it first. Some
+        // servers answer a concurrent create with a 500 instead (s3s-fs does): if the bucket is
+        // there now, that is success too.
+        let failure = match created {
+            Ok(r) if (200..300).contains(&r.response_code) || r.response_code == 409 => return Ok(()),
+            Err(S3Error::HttpFailWithBody(409, _)) => return Ok(()),
+            Ok(r) => StorageError::Refused(format!("create bucket: HTTP {}: {}", r.response_code, r.response_text)),
+            Err(e) => e.into(),
+        };
+        match self.bucket.list_page(String::new(), None, None, None, Some(1)).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(failure),
         }
     }
 
