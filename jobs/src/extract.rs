@@ -106,6 +106,27 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
     Ok(out)
 }
 
+/// Plain text (text, Markdown, CSV, JSON, …) goes through no third-party parser, only UTF-8
+/// decoding and our own cleaning, so the worker may extract it in its own process and save a
+/// process start per file. `None` for anything else: run the sandboxed `extract` child.
+pub fn extract_plain_text(
+    path: &Path,
+    declared_type: &str,
+    filename: &str,
+    limits: &Limits,
+) -> Option<Result<Extracted, String>> {
+    let mut head = Vec::with_capacity(8192);
+    File::open(path).and_then(|f| f.take(8192).read_to_end(&mut head)).ok()?;
+    // Zip containers and PDFs are never plain text; checking first keeps sniff() off the zip reader.
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"%PDF-") {
+        return None;
+    }
+    match sniff(path, &head, declared_type, filename) {
+        (Kind::Text, _) => Some(extract_file(path, declared_type, filename, limits)),
+        _ => None,
+    }
+}
+
 fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind, &'static str) {
     let ext = filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     let declared = declared_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -401,6 +422,21 @@ mod tests {
         let x = extract_file(file.path(), "text/plain", "big.txt", &limits).unwrap();
         assert_eq!((x.text.len(), x.truncated), (100, true));
         assert!(x.note.unwrap().contains("only the beginning is indexed"));
+    }
+
+    #[test]
+    fn only_plain_text_is_extracted_in_process() {
+        for sample in crate::samples::all("m") {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &sample.bytes).unwrap();
+            let in_process =
+                extract_plain_text(file.path(), &sample.content_type, &sample.filename, &Limits::default());
+            let plain = matches!(
+                sample.content_type.as_str(),
+                "text/plain" | "text/markdown" | "text/csv" | "application/json"
+            );
+            assert_eq!(in_process.is_some(), plain, "{}", sample.filename);
+        }
     }
 
     #[test]

@@ -126,11 +126,25 @@ impl Handler for IngestHandler {
 }
 
 impl IngestHandler {
-    /// Run the `extract` child with its limits. A crash, a time-out or a parse failure is not an
-    /// ingest failure: the evidence is still stored, verified and findable by its metadata, and
+    /// Extract plain text in process, anything else in the `extract` child with its limits.
+    /// A crash, a time-out or a parse failure is not an ingest failure: the evidence is still stored, verified and findable by its metadata, and
     /// the note says why it has no text.
     async fn extract(&self, path: &std::path::Path, declared_type: &str, filename: &str) -> Extracted {
-        match self.run_extractor(path, declared_type, filename).await {
+        let s = &self.settings;
+        let limits =
+            crate::extract::Limits { max_text_bytes: s.max_text_bytes as usize, max_parse_bytes: s.max_parse_bytes };
+        let (owned_path, declared, name) = (path.to_owned(), declared_type.to_owned(), filename.to_owned());
+        let plain = tokio::task::spawn_blocking(move || {
+            crate::extract::extract_plain_text(&owned_path, &declared, &name, &limits)
+        })
+        .await
+        .ok()
+        .flatten();
+        let result = match plain {
+            Some(result) => result,
+            None => self.run_extractor(path, declared_type, filename).await,
+        };
+        match result {
             Ok(x) => x,
             Err(reason) => {
                 tracing::warn!(reason, "text extraction failed; indexing metadata only");
