@@ -37,10 +37,15 @@ struct Processes {
 
 impl Processes {
     async fn start(database_url: &str, worker_database_url: &str) -> Self {
+        Self::start_with(database_url, worker_database_url, None).await
+    }
+
+    /// `worker_s3`: another endpoint for the worker only (a proxy), the API keeps the real one.
+    async fn start_with(database_url: &str, worker_database_url: &str, worker_s3: Option<String>) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let bucket = format!("ops-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let (api_port, worker_port) = (free_port(), free_port());
-        let spawn = |name: &str, db: &str, log: PathBuf| {
+        let spawn_command = |name: &str, db: &str, log: PathBuf| {
             let mut cmd = tokio::process::Command::new(binary(name));
             cmd.env("DATABASE_URL", db)
                 .env("DATABASE_MIGRATE", "false")
@@ -49,16 +54,26 @@ impl Processes {
                 .env("API_BIND", format!("127.0.0.1:{api_port}"))
                 .env("WORKER_BIND", format!("127.0.0.1:{worker_port}"))
                 .env("WORKER_POLL_INTERVAL_MS", "200")
+                .env("INGEST_RETRY_BASE_MS", "100")
+                .env("INGEST_RETRY_CAP_MS", "400")
+                .env("INGEST_MAX_ATTEMPTS", "50")
                 .env("LOG_FORMAT", "json")
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true);
-            cmd.spawn().expect(name)
+            cmd
         };
+        let spawn = |name: &str, db: &str, log: PathBuf| spawn_command(name, db, log).spawn().expect(name);
         let api = spawn("api", database_url, logs.path().join("api.log"));
         let worker_log = logs.path().join("worker.log");
-        let worker = spawn("worker", worker_database_url, worker_log.clone());
+        let worker = {
+            let mut cmd = spawn_command("worker", worker_database_url, worker_log.clone());
+            if let Some(endpoint) = &worker_s3 {
+                cmd.env("S3_ENDPOINT", endpoint).env("S3_CREATE_BUCKET", "false");
+            }
+            cmd.spawn().expect("worker")
+        };
         let p = Self {
             api,
             worker,
@@ -205,4 +220,68 @@ async fn worker_readiness_follows_the_database_away_and_back_without_a_restart(p
     let id = upload(&http, &p.api_url, s, "ops-after-outage").await;
     wait_indexed(&http, &p.api_url, &id).await;
     let _ = p.api.start_kill();
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn real_binaries_store_the_same_bytes_once_and_ignore_a_second_complete(pool: PgPool) {
+    let url = database_url(&pool, None, "ops-dedup").await;
+    let p = Processes::start(&url, &url).await;
+    let http = reqwest::Client::new();
+    let s = &samples::all("dedup")[5]; // the PDF
+    let first = upload(&http, &p.api_url, s, "dedup-1").await;
+    let second = upload(&http, &p.api_url, s, "dedup-2").await;
+    wait_indexed(&http, &p.api_url, &first).await;
+    wait_indexed(&http, &p.api_url, &second).await;
+    let again = http.post(format!("{}/v1/evidence/{second}/complete", p.api_url)).send().await.unwrap();
+    assert_eq!(again.status(), 200, "a repeated complete changes nothing");
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(count("SELECT count(*) FROM evidence").await, 2);
+    assert_eq!(count("SELECT count(*) FROM content").await, 1);
+    assert_eq!(count("SELECT count(*) FROM job").await, 2, "one job per evidence, none for the repeated complete");
+    assert_eq!(count("SELECT count(*) FROM evidence WHERE duplicate").await, 1);
+    let hits: Value = http
+        .get(format!("{}/v1/search", p.api_url))
+        .query(&[("q", "reconciliation variance")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 2, "words from the PDF find both evidence rows");
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn real_worker_retries_through_an_s3_outage_and_indexes_when_it_ends(pool: PgPool) {
+    let s3 = std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT");
+    let proxy = Proxy::start(&s3).await;
+    let url = database_url(&pool, None, "ops-outage").await;
+    let p = Processes::start_with(&url, &url, Some(format!("http://{}", proxy.addr))).await;
+    proxy.set_up(false);
+    let http = reqwest::Client::new();
+    let s = &samples::all("outage")[6]; // the DOCX
+    let id = upload(&http, &p.api_url, s, "outage-1").await;
+    poll_for(WAIT, "two failed attempts against the unreachable store", || async {
+        let errors: i32 =
+            sqlx::query_scalar("SELECT jsonb_array_length(errors) FROM job").fetch_one(&pool).await.ok()?;
+        (errors >= 2).then_some(())
+    })
+    .await;
+    let ev: Value = http.get(format!("{}/v1/evidence/{id}", p.api_url)).send().await.unwrap().json().await.unwrap();
+    assert!(ev["last_error"].as_str().unwrap_or_default().contains("object store unavailable"), "{ev}");
+    proxy.set_up(true);
+    wait_indexed(&http, &p.api_url, &id).await;
+    let hits: Value = http
+        .get(format!("{}/v1/search", p.api_url))
+        .query(&[("q", "acquisition Globex")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hits["hits"][0]["id"], id.as_str(), "words from the DOCX are found");
 }
