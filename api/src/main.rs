@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use api::AppState;
-use jobs::config::{self, IngestSettings, S3Settings};
-use jobs::storage::Storage;
-use sqlx::postgres::PgPoolOptions;
+use jobs::config::{self, DatabaseSettings, IngestSettings, S3Settings};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -14,21 +12,12 @@ async fn main() -> anyhow::Result<()> {
     let metrics = jobs::telemetry::init()?;
     let bind = config::api_bind()?;
     let public_url = std::env::var("API_PUBLIC_URL").unwrap_or_else(|_| format!("http://{bind}"));
+    let database = DatabaseSettings::from_env()?;
     let s3 = S3Settings::from_env()?;
     let ingest = IngestSettings::from_env()?;
     let (max_attempts, _) = config::ingest_retry_from_env()?;
-    let pool = PgPoolOptions::new()
-        .max_connections(config::database_max_connections()?)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_lazy(&config::database_url()?)
-        .context("DATABASE_URL")?;
-    if config::migrate_on_start()? {
-        jobs::MIGRATOR.run(&pool).await.context("applying migrations")?;
-    }
-    let storage = Storage::new(&s3)?;
-    if s3.create_bucket {
-        storage.ensure_bucket().await.context("creating the bucket")?;
-    }
+    let pool = jobs::startup::database(&database, 1, std::time::Duration::from_secs(5)).await?;
+    let storage = jobs::startup::storage(&s3).await?;
     let state = AppState {
         pool,
         storage: Arc::new(storage),

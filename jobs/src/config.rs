@@ -41,17 +41,23 @@ fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
     var(name, default)
 }
 
-pub fn database_url() -> Result<String, ConfigError> {
-    var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/evidence".to_owned())
+/// Where Postgres is and how the binaries use it.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    /// Apply the embedded migrations at start (`DATABASE_MIGRATE`).
+    pub migrate: bool,
 }
 
-/// Whether a binary applies the embedded migrations at start (`DATABASE_MIGRATE`).
-pub fn migrate_on_start() -> Result<bool, ConfigError> {
-    flag("DATABASE_MIGRATE", false)
-}
-
-pub fn database_max_connections() -> Result<u32, ConfigError> {
-    var("DATABASE_MAX_CONNECTIONS", 10)
+impl DatabaseSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/evidence".to_owned())?,
+            max_connections: var("DATABASE_MAX_CONNECTIONS", 10)?,
+            migrate: flag("DATABASE_MIGRATE", false)?,
+        })
+    }
 }
 
 /// Where the S3-compatible store is and how to sign for it.

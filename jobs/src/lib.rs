@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod queue;
 pub mod samples;
+pub mod startup;
 pub mod storage;
 pub mod telemetry;
 

@@ -5,35 +5,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use jobs::config::{self, IngestSettings, S3Settings};
+use jobs::config::{self, DatabaseSettings, IngestSettings, S3Settings};
 use jobs::evidence::{self, IngestHandler};
 use jobs::queue::{Registry, Worker};
-use jobs::storage::Storage;
-use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let metrics = jobs::telemetry::init()?;
     let (worker_config, bind) = config::worker_from_env()?;
+    let database = DatabaseSettings::from_env()?;
     let s3 = S3Settings::from_env()?;
     let ingest = IngestSettings::from_env()?;
     let (_, retry) = config::ingest_retry_from_env()?;
 
     // Jobs at once, plus the listener, heartbeat, completer, maintenance and /ready.
-    let connections = config::database_max_connections()?.max(worker_config.concurrency as u32 + 5);
-    let pool = PgPoolOptions::new()
-        .max_connections(connections)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect_lazy(&config::database_url()?)
-        .context("DATABASE_URL")?;
-    if config::migrate_on_start()? {
-        jobs::MIGRATOR.run(&pool).await.context("applying migrations")?;
-    }
-    let storage = Storage::new(&s3)?;
-    if s3.create_bucket {
-        storage.ensure_bucket().await.context("creating the bucket")?;
-    }
+    let pool =
+        jobs::startup::database(&database, worker_config.concurrency as u32 + 5, Duration::from_secs(10)).await?;
+    let storage = jobs::startup::storage(&s3).await?;
     anyhow::ensure!(
         ingest.extract_bin.is_file(),
         "the extract binary is not at {} (set INGEST_EXTRACT_BIN)",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::handler::{DiscardInfo, Registry};
+use super::handler::Registry;
 use super::state::{self, Next, Outcome};
 use super::store::{self, Error};
 
@@ -59,15 +59,7 @@ pub async fn run_maintenance(
             if *next == Next::Discard {
                 report.discarded += 1;
                 if let Some(registered) = registry.get(&job.kind) {
-                    let info = DiscardInfo {
-                        id: job.id,
-                        kind: job.kind.clone(),
-                        payload: job.payload.clone(),
-                        attempt: job.attempt,
-                        error: error.to_owned(),
-                        correlation_id: job.correlation_id.clone(),
-                    };
-                    registered.handler.on_discard(&mut tx, &info).await?;
+                    registered.handler.on_discard(&mut tx, &job.discard_info(error)).await?;
                 }
             }
             tracing::warn!(job_id = job.id.0, kind = job.kind, attempt = job.attempt, next = ?next, "rescued job with expired lease");

@@ -138,6 +138,20 @@ pub struct ClaimedJob {
     pub created_at: DateTime<Utc>,
 }
 
+impl ClaimedJob {
+    /// What the kind's discard hook is told about this job.
+    pub fn discard_info(&self, error: &str) -> super::DiscardInfo {
+        super::DiscardInfo {
+            id: self.id,
+            kind: self.kind.clone(),
+            payload: self.payload.clone(),
+            attempt: self.attempt,
+            error: error.to_owned(),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
+}
+
 /// A whole row, for inspection (operators, tests).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {

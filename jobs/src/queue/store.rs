@@ -234,23 +234,11 @@ pub async fn heartbeat<'e>(
     Ok(renewed)
 }
 
-/// A running job whose lease has expired, locked by the rescuer's transaction.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ExpiredJob {
-    pub id: JobId,
-    pub queue: String,
-    pub kind: String,
-    pub payload: serde_json::Value,
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub correlation_id: Option<String>,
-}
-
 /// Lock up to `limit` running jobs whose lease expired (database clock). Call inside a
 /// transaction and finish them with [`fail_expired`] in the same one.
-pub async fn lock_expired(conn: &mut PgConnection, limit: i64) -> Result<Vec<ExpiredJob>, Error> {
-    let rows = sqlx::query_as::<_, ExpiredJob>(
-        "SELECT id, queue, kind, payload, attempt, max_attempts, correlation_id FROM job
+pub async fn lock_expired(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob>, Error> {
+    let rows = sqlx::query_as::<_, ClaimedJob>(
+        "SELECT id, queue, kind, payload, attempt, max_attempts, lease_token, correlation_id, created_at FROM job
          WHERE state = 'running' AND locked_until < now()
          ORDER BY locked_until
          LIMIT $1

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::handler::{DiscardInfo, JobContext, JobError, Registered, Registry};
+use super::handler::{JobContext, JobError, Registered, Registry};
 use super::maintenance::run_maintenance;
 use super::model::{ClaimedJob, JobId};
 use super::state::{self, Next, Outcome};
@@ -386,15 +386,7 @@ async fn record_failure(
     if !store::fail_if_running(&mut *tx, job.id, job.lease_token, next, error).await? {
         return Ok(false);
     }
-    let info = DiscardInfo {
-        id: job.id,
-        kind: job.kind.clone(),
-        payload: job.payload.clone(),
-        attempt: job.attempt,
-        error: error.to_owned(),
-        correlation_id: job.correlation_id.clone(),
-    };
-    registered.handler.on_discard(&mut tx, &info).await?;
+    registered.handler.on_discard(&mut tx, &job.discard_info(error)).await?;
     tx.commit().await?;
     Ok(true)
 }
