@@ -126,6 +126,11 @@ async fn wait_indexed(http: &reqwest::Client, api: &str, id: &str) {
     .await;
 }
 
+async fn search(http: &reqwest::Client, api: &str, q: &str) -> Value {
+    let resp = http.get(format!("{api}/v1/search")).query(&[("q", q)]).send().await.unwrap();
+    resp.json().await.unwrap()
+}
+
 /// The value of one Prometheus series (exact name and labels as rendered), if present.
 fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok())
@@ -242,15 +247,7 @@ async fn real_binaries_store_the_same_bytes_once_and_ignore_a_second_complete(po
     assert_eq!(count("SELECT count(*) FROM content").await, 1);
     assert_eq!(count("SELECT count(*) FROM job").await, 2, "one job per evidence, none for the repeated complete");
     assert_eq!(count("SELECT count(*) FROM evidence WHERE duplicate").await, 1);
-    let hits: Value = http
-        .get(format!("{}/v1/search", p.api_url))
-        .query(&[("q", "reconciliation variance")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hits = search(&http, &p.api_url, "reconciliation variance").await;
     assert_eq!(hits["hits"].as_array().unwrap().len(), 2, "words from the PDF find both evidence rows");
 }
 
@@ -274,14 +271,6 @@ async fn real_worker_retries_through_an_s3_outage_and_indexes_when_it_ends(pool:
     assert!(ev["last_error"].as_str().unwrap_or_default().contains("object store unavailable"), "{ev}");
     proxy.set_up(true);
     wait_indexed(&http, &p.api_url, &id).await;
-    let hits: Value = http
-        .get(format!("{}/v1/search", p.api_url))
-        .query(&[("q", "acquisition Globex")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hits = search(&http, &p.api_url, "acquisition Globex").await;
     assert_eq!(hits["hits"][0]["id"], id.as_str(), "words from the DOCX are found");
 }
