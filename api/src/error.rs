@@ -70,6 +70,10 @@ impl From<EvidenceError> for ApiError {
                 tracing::warn!(error = message, "database unavailable");
                 ApiError::Unavailable(body("database_unavailable", "the database is unavailable; retry later"))
             }
+            EvidenceError::Queue(jobs::queue::Error::UniqueConflict) => ApiError::Conflict(body(
+                "job_active",
+                "an ingest job for this evidence is already active; wait for it to finish",
+            )),
             EvidenceError::Db(_) | EvidenceError::Queue(_) => {
                 tracing::error!(error = message, "internal error");
                 ApiError::Internal(body("internal", "internal error; see the server log"))

@@ -334,3 +334,32 @@ fn openapi_spec_matches_the_committed_snapshot() {
         assert!(spec.contains(status), "{status} missing from the spec");
     }
 }
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn reindex_requeues_indexed_evidence_once(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let id = app.upload(&sample("chain-of-custody.json"), json!({})).await;
+    app.wait_status(&id, "indexed").await;
+
+    // A job for this evidence made by hand and still waiting: reindex must not add a second one.
+    sqlx::query("INSERT INTO job (kind, payload, unique_key, run_at) VALUES ('ingest_evidence', '{}', $1, now() + interval '1 hour')")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, err) = app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("job_active")), "{err}");
+    assert_eq!(app.get(&format!("/v1/evidence/{id}")).await.1["status"], "indexed", "the refusal rolled back");
+
+    sqlx::query("DELETE FROM job WHERE run_at > now()").execute(&pool).await.unwrap();
+    let (status, body) = app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await;
+    assert_eq!(
+        (status, body["status"].as_str().map(|s| s == "queued" || s == "indexing")),
+        (202, Some(true)),
+        "{body}"
+    );
+    let ev = app.wait_status(&id, "indexed").await;
+    assert_eq!(ev["duplicate"], false, "reindexing the same bytes does not make it a duplicate of itself");
+    assert_eq!(count(&pool, "SELECT count(*) FROM job WHERE state = 'completed'").await, 2);
+    app.stop().await;
+}

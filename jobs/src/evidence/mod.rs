@@ -137,7 +137,9 @@ async fn enqueue_ingest(
         .unique_key(id.0.to_string())
         .max_attempts(max_attempts)
         .correlation_id(request_id.map(str::to_owned));
-    let job_id = queue::store::enqueue(&mut *tx, &job).await?;
+    // The status guard above means no ingest job is active for this evidence; if one is anyway
+    // (a hand-made row), refuse rather than leave the evidence queued without its own job.
+    let job_id = queue::store::enqueue(&mut *tx, &job).await?.ok_or(queue::Error::UniqueConflict)?;
     store::set_job(&mut tx, id, job_id).await?;
     tx.commit().await?;
     Ok(true)

@@ -151,10 +151,10 @@ pub struct Evidence {
 impl Evidence {
     /// The same declaration as `new` (for Idempotency-Key replays).
     pub fn same_request(&self, new: &NewEvidence) -> bool {
-        let mut tags = new.tags.clone();
+        let mut tags: Vec<String> = new.tags.iter().map(|t| t.trim().to_owned()).collect();
         tags.sort();
         tags.dedup();
-        self.filename == new.filename
+        self.filename == new.filename.trim()
             && self.content_type == new.content_type
             && self.size_bytes == new.size_bytes
             && self.declared_sha256 == new.sha256

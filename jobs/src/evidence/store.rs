@@ -111,12 +111,8 @@ pub async fn mark_queued(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_job(conn: &mut PgConnection, id: EvidenceId, job: Option<JobId>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE evidence SET job_id = coalesce($2, job_id) WHERE id = $1")
-        .bind(id)
-        .bind(job)
-        .execute(conn)
-        .await?;
+pub async fn set_job(conn: &mut PgConnection, id: EvidenceId, job: JobId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE evidence SET job_id = $2 WHERE id = $1").bind(id).bind(job).execute(conn).await?;
     Ok(())
 }
 
@@ -197,7 +193,9 @@ pub async fn mark_indexed(
     attempt: i32,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE evidence SET status = 'indexed', sha256 = $2, duplicate = $3, attempts = $4, last_error = NULL,
+        "UPDATE evidence SET status = 'indexed', sha256 = $2, attempts = $4, last_error = NULL,
+                             -- a reindex of the same bytes keeps what the first ingest found
+                             duplicate = CASE WHEN sha256 = $2 AND duplicate IS NOT NULL THEN duplicate ELSE $3 END,
                              indexed_at = now(), updated_at = now()
          WHERE id = $1 AND status = 'queued'",
     )
