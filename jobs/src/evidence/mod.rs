@@ -88,8 +88,11 @@ pub async fn complete(
     if size != evidence.size_bytes as u64 {
         return Err(EvidenceError::SizeMismatch { declared: evidence.size_bytes as u64, actual: size });
     }
-    let queued = enqueue_ingest(pool, id, EvidenceStatus::AwaitingUpload, request_id, max_attempts).await?;
-    Ok((store::get(pool, id).await?.ok_or(EvidenceError::NotFound(id))?, queued))
+    match enqueue_ingest(pool, id, EvidenceStatus::AwaitingUpload, request_id, max_attempts).await? {
+        Some(queued) => Ok((queued, true)),
+        // Another complete won the race: answer with the state it left.
+        None => Ok((store::get(pool, id).await?.ok_or(EvidenceError::NotFound(id))?, false)),
+    }
 }
 
 /// Queue an indexed or failed evidence again (after fixing the cause of an `index_error`, or
@@ -107,30 +110,33 @@ pub async fn reindex(
             return Err(EvidenceError::WrongStatus { id, status, action: "reindex", needs: "indexed or index_error" });
         }
     };
-    if !enqueue_ingest(pool, id, from, request_id, max_attempts).await? {
-        // Someone else moved it first; report what it is now.
-        let now = store::get(pool, id).await?.ok_or(EvidenceError::NotFound(id))?;
-        return Err(EvidenceError::WrongStatus {
-            id,
-            status: now.status,
-            action: "reindex",
-            needs: "indexed or index_error",
-        });
+    match enqueue_ingest(pool, id, from, request_id, max_attempts).await? {
+        Some(queued) => Ok(queued),
+        None => {
+            // Someone else moved it first; report what it is now.
+            let now = store::get(pool, id).await?.ok_or(EvidenceError::NotFound(id))?;
+            Err(EvidenceError::WrongStatus {
+                id,
+                status: now.status,
+                action: "reindex",
+                needs: "indexed or index_error",
+            })
+        }
     }
-    store::get(pool, id).await?.ok_or(EvidenceError::NotFound(id))
 }
 
-/// `from → queued` and the ingest job, in one transaction. False when the row was not in `from`.
+/// `from → queued` and the ingest job, in one transaction; the queued evidence, or `None` when
+/// the row was not in `from`.
 async fn enqueue_ingest(
     pool: &PgPool,
     id: EvidenceId,
     from: EvidenceStatus,
     request_id: Option<&str>,
     max_attempts: i32,
-) -> Result<bool, EvidenceError> {
+) -> Result<Option<Evidence>, EvidenceError> {
     let mut tx = pool.begin().await?;
     if !store::mark_queued(&mut tx, id, from, request_id).await? {
-        return Ok(false);
+        return Ok(None);
     }
     let job = NewJob::from_args(&IngestEvidence { evidence_id: id.0 })
         .map_err(|e| EvidenceError::Invalid(e.to_string()))?
@@ -140,9 +146,9 @@ async fn enqueue_ingest(
     // The status guard above means no ingest job is active for this evidence; if one is anyway
     // (a hand-made row), refuse rather than leave the evidence queued without its own job.
     let job_id = queue::store::enqueue(&mut *tx, &job).await?.ok_or(queue::Error::UniqueConflict)?;
-    store::set_job(&mut tx, id, job_id).await?;
+    let queued = store::set_job(&mut tx, id, job_id).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(queued))
 }
 
 /// Publish `evidence_by_status{status}` every `every` until `stop`; one process's view of a

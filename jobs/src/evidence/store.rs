@@ -8,34 +8,48 @@ use super::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence
 use crate::extract::Extracted;
 use crate::queue::JobId;
 
-/// The evidence columns plus its current job and its content, as [`Evidence`] reads them.
-const SELECT_EVIDENCE: &str = "
-    SELECT e.id, e.filename, e.content_type, e.size_bytes, e.declared_sha256, e.case_id, e.tags,
-           e.description, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
-           e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at,
-           e.job_id, j.state AS job_state, j.attempt AS job_attempt, j.max_attempts AS job_max_attempts,
-           j.run_at AS job_run_at, j.last_error AS job_last_error,
-           c.media_type, c.extractor, c.text_bytes, c.text_truncated, c.extract_note
-    FROM evidence e
-    LEFT JOIN job j ON j.id = e.job_id
-    LEFT JOIN content c ON c.sha256 = e.sha256";
+/// The evidence columns plus its current job and its content, as [`Evidence`] reads them, from
+/// a relation named `e` (the table, or a CTE that inserted or updated rows).
+macro_rules! evidence_columns {
+    () => {
+        "SELECT e.id, e.filename, e.content_type, e.size_bytes, e.declared_sha256, e.case_id, e.tags,
+                e.description, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
+                e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at,
+                e.job_id, j.state AS job_state, j.attempt AS job_attempt, j.max_attempts AS job_max_attempts,
+                j.run_at AS job_run_at, j.last_error AS job_last_error,
+                c.media_type, c.extractor, c.text_bytes, c.text_truncated, c.extract_note"
+    };
+}
 
-/// Insert new evidence; with an Idempotency-Key already used, return that row instead
-/// (`created == false`). The object key is made here, from the id.
+macro_rules! evidence_joins {
+    () => {
+        " LEFT JOIN job j ON j.id = e.job_id LEFT JOIN content c ON c.sha256 = e.sha256 "
+    };
+}
+
+const SELECT_EVIDENCE: &str = concat!(evidence_columns!(), " FROM evidence e", evidence_joins!());
+
+/// Insert new evidence and read it back in one statement; with an Idempotency-Key already used,
+/// return that row instead (`created == false`). The object key is made here, from the id.
 pub async fn insert(pool: &PgPool, new: &NewEvidence) -> Result<(Evidence, bool), sqlx::Error> {
     let id = Uuid::new_v4();
     let mut tags: Vec<String> = new.tags.iter().map(|t| t.trim().to_owned()).collect();
     tags.sort();
     tags.dedup();
-    let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO evidence (id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
-                               description, object_key, idempotency_key, request_id, meta_tsv)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'evidence/' || $1::text, $9, $10,
-                 to_tsvector('english', $2 || ' ' || regexp_replace($2, '[^[:alnum:]]+', ' ', 'g') || ' '
-                                         || array_to_string($7, ' ') || ' ' || coalesce($8, '')))
-         ON CONFLICT ON CONSTRAINT evidence_idempotency_key_unique DO NOTHING
-         RETURNING id",
-    )
+    let inserted = sqlx::query_as::<_, Evidence>(concat!(
+        "WITH e AS (
+             INSERT INTO evidence (id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
+                                   description, object_key, idempotency_key, request_id, meta_tsv)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'evidence/' || $1::text, $9, $10,
+                     to_tsvector('english', $2 || ' ' || regexp_replace($2, '[^[:alnum:]]+', ' ', 'g') || ' '
+                                             || array_to_string($7, ' ') || ' ' || coalesce($8, '')))
+             ON CONFLICT ON CONSTRAINT evidence_idempotency_key_unique DO NOTHING
+             RETURNING *
+         ) ",
+        evidence_columns!(),
+        " FROM e",
+        evidence_joins!()
+    ))
     .bind(id)
     .bind(new.filename.trim())
     .bind(&new.content_type)
@@ -48,18 +62,15 @@ pub async fn insert(pool: &PgPool, new: &NewEvidence) -> Result<(Evidence, bool)
     .bind(&new.request_id)
     .fetch_optional(pool)
     .await?;
-    let (id, created) = match inserted {
-        Some(id) => (id, true),
-        None => {
-            let existing: Uuid = sqlx::query_scalar("SELECT id FROM evidence WHERE idempotency_key = $1")
-                .bind(&new.idempotency_key)
-                .fetch_one(pool)
-                .await?;
-            (existing, false)
-        }
-    };
-    let evidence = get(pool, EvidenceId(id)).await?.ok_or(sqlx::Error::RowNotFound)?;
-    Ok((evidence, created))
+    if let Some(evidence) = inserted {
+        return Ok((evidence, true));
+    }
+    let existing =
+        sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!("{SELECT_EVIDENCE} WHERE e.idempotency_key = $1")))
+            .bind(&new.idempotency_key)
+            .fetch_one(pool)
+            .await?;
+    Ok((existing, false))
 }
 
 pub async fn get<'e>(exec: impl PgExecutor<'e>, id: EvidenceId) -> Result<Option<Evidence>, sqlx::Error> {
@@ -111,9 +122,18 @@ pub async fn mark_queued(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_job(conn: &mut PgConnection, id: EvidenceId, job: JobId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE evidence SET job_id = $2 WHERE id = $1").bind(id).bind(job).execute(conn).await?;
-    Ok(())
+/// Point the evidence at its new job and read it back (with that job) in one statement.
+pub async fn set_job(conn: &mut PgConnection, id: EvidenceId, job: JobId) -> Result<Evidence, sqlx::Error> {
+    sqlx::query_as::<_, Evidence>(concat!(
+        "WITH e AS (UPDATE evidence SET job_id = $2 WHERE id = $1 RETURNING *) ",
+        evidence_columns!(),
+        " FROM e",
+        evidence_joins!()
+    ))
+    .bind(id)
+    .bind(job)
+    .fetch_one(conn)
+    .await
 }
 
 /// What the ingest job needs to know about its evidence.
