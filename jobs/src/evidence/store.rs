@@ -172,10 +172,24 @@ pub async fn insert_content(
     x: &Extracted,
     chunk_bytes: usize,
 ) -> Result<bool, sqlx::Error> {
-    let created = sqlx::query(
-        "INSERT INTO content (sha256, size_bytes, media_type, extractor, text_bytes, text_truncated, extract_note)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (sha256) DO NOTHING",
+    // Chunks are written by the same statement (a data-modifying CTE always runs to completion),
+    // and only for a content row this statement created: a duplicate's chunks already exist.
+    let chunks = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::chunks(&x.text, chunk_bytes) };
+    let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
+    let created: bool = sqlx::query_scalar(
+        "WITH c AS (
+             INSERT INTO content (sha256, size_bytes, media_type, extractor, text_bytes, text_truncated, extract_note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (sha256) DO NOTHING
+             RETURNING sha256
+         ),
+         ch AS (
+             INSERT INTO content_chunk (sha256, seq, body, tsv)
+             SELECT c.sha256, t.seq, t.body, to_tsvector('english', t.body)
+             FROM c, unnest($8::int[], $9::text[]) AS t(seq, body)
+             RETURNING 1
+         )
+         SELECT EXISTS (SELECT 1 FROM c)",
     )
     .bind(sha256)
     .bind(size)
@@ -184,23 +198,10 @@ pub async fn insert_content(
     .bind(x.text.len() as i64)
     .bind(x.truncated)
     .bind(&x.note)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if created && !x.text.trim().is_empty() {
-        let chunks = crate::extract::chunks(&x.text, chunk_bytes);
-        let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
-        sqlx::query(
-            "INSERT INTO content_chunk (sha256, seq, body, tsv)
-             SELECT $1, seq, body, to_tsvector('english', body) FROM unnest($2::int[], $3::text[]) AS t(seq, body)",
-        )
-        .bind(sha256)
-        .bind(&seqs)
-        .bind(&chunks)
-        .execute(&mut *conn)
-        .await?;
-    }
+    .bind(&seqs)
+    .bind(&chunks)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(created)
 }
 
