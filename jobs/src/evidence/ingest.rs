@@ -91,11 +91,16 @@ impl Handler for IngestHandler {
             )));
         }
 
-        // Known bytes need no extraction: the content row (and its text) already exists.
-        let extracted = if store::content_exists(&self.pool, &downloaded.sha256).await? {
-            None
-        } else {
-            Some(self.extract(staging.path(), &target.content_type, &target.filename).await)
+        // Known bytes need no extraction: the content row (and its text) already exists. Plain
+        // text costs less to extract than the query that would tell, so it skips the check and
+        // lets the content insert's ON CONFLICT find the duplicate.
+        let (path, declared, name) = (staging.path(), &target.content_type, &target.filename);
+        let extracted = match self.extract_plain(path, declared, name).await {
+            Some(plain) => Some(plain.unwrap_or_else(|reason| metadata_only(declared, &reason))),
+            None if store::content_exists(&self.pool, &downloaded.sha256).await? => None,
+            None => {
+                Some(self.run_extractor(path, declared, name).await.unwrap_or_else(|r| metadata_only(declared, &r)))
+            }
         };
 
         let mut tx = ctx.begin_finish().await?;
@@ -126,39 +131,26 @@ impl Handler for IngestHandler {
 }
 
 impl IngestHandler {
-    /// Extract plain text in process, anything else in the `extract` child with its limits.
-    /// A crash, a time-out or a parse failure is not an ingest failure: the evidence is still stored, verified and findable by its metadata, and
-    /// the note says why it has no text.
-    async fn extract(&self, path: &std::path::Path, declared_type: &str, filename: &str) -> Extracted {
+    /// Plain text, extracted in process (see `extract::extract_plain_text`); `None` for anything
+    /// that needs the sandboxed child.
+    async fn extract_plain(
+        &self,
+        path: &std::path::Path,
+        declared_type: &str,
+        filename: &str,
+    ) -> Option<Result<Extracted, String>> {
         let s = &self.settings;
         let limits =
             crate::extract::Limits { max_text_bytes: s.max_text_bytes as usize, max_parse_bytes: s.max_parse_bytes };
         let (owned_path, declared, name) = (path.to_owned(), declared_type.to_owned(), filename.to_owned());
-        let plain = tokio::task::spawn_blocking(move || {
-            crate::extract::extract_plain_text(&owned_path, &declared, &name, &limits)
-        })
-        .await
-        .ok()
-        .flatten();
-        let result = match plain {
-            Some(result) => result,
-            None => self.run_extractor(path, declared_type, filename).await,
-        };
-        match result {
-            Ok(x) => x,
-            Err(reason) => {
-                tracing::warn!(reason, "text extraction failed; indexing metadata only");
-                Extracted {
-                    media_type: declared_type.to_owned(),
-                    extractor: "none".into(),
-                    text: String::new(),
-                    truncated: false,
-                    note: Some(format!("text extraction failed: {reason}; indexed by filename, tags and description")),
-                }
-            }
-        }
+        tokio::task::spawn_blocking(move || crate::extract::extract_plain_text(&owned_path, &declared, &name, &limits))
+            .await
+            .ok()
+            .flatten()
     }
 
+    /// Run the `extract` child with its limits. A crash, a time-out or a parse failure is not an
+    /// ingest failure: the caller indexes the evidence by its metadata with the reason as a note.
     async fn run_extractor(
         &self,
         path: &std::path::Path,
@@ -203,5 +195,17 @@ impl IngestHandler {
             });
         }
         serde_json::from_slice(&out).map_err(|e| format!("unreadable extractor output: {e}"))
+    }
+}
+
+/// What a file whose text could not be extracted is indexed with: its metadata, and why.
+fn metadata_only(declared_type: &str, reason: &str) -> Extracted {
+    tracing::warn!(reason, "text extraction failed; indexing metadata only");
+    Extracted {
+        media_type: declared_type.to_owned(),
+        extractor: "none".into(),
+        text: String::new(),
+        truncated: false,
+        note: Some(format!("text extraction failed: {reason}; indexed by filename, tags and description")),
     }
 }
