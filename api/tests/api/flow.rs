@@ -363,3 +363,38 @@ async fn reindex_requeues_indexed_evidence_once(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM job WHERE state = 'completed'").await, 2);
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn a_job_made_by_hand_with_only_the_evidence_id_is_ingested(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let s = sample("incident-timeline.md");
+    let created = app.create(&s, json!({})).await;
+    assert_eq!(app.put(&created, &s.bytes).await, 200);
+    let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+    // What runbooks/jobs-by-hand.md does in psql, without the API.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE evidence SET status = 'queued', queued_at = now() WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let job: i64 = sqlx::query_scalar(
+        "INSERT INTO job (kind, payload, unique_key, max_attempts)
+         VALUES ('ingest_evidence', jsonb_build_object('evidence_id', $1::text), $1, 8) RETURNING id",
+    )
+    .bind(&id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE evidence SET job_id = $2 WHERE id = $1::uuid")
+        .bind(&id)
+        .bind(job)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_notify('job_available', 'default')").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let ev = app.wait_status(&id, "indexed").await;
+    assert_eq!(ev["sha256"], sha256_hex(&s.bytes));
+    app.stop().await;
+}

@@ -23,6 +23,10 @@ const CHUNK_BYTES: usize = 8 * 1024;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestEvidence {
     pub evidence_id: Uuid,
+    /// The object's facts, copied when the job is enqueued so the worker need not read the
+    /// evidence row. Absent in jobs made by hand (runbooks/jobs-by-hand.md): then it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<store::IngestObject>,
 }
 
 impl JobArgs for IngestEvidence {
@@ -47,14 +51,17 @@ impl Handler for IngestHandler {
 
     async fn run(&self, ctx: JobContext, args: IngestEvidence) -> Result<(), JobError> {
         let id = EvidenceId(args.evidence_id);
-        let Some(target) = store::ingest_target(&self.pool, id).await? else {
-            return Err(JobError::permanent(format!("evidence {id} no longer exists")));
+        let target = match args.object {
+            Some(object) => object,
+            None => match store::ingest_target(&self.pool, id).await? {
+                None => return Err(JobError::permanent(format!("evidence {id} no longer exists"))),
+                Some((status, _)) if status != EvidenceStatus::Queued => {
+                    tracing::info!(evidence_id = %id, %status, "evidence is not queued; nothing to do");
+                    return ctx.begin_finish().await?.commit().await;
+                }
+                Some((_, object)) => object,
+            },
         };
-        if target.status != EvidenceStatus::Queued {
-            tracing::info!(evidence_id = %id, status = %target.status, "evidence is not queued; nothing to do");
-            let tx = ctx.begin_finish().await?;
-            return tx.commit().await;
-        }
 
         let staging = tempfile::NamedTempFile::new_in(&self.settings.tmp_dir).map_err(|e| {
             JobError::retryable(format!("cannot create a staging file in {}: {e}", self.settings.tmp_dir.display()))
@@ -110,11 +117,15 @@ impl Handler for IngestHandler {
             }
             None => false,
         };
-        if !store::mark_indexed(&mut tx, id, &downloaded.sha256, !created, ctx.attempt).await? {
-            return Err(JobError::retryable("evidence left the queued status while it was being indexed"));
-        }
+        let indexed = store::mark_indexed(&mut tx, id, &downloaded.sha256, !created, ctx.attempt).await?;
         tx.commit().await?;
-        tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate = !created, "evidence indexed");
+        if indexed {
+            tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate = !created, "evidence indexed");
+        } else {
+            // Moved out of `queued` by hand while we worked: its status is left as it is. A new
+            // content row is kept; it is addressed by its bytes and harms nothing.
+            tracing::warn!(evidence_id = %id, "evidence is no longer queued; its status was left alone");
+        }
         Ok(())
     }
 

@@ -135,10 +135,10 @@ async fn enqueue_ingest(
     max_attempts: i32,
 ) -> Result<Option<Evidence>, EvidenceError> {
     let mut tx = pool.begin().await?;
-    if !store::mark_queued(&mut tx, id, from, request_id).await? {
+    let Some(object) = store::mark_queued(&mut tx, id, from, request_id).await? else {
         return Ok(None);
-    }
-    let job = NewJob::from_args(&IngestEvidence { evidence_id: id.0 })
+    };
+    let job = NewJob::from_args(&IngestEvidence { evidence_id: id.0, object: Some(object) })
         .map_err(|e| EvidenceError::Invalid(e.to_string()))?
         .unique_key(id.0.to_string())
         .max_attempts(max_attempts)

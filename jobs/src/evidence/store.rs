@@ -102,24 +102,25 @@ pub async fn list(pool: &PgPool, f: &ListFilter) -> Result<Vec<Evidence>, sqlx::
     .await
 }
 
-/// `from → queued`, recording who asked. False when the row was not in `from`.
+/// `from → queued`, recording who asked. Returns what the ingest job needs to know about the
+/// object, or `None` when the row was not in `from`.
 pub async fn mark_queued(
     conn: &mut PgConnection,
     id: EvidenceId,
     from: EvidenceStatus,
     request_id: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<Option<IngestObject>, sqlx::Error> {
+    sqlx::query_as(
         "UPDATE evidence SET status = 'queued', queued_at = now(), updated_at = now(), attempts = 0,
                              last_error = NULL, request_id = coalesce($3, request_id)
-         WHERE id = $1 AND status = $2",
+         WHERE id = $1 AND status = $2
+         RETURNING object_key, size_bytes, declared_sha256, content_type, filename",
     )
     .bind(id)
     .bind(from.as_str())
     .bind(request_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Point the evidence at its new job and read it back (with that job) in one statement.
@@ -136,26 +137,32 @@ pub async fn set_job(conn: &mut PgConnection, id: EvidenceId, job: JobId) -> Res
     .await
 }
 
-/// What the ingest job needs to know about its evidence.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct IngestTarget {
-    pub id: EvidenceId,
-    pub filename: String,
-    pub content_type: String,
+/// What the ingest job needs to know about its evidence's object. None of it changes after the
+/// evidence is created, so it travels in the job's payload.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+pub struct IngestObject {
+    pub object_key: String,
     pub size_bytes: i64,
     pub declared_sha256: Option<String>,
-    #[sqlx(try_from = "String")]
-    pub status: EvidenceStatus,
-    pub object_key: String,
+    pub content_type: String,
+    pub filename: String,
 }
 
-pub async fn ingest_target<'e>(exec: impl PgExecutor<'e>, id: EvidenceId) -> Result<Option<IngestTarget>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, filename, content_type, size_bytes, declared_sha256, status, object_key FROM evidence WHERE id = $1",
+/// The evidence's status and object, for jobs whose payload carries only the id.
+pub async fn ingest_target<'e>(
+    exec: impl PgExecutor<'e>,
+    id: EvidenceId,
+) -> Result<Option<(EvidenceStatus, IngestObject)>, sqlx::Error> {
+    let row: Option<(String, String, i64, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT status, object_key, size_bytes, declared_sha256, content_type, filename FROM evidence WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(exec)
-    .await
+    .await?;
+    Ok(row.and_then(|(status, object_key, size_bytes, declared_sha256, content_type, filename)| {
+        let status = EvidenceStatus::parse(&status)?;
+        Some((status, IngestObject { object_key, size_bytes, declared_sha256, content_type, filename }))
+    }))
 }
 
 pub async fn content_exists<'e>(exec: impl PgExecutor<'e>, sha256: &str) -> Result<bool, sqlx::Error> {
