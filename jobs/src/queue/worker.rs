@@ -78,15 +78,12 @@ fn default_worker_id() -> String {
 pub struct WorkerStatus {
     pub listener_connected: AtomicBool,
     pub listener_reconnects: AtomicU64,
-    pub jobs_completed: AtomicU64,
-    pub jobs_failed: AtomicU64,
     /// Unix milliseconds of the last completed job, 0 before the first.
     pub last_completed_unix_ms: AtomicI64,
 }
 
 impl WorkerStatus {
-    fn record_completed(&self, n: u64) {
-        self.jobs_completed.fetch_add(n, Ordering::Relaxed);
+    fn record_completed(&self) {
         self.last_completed_unix_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 }
@@ -305,7 +302,7 @@ async fn run_job(shared: &Shared, job: ClaimedJob) {
                 metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone(), "outcome" => "completed").record(elapsed);
                 metrics::counter!("jobs_finished_total", "kind" => job.kind.clone(), "outcome" => "completed").increment(1);
                 if ctx.finished.load(Ordering::Acquire) {
-                    shared.status.record_completed(1);
+                    shared.status.record_completed();
                 } else if shared.completions.send((job.id, job.lease_token)).await.is_err() {
                     tracing::error!("completer gone; the lease will expire and the job run again");
                 }
@@ -323,7 +320,6 @@ async fn run_job(shared: &Shared, job: ClaimedJob) {
         let label = if next == Next::Discard { "discarded" } else { "retried" };
         metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone(), "outcome" => label).record(elapsed);
         metrics::counter!("jobs_finished_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
-        shared.status.jobs_failed.fetch_add(1, Ordering::Relaxed);
         match record_failure(shared, &registered, &job, next, &message).await {
             Ok(true) => tracing::warn!(error = message, next = ?next, "attempt failed"),
             Ok(false) => tracing::warn!(error = message, "attempt failed after its lease was lost; nothing recorded"),
@@ -405,7 +401,9 @@ async fn complete_in_batches(
         for attempt in 1..=5 {
             match store::complete_many_if_running(&pool, &ids, &tokens).await {
                 Ok(done) => {
-                    status.record_completed(done.len() as u64);
+                    if !done.is_empty() {
+                        status.record_completed();
+                    }
                     if done.len() < ids.len() {
                         metrics::counter!("jobs_fenced_out_total", "kind" => "batch")
                             .increment((ids.len() - done.len()) as u64);
