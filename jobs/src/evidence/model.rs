@@ -72,7 +72,15 @@ pub struct NewEvidence {
 }
 
 impl NewEvidence {
-    /// Check the declaration and normalise it (trimmed names, lower-case hex, sorted tags).
+    /// Tags as they are stored: trimmed, sorted, without repeats.
+    pub fn normalized_tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self.tags.iter().map(|t| t.trim().to_owned()).collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
+    /// Check the declaration; each failure says which field is wrong and what it must be.
     pub fn validate(&self, max_object_bytes: u64) -> Result<(), EvidenceError> {
         let invalid = |m: String| Err(EvidenceError::Invalid(m));
         if self.filename.trim().is_empty() || self.filename.len() > 255 {
@@ -151,9 +159,7 @@ pub struct Evidence {
 impl Evidence {
     /// The same declaration as `new` (for Idempotency-Key replays).
     pub fn same_request(&self, new: &NewEvidence) -> bool {
-        let mut tags: Vec<String> = new.tags.iter().map(|t| t.trim().to_owned()).collect();
-        tags.sort();
-        tags.dedup();
+        let tags = new.normalized_tags();
         self.filename == new.filename.trim()
             && self.content_type == new.content_type
             && self.size_bytes == new.size_bytes

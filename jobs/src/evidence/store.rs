@@ -33,9 +33,7 @@ const SELECT_EVIDENCE: &str = concat!(evidence_columns!(), " FROM evidence e", e
 /// return that row instead (`created == false`). The object key is made here, from the id.
 pub async fn insert(pool: &PgPool, new: &NewEvidence) -> Result<(Evidence, bool), sqlx::Error> {
     let id = Uuid::new_v4();
-    let mut tags: Vec<String> = new.tags.iter().map(|t| t.trim().to_owned()).collect();
-    tags.sort();
-    tags.dedup();
+    let tags = new.normalized_tags();
     let inserted = sqlx::query_as::<_, Evidence>(concat!(
         "WITH e AS (
              INSERT INTO evidence (id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
