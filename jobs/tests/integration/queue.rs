@@ -579,3 +579,23 @@ async fn cancelling_a_running_job_fences_out_its_worker(pool: PgPool) {
     assert_eq!(job(&pool, id).await.state(), Some(JobState::Cancelled));
     assert_eq!(count(&pool, "SELECT count(*) FROM effect").await, 0);
 }
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn claims_commit_asynchronously_without_changing_the_connection(_opts: PgPoolOptions, connect: PgConnectOptions) {
+    // One connection, so the statements after the claim run on the very connection it used.
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(connect).await.unwrap();
+    let id = store::enqueue(&pool, &NewJob::from_args(&Noop {}).unwrap()).await.unwrap().unwrap();
+    let default: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&pool).await.unwrap();
+
+    let claimed = store::claim(&pool, "default", &[Noop::KIND.into()], 10, "w", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(job(&pool, id).await.state(), Some(JobState::Running), "the claim is committed and visible");
+
+    let after: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&pool).await.unwrap();
+    assert_eq!(after, default, "the claim's setting ended with its own transaction");
+    // A caller's transaction on the same connection commits as the server is configured.
+    let mut tx = pool.begin().await.unwrap();
+    let inside: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(inside, default);
+    tx.rollback().await.unwrap();
+}
