@@ -119,8 +119,8 @@ impl Handler for IngestHandler {
         };
         let indexed = store::mark_indexed(&mut tx, id, &downloaded.sha256, !created, ctx.attempt).await?;
         tx.commit().await?;
-        if indexed {
-            tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate = !created, "evidence indexed");
+        if let Some(duplicate) = indexed {
+            tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate, "evidence indexed");
         } else {
             // Moved out of `queued` by hand while we worked: its status is left as it is. A new
             // content row is kept; it is addressed by its bytes and harms nothing.

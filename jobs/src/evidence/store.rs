@@ -210,28 +210,29 @@ pub async fn insert_content(
     Ok(created)
 }
 
-/// `queued → indexed`, pointing at its content. False when the evidence was no longer queued.
+/// `queued → indexed`, pointing at its content. Returns the duplicate flag the row now holds
+/// (a reindex of the same bytes keeps the first ingest's), or `None` when the evidence was no
+/// longer queued.
 pub async fn mark_indexed(
     conn: &mut PgConnection,
     id: EvidenceId,
     sha256: &str,
     duplicate: bool,
     attempt: i32,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
         "UPDATE evidence SET status = 'indexed', sha256 = $2, attempts = $4, last_error = NULL,
-                             -- a reindex of the same bytes keeps what the first ingest found
                              duplicate = CASE WHEN sha256 = $2 AND duplicate IS NOT NULL THEN duplicate ELSE $3 END,
                              indexed_at = now(), updated_at = now()
-         WHERE id = $1 AND status = 'queued'",
+         WHERE id = $1 AND status = 'queued'
+         RETURNING duplicate",
     )
     .bind(id)
     .bind(sha256)
     .bind(duplicate)
     .bind(attempt)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
 /// `queued → index_error` with the reason (the ingest job's discard hook).
