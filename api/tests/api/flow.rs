@@ -151,7 +151,11 @@ async fn bad_input_gets_a_clear_json_error(pool: PgPool) {
         .await;
     assert_eq!((status, err["code"].as_str()), (400, Some("bad_request")));
     let (status, err) = app.get("/v1/evidence/not-a-uuid").await;
-    assert_eq!((status, err["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!((status, err["code"].as_str()), (400, Some("invalid_id")));
+    let message = err["message"].as_str().unwrap();
+    assert!(message.starts_with("the evidence id in the path must be a UUID"), "{message}");
+    let (status, err) = app.post("/v1/evidence/42/complete", json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("invalid_id")));
     let missing = uuid::Uuid::new_v4();
     let (status, err) = app.get(&format!("/v1/evidence/{missing}")).await;
     assert_eq!((status, err["code"].as_str()), (404, Some("not_found")));
