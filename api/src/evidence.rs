@@ -50,6 +50,20 @@ pub struct Upload {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Where to fetch verified evidence from.
+#[derive(Debug, Object)]
+pub struct Download {
+    /// Always `GET`.
+    pub method: String,
+    /// A presigned URL; the response names the file by its original filename.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+    pub filename: String,
+    pub size_bytes: i64,
+    /// SHA-256 of the bytes verified at ingest: check the download against it.
+    pub sha256: Option<String>,
+}
+
 #[derive(Debug, Object)]
 pub struct EvidenceCreated {
     pub evidence: EvidenceView,
@@ -313,6 +327,25 @@ impl EvidenceApi {
             .await?
             .ok_or_else(|| ApiError::from(jobs::evidence::EvidenceError::NotFound(id)))?;
         Ok(Json(evidence.into()))
+    }
+
+    /// A presigned URL to download the evidence's original bytes.
+    ///
+    /// Only for `indexed` evidence, whose bytes were stored and checked against their sha256;
+    /// otherwise 409 `wrong_status`.
+    #[oai(path = "/evidence/:id/download", method = "get", tag = "Tag::Evidence", operation_id = "download_evidence")]
+    async fn download(&self, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<Download>, ApiError> {
+        let id = EvidenceId(id.0);
+        let (evidence, url, expires_in) = evidence::download(&state.pool, &state.storage, id).await?;
+        tracing::info!(evidence_id = %id, "download presigned");
+        Ok(Json(Download {
+            method: "GET".into(),
+            url,
+            expires_at: Utc::now() + expires_in,
+            filename: evidence.filename,
+            size_bytes: evidence.size_bytes,
+            sha256: evidence.sha256,
+        }))
     }
 
     /// Evidence, newest first, with filters; follow `next_cursor` for more.

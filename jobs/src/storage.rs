@@ -137,6 +137,15 @@ impl Storage {
         Ok(PresignedPut { url, headers, expires_in: self.presign_expiry })
     }
 
+    /// A URL to GET the object from, valid for the presign expiry. The response names the file
+    /// `filename` (`Content-Disposition: attachment`), whatever the object's key.
+    pub async fn presign_get(&self, key: &str, filename: &str) -> Result<(String, Duration), StorageError> {
+        let mut queries = std::collections::HashMap::new();
+        queries.insert("response-content-disposition".to_owned(), content_disposition(filename));
+        let url = self.public.presign_get(key, self.presign_expiry.as_secs() as u32, Some(queries)).await?;
+        Ok((url, self.presign_expiry))
+    }
+
     /// The object's size, or `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<u64>, StorageError> {
         match self.bucket.head_object(key).await {
@@ -196,6 +205,25 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// `attachment` with the filename: an ASCII fallback (anything else, quotes and controls become
+/// `_`) plus the exact
+/// name in RFC 5987 form.
+fn content_disposition(filename: &str) -> String {
+    let fallback: String = filename
+        .chars()
+        .map(|c| if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' { c } else { '_' })
+        .collect();
+    let mut encoded = String::new();
+    for b in filename.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -212,5 +240,17 @@ mod tests {
         for (input, expected) in table {
             assert_eq!(super::base64(input.as_bytes()), expected);
         }
+    }
+
+    #[test]
+    fn content_disposition_keeps_the_name_and_escapes_what_a_header_cannot_hold() {
+        assert_eq!(
+            super::content_disposition("board minutes.pdf"),
+            "attachment; filename=\"board minutes.pdf\"; filename*=UTF-8''board%20minutes.pdf"
+        );
+        assert_eq!(
+            super::content_disposition("Zeugenaussage \"Müller\".txt"),
+            "attachment; filename=\"Zeugenaussage _M_ller_.txt\"; filename*=UTF-8''Zeugenaussage%20%22M%C3%BCller%22.txt"
+        );
     }
 }

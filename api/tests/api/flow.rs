@@ -78,6 +78,36 @@ async fn same_bytes_twice_make_two_evidence_rows_and_one_content_row(pool: PgPoo
 }
 
 #[sqlx::test(migrator = "jobs::MIGRATOR")]
+async fn verified_evidence_downloads_through_a_presigned_url(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let s = sample("board-minutes.docx");
+    let created = app.create(&s, json!({"filename": "Protokoll März.docx"})).await;
+    let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+    let (status, err) = app.get(&format!("/v1/evidence/{id}/download")).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("wrong_status")), "{err}");
+    assert!(err["message"].as_str().unwrap().contains("awaiting_upload"), "{err}");
+
+    assert_eq!(app.put(&created, &s.bytes).await, 200);
+    app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+    app.wait_status(&id, "indexed").await;
+    let (status, download) = app.get(&format!("/v1/evidence/{id}/download")).await;
+    assert_eq!(status, 200, "{download}");
+    assert_eq!(download["sha256"], sha256_hex(&s.bytes));
+    assert_eq!(download["size_bytes"], s.bytes.len());
+
+    // Anyone holding the URL can fetch it (no credentials), and only what it was signed for.
+    let url = download["url"].as_str().unwrap();
+    let got = reqwest::get(url).await.unwrap();
+    assert_eq!(got.status(), 200);
+    let disposition = got.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.ends_with("filename*=UTF-8''Protokoll%20M%C3%A4rz.docx"), "{disposition}");
+    assert_eq!(sha256_hex(&got.bytes().await.unwrap()), download["sha256"].as_str().unwrap());
+    let other_key = url.replacen(&format!("evidence/{id}"), &format!("evidence/{}", uuid::Uuid::new_v4()), 1);
+    assert_eq!(reqwest::get(other_key).await.unwrap().status(), 403, "the signature covers the key");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "jobs::MIGRATOR")]
 async fn concurrent_duplicates_do_not_race(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let s = sample("access-log.csv");

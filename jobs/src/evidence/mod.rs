@@ -95,6 +95,26 @@ pub async fn complete(
     }
 }
 
+/// A presigned GET for evidence whose bytes were verified (`indexed`), with how long it is valid.
+/// Earlier the object may be missing or not yet checked against its checksum.
+pub async fn download(
+    pool: &PgPool,
+    storage: &Storage,
+    id: EvidenceId,
+) -> Result<(Evidence, String, std::time::Duration), EvidenceError> {
+    let evidence = store::get(pool, id).await?.ok_or(EvidenceError::NotFound(id))?;
+    if evidence.status != EvidenceStatus::Indexed {
+        return Err(EvidenceError::WrongStatus {
+            id,
+            status: evidence.status,
+            action: "download",
+            needs: "indexed (its bytes stored and verified)",
+        });
+    }
+    let (url, expires_in) = storage.presign_get(&evidence.object_key, &evidence.filename).await?;
+    Ok((evidence, url, expires_in))
+}
+
 /// Queue an indexed or failed evidence again (after fixing the cause of an `index_error`, or
 /// to re-extract). Its content row is kept; the job re-checks the object.
 pub async fn reindex(
