@@ -206,8 +206,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// `attachment` with the filename: an ASCII fallback (anything else, quotes and controls become
-/// `_`) plus the exact
-/// name in RFC 5987 form.
+/// `_`) plus the exact name in RFC 5987 form.
 fn content_disposition(filename: &str) -> String {
     let fallback: String = filename
         .chars()
