@@ -357,6 +357,8 @@ impl EvidenceApi {
         status: Query<Option<String>>,
         case_id: Query<Option<String>>,
         tag: Query<Option<String>>,
+        /// Only evidence whose stored bytes have this sha256 (64 lower-case hex): every copy of one file.
+        sha256: Query<Option<String>>,
         /// 1 to 200; default 50.
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
@@ -370,9 +372,14 @@ impl EvidenceApi {
                 )
             })?),
         };
+        if let Some(sha) = sha256.0.as_deref()
+            && !jobs::evidence::is_sha256_hex(sha)
+        {
+            return Err(ApiError::unprocessable("invalid_request", "sha256 must be 64 lower-case hex characters"));
+        }
         let limit = page_limit(limit.0, 50)?;
         let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
-        let filter = ListFilter { status, case_id: case_id.0, tag: tag.0, after, limit: limit + 1 };
+        let filter = ListFilter { status, case_id: case_id.0, tag: tag.0, sha256: sha256.0, after, limit: limit + 1 };
         let mut items = jobs::evidence::store::list(&state.pool, &filter).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);

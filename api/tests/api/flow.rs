@@ -69,6 +69,15 @@ async fn same_bytes_twice_make_two_evidence_rows_and_one_content_row(pool: PgPoo
     assert_eq!(count(&pool, "SELECT count(*) FROM evidence").await, 2);
     assert_eq!(count(&pool, "SELECT count(*) FROM content").await, 1);
     assert_eq!(search(&app, "courier").await.len(), 2, "both evidence rows are found");
+    let (status, page) = app.get(&format!("/v1/evidence?sha256={}", sha256_hex(&s.bytes))).await;
+    assert_eq!(status, 200, "{page}");
+    let mut copies: Vec<&str> = page["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    copies.sort();
+    let mut want = vec![first.as_str(), second.as_str()];
+    want.sort();
+    assert_eq!(copies, want, "listing by checksum finds every copy");
+    let (status, err) = app.get("/v1/evidence?sha256=ABC").await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")), "{err}");
 
     // Complete called again: a no-op that answers with the current state, and no new job.
     let (status, body) = app.post(&format!("/v1/evidence/{second}/complete"), json!({})).await;

@@ -97,7 +97,7 @@ impl NewEvidence {
             return invalid(format!("size_bytes must be between 0 and {max_object_bytes}"));
         }
         if let Some(sha) = &self.sha256
-            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            && !is_sha256_hex(sha)
         {
             return invalid("sha256 must be 64 lower-case hex characters".into());
         }
@@ -174,12 +174,19 @@ impl Evidence {
     }
 }
 
+/// A sha256 as this service writes it: 64 lower-case hex characters.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
 /// Filters and keyset position for listing, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub status: Option<EvidenceStatus>,
     pub case_id: Option<String>,
     pub tag: Option<String>,
+    /// Evidence whose stored bytes have this checksum (all copies of one file).
+    pub sha256: Option<String>,
     /// Continue after this (created_at, id), as returned in the previous page's cursor.
     pub after: Option<(DateTime<Utc>, EvidenceId)>,
     pub limit: i64,

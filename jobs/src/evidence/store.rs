@@ -87,6 +87,7 @@ pub async fn list(pool: &PgPool, f: &ListFilter) -> Result<Vec<Evidence>, sqlx::
            AND ($2::text IS NULL OR e.case_id = $2)
            AND ($3::text IS NULL OR e.tags @> ARRAY[$3])
            AND ($4::timestamptz IS NULL OR (e.created_at, e.id) < ($4, $5))
+           AND ($7::text IS NULL OR e.sha256 = $7)
          ORDER BY e.created_at DESC, e.id DESC
          LIMIT $6"
     )))
@@ -96,6 +97,7 @@ pub async fn list(pool: &PgPool, f: &ListFilter) -> Result<Vec<Evidence>, sqlx::
     .bind(after_ts)
     .bind(after_id)
     .bind(f.limit)
+    .bind(&f.sha256)
     .fetch_all(pool)
     .await
 }
