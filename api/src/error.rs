@@ -99,9 +99,7 @@ pub fn from_poem(err: poem::Error) -> poem::Response {
     // every path parameter of this API is an evidence id.
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParsePathError>() {
         let message = format!("the evidence id in the path must be a UUID ({})", e.reason);
-        return poem::web::Json(serde_json::json!({ "code": "invalid_id", "message": message }))
-            .with_status(poem::http::StatusCode::BAD_REQUEST)
-            .into_response();
+        return ApiError::bad_request("invalid_id", message).into_response();
     }
     let status = err.status();
     let code = match status.as_u16() {
