@@ -7,6 +7,7 @@ RUN cargo install --locked sqlx-cli@0.9.0 --no-default-features --features postg
 COPY Cargo.toml Cargo.lock ./
 COPY api api
 COPY jobs jobs
+COPY tools tools
 COPY sql sql
 RUN cargo build --release --workspace --bins
 

@@ -1,8 +1,8 @@
 //! The API's one error type: every failure is a JSON `{code, message}` with a 4xx/5xx status
 //! listed in the OpenAPI spec. 5xx bodies say nothing internal; the log has the details.
 
-use jobs::evidence::EvidenceError;
-use jobs::storage::StorageError;
+use evidence::EvidenceError;
+use evidence::storage::StorageError;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
@@ -66,11 +66,11 @@ impl From<EvidenceError> for ApiError {
                 tracing::error!(error = %other, "object store error");
                 ApiError::Internal(body("storage_error", "the object store refused the request; see the server log"))
             }
-            EvidenceError::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+            ref db if db.database_unavailable() => {
                 tracing::warn!(error = message, "database unavailable");
                 ApiError::Unavailable(body("database_unavailable", "the database is unavailable; retry later"))
             }
-            EvidenceError::Queue(jobs::queue::Error::UniqueConflict) => ApiError::Conflict(body(
+            EvidenceError::JobActive(_) => ApiError::Conflict(body(
                 "job_active",
                 "an ingest job for this evidence is already active; wait for it to finish",
             )),
@@ -79,12 +79,6 @@ impl From<EvidenceError> for ApiError {
                 ApiError::Internal(body("internal", "internal error; see the server log"))
             }
         }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        EvidenceError::Db(e).into()
     }
 }
 

@@ -1,19 +1,18 @@
 //! The HTTP API (poem + poem-openapi): evidence uploads, status, listing, search, health and
-//! metrics, with Swagger UI at `/docs` and the spec at `/openapi.json`. HTTP only: domain
-//! logic and SQL live in the `jobs` crate.
+//! metrics, with Swagger UI at `/docs` and the spec at `/openapi.json`. HTTP only: requests
+//! become calls to `evidence::Service`; domain logic and SQL live in the `evidence` crate.
 
 mod error;
-mod evidence;
 mod ops;
+mod v1;
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use jobs::storage::Storage;
-use metrics_exporter_prometheus::PrometheusHandle;
+use evidence::Service;
+use evidence::health::Probe;
+use evidence::telemetry::MetricsHandle;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -22,12 +21,15 @@ pub use error::{ApiError, ErrorBody};
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
-    pub storage: Arc<Storage>,
-    pub max_object_bytes: u64,
-    /// Attempts given to each ingest job.
-    pub max_attempts: i32,
-    pub metrics: Option<PrometheusHandle>,
+    pub service: Service,
+    pub probe: Probe,
+    pub metrics: Option<MetricsHandle>,
+}
+
+impl AppState {
+    pub fn new(service: Service, metrics: Option<MetricsHandle>) -> Self {
+        Self { probe: Probe::api(service.clone()), service, metrics }
+    }
 }
 
 /// The request's id: the client's `x-request-id` when it sent a usable one, else a new UUID.
@@ -35,8 +37,8 @@ pub struct AppState {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-fn openapi(public_url: &str) -> OpenApiService<(evidence::EvidenceApi, ops::OpsApi), ()> {
-    OpenApiService::new((evidence::EvidenceApi, ops::OpsApi), "Evidence ingestion API", env!("CARGO_PKG_VERSION"))
+fn openapi(public_url: &str) -> OpenApiService<(v1::EvidenceApi, ops::OpsApi), ()> {
+    OpenApiService::new((v1::EvidenceApi, ops::OpsApi), "Evidence ingestion API", env!("CARGO_PKG_VERSION"))
         .description(
             "Upload evidence through presigned S3 URLs, follow it until it is verified and indexed, and \
              search it. Flow: POST /v1/evidence → PUT the bytes to upload.url with upload.headers → \

@@ -1,7 +1,8 @@
-//! Operations endpoints: `/health` (alive), `/ready` (database reachable), `/metrics`.
+//! Operations endpoints: `/health` (alive), `/ready` (database reachable), `/metrics`. The
+//! checks are `evidence::health`'s, which the worker serves too; here they are OpenAPI
+//! operations so that they appear in the spec.
 
-use std::time::Duration;
-
+use evidence::health::metrics_text;
 use poem::web::Data;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -42,15 +43,14 @@ impl OpsApi {
     /// The database answers within 2 s.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
-        let ping = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&state.pool)).await;
-        let database = matches!(ping, Ok(Ok(_)));
-        let body = Json(Readiness { status: if database { "ready" } else { "not_ready" }.into(), database });
-        if database { ReadyResponse::Ready(body) } else { ReadyResponse::NotReady(body) }
+        let r = state.probe.check().await;
+        let body = Json(Readiness { status: if r.ready { "ready" } else { "not_ready" }.into(), database: r.database });
+        if r.ready { ReadyResponse::Ready(body) } else { ReadyResponse::NotReady(body) }
     }
 
     /// Prometheus metrics, text format.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
-        PlainText(state.metrics.as_ref().map(|m| m.render()).unwrap_or_default())
+        PlainText(metrics_text(state.metrics.as_ref()))
     }
 }

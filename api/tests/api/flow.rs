@@ -1,7 +1,7 @@
 //! The evidence flow end to end over HTTP: presign → PUT → complete → ingest → search, and
 //! every error a client can cause.
 
-use jobs::samples::{self, Sample};
+use evidence::samples::{self, Sample};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use crate::support::{Options, TestApp, WAIT, count, poll_for};
 
 fn sample(name: &str) -> Sample {
-    samples::all("t35tm4rk").into_iter().find(|s| s.filename == name).expect(name)
+    samples::named("t35tm4rk", name)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -26,7 +26,7 @@ async fn search(app: &TestApp, q: &str) -> Vec<Value> {
     body["hits"].as_array().unwrap().clone()
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn every_sample_type_is_indexed_and_found_by_search(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let all = samples::all("t35tm4rk");
@@ -48,15 +48,16 @@ async fn every_sample_type_is_indexed_and_found_by_search(pool: PgPool) {
             assert!(hit["snippet"].as_str().unwrap().contains('«'), "{hit}");
         }
     }
-    let png = app.get(&format!("/v1/evidence/{}", ids[7])).await.1;
+    let id_of = |name: &str| &ids[all.iter().position(|s| s.filename == name).expect(name)];
+    let png = app.get(&format!("/v1/evidence/{}", id_of("crime-scene-photo.png"))).await.1;
     assert_eq!(png["extractor"], "none");
     assert!(png["extract_note"].as_str().unwrap().starts_with("no text extractor for image/png"));
-    let pdf = app.get(&format!("/v1/evidence/{}", ids[5])).await.1;
+    let pdf = app.get(&format!("/v1/evidence/{}", id_of("audit-report.pdf"))).await.1;
     assert_eq!((pdf["media_type"].as_str(), pdf["extractor"].as_str()), (Some("application/pdf"), Some("pdf")));
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn same_bytes_twice_make_two_evidence_rows_and_one_content_row(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let s = sample("interview-notes.txt");
@@ -86,7 +87,7 @@ async fn same_bytes_twice_make_two_evidence_rows_and_one_content_row(pool: PgPoo
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn verified_evidence_downloads_through_a_presigned_url(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let s = sample("board-minutes.docx");
@@ -116,7 +117,7 @@ async fn verified_evidence_downloads_through_a_presigned_url(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn concurrent_duplicates_do_not_race(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let s = sample("access-log.csv");
@@ -140,7 +141,7 @@ async fn concurrent_duplicates_do_not_race(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn idempotency_key_returns_the_same_evidence(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let body = json!({"filename": "a.txt", "content_type": "text/plain", "size_bytes": 5});
@@ -159,7 +160,7 @@ async fn idempotency_key_returns_the_same_evidence(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn bad_input_gets_a_clear_json_error(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let cases = [
@@ -211,7 +212,7 @@ async fn bad_input_gets_a_clear_json_error(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn complete_without_upload_or_with_wrong_size_is_refused(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let s = sample("interview-notes.txt");
@@ -230,7 +231,7 @@ async fn complete_without_upload_or_with_wrong_size_is_refused(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn presigned_url_pins_content_type_and_checksum(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let s = sample("interview-notes.txt");
@@ -260,7 +261,7 @@ async fn presigned_url_pins_content_type_and_checksum(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn checksum_mismatch_ends_in_index_error_with_a_reason(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let s = sample("interview-notes.txt");
@@ -283,7 +284,7 @@ async fn checksum_mismatch_ends_in_index_error_with_a_reason(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn storage_outage_is_retried_until_the_object_store_is_back(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options { proxy: true, max_attempts: 50 }).await;
     let proxy = app.proxy.as_ref().unwrap();
@@ -310,7 +311,7 @@ async fn storage_outage_is_retried_until_the_object_store_is_back(pool: PgPool) 
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_malformed_pdf_is_stored_and_findable_by_name_and_the_worker_keeps_going(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let broken = Sample {
@@ -330,7 +331,7 @@ async fn a_malformed_pdf_is_stored_and_findable_by_name_and_the_worker_keeps_goi
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn listing_filters_and_pages_with_a_cursor(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let s = sample("interview-notes.txt");
@@ -378,7 +379,7 @@ fn openapi_spec_matches_the_committed_snapshot() {
     }
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn reindex_requeues_indexed_evidence_once(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let id = app.upload(&sample("chain-of-custody.json"), json!({})).await;
@@ -407,7 +408,7 @@ async fn reindex_requeues_indexed_evidence_once(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_job_made_by_hand_with_only_the_evidence_id_is_ingested(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let s = sample("incident-timeline.md");

@@ -5,14 +5,21 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use jobs::samples;
+use evidence::samples;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::support::{Proxy, WAIT, binary, poll_for};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The address a binary bound, from its JSON log line `msg` (each binds port 0: no port is
+/// chosen before it is taken).
+async fn bound_address(log: &std::path::Path, msg: &str) -> String {
+    poll_for(WAIT, &format!("{msg:?} in {}", log.display()), || async {
+        let text = std::fs::read_to_string(log).ok()?;
+        let line = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| l["msg"] == msg)?;
+        line["bind"].as_str().map(str::to_owned)
+    })
+    .await
 }
 
 /// The test database's URL, on the server DATABASE_URL names (or through `host_port`), with an
@@ -44,15 +51,14 @@ impl Processes {
     async fn start_with(database_url: &str, worker_database_url: &str, worker_s3: Option<String>) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let bucket = format!("ops-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let (api_port, worker_port) = (free_port(), free_port());
         let spawn_command = |name: &str, db: &str, log: PathBuf| {
             let mut cmd = tokio::process::Command::new(binary(name));
             cmd.env("DATABASE_URL", db)
                 .env("DATABASE_MIGRATE", "false")
                 .env("S3_BUCKET", &bucket)
                 .env("S3_CREATE_BUCKET", "true")
-                .env("API_BIND", format!("127.0.0.1:{api_port}"))
-                .env("WORKER_BIND", format!("127.0.0.1:{worker_port}"))
+                .env("API_BIND", "127.0.0.1:0")
+                .env("WORKER_BIND", "127.0.0.1:0")
                 .env("WORKER_POLL_INTERVAL_MS", "200")
                 .env("INGEST_RETRY_BASE_MS", "100")
                 .env("INGEST_RETRY_CAP_MS", "400")
@@ -65,7 +71,8 @@ impl Processes {
             cmd
         };
         let spawn = |name: &str, db: &str, log: PathBuf| spawn_command(name, db, log).spawn().expect(name);
-        let api = spawn("api", database_url, logs.path().join("api.log"));
+        let api_log = logs.path().join("api.log");
+        let api = spawn("api", database_url, api_log.clone());
         let worker_log = logs.path().join("worker.log");
         let worker = {
             let mut cmd = spawn_command("worker", worker_database_url, worker_log.clone());
@@ -74,14 +81,9 @@ impl Processes {
             }
             cmd.spawn().expect("worker")
         };
-        let p = Self {
-            api,
-            worker,
-            api_url: format!("http://127.0.0.1:{api_port}"),
-            worker_url: format!("http://127.0.0.1:{worker_port}"),
-            worker_log,
-            _logs: logs,
-        };
+        let api_url = format!("http://{}", bound_address(&api_log, "api listening").await);
+        let worker_url = format!("http://{}", bound_address(&worker_log, "worker health endpoints listening").await);
+        let p = Self { api, worker, api_url, worker_url, worker_log, _logs: logs };
         let http = reqwest::Client::new();
         for url in [&p.api_url, &p.worker_url] {
             poll_for(WAIT, &format!("{url}/ready"), || async {
@@ -136,7 +138,7 @@ fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool: PgPool) {
     let url = database_url(&pool, None, "ops-test").await;
     let p = Processes::start(&url, &url).await;
@@ -183,7 +185,7 @@ async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool:
     drop(p);
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn worker_readiness_follows_the_database_away_and_back_without_a_restart(pool: PgPool) {
     let upstream = {
         let base = std::env::var("DATABASE_URL").unwrap();
@@ -221,37 +223,13 @@ async fn worker_readiness_follows_the_database_away_and_back_without_a_restart(p
     assert!(p.worker.try_wait().unwrap().is_none(), "the worker was never restarted");
 
     // And it works again: an upload is indexed by the same process.
-    let s = &samples::all("back")[0];
+    let s = &samples::named("back", "interview-notes.txt");
     let id = upload(&http, &p.api_url, s, "ops-after-outage").await;
     wait_indexed(&http, &p.api_url, &id).await;
     let _ = p.api.start_kill();
 }
 
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
-async fn real_binaries_store_the_same_bytes_once_and_ignore_a_second_complete(pool: PgPool) {
-    let url = database_url(&pool, None, "ops-dedup").await;
-    let p = Processes::start(&url, &url).await;
-    let http = reqwest::Client::new();
-    let s = &samples::all("dedup")[5]; // the PDF
-    let first = upload(&http, &p.api_url, s, "dedup-1").await;
-    let second = upload(&http, &p.api_url, s, "dedup-2").await;
-    wait_indexed(&http, &p.api_url, &first).await;
-    wait_indexed(&http, &p.api_url, &second).await;
-    let again = http.post(format!("{}/v1/evidence/{second}/complete", p.api_url)).send().await.unwrap();
-    assert_eq!(again.status(), 200, "a repeated complete changes nothing");
-    let count = |sql: &'static str| {
-        let pool = pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
-    };
-    assert_eq!(count("SELECT count(*) FROM evidence").await, 2);
-    assert_eq!(count("SELECT count(*) FROM content").await, 1);
-    assert_eq!(count("SELECT count(*) FROM job").await, 2, "one job per evidence, none for the repeated complete");
-    assert_eq!(count("SELECT count(*) FROM evidence WHERE duplicate").await, 1);
-    let hits = search(&http, &p.api_url, "reconciliation variance").await;
-    assert_eq!(hits["hits"].as_array().unwrap().len(), 2, "words from the PDF find both evidence rows");
-}
-
-#[sqlx::test(migrator = "jobs::MIGRATOR")]
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn real_worker_retries_through_an_s3_outage_and_indexes_when_it_ends(pool: PgPool) {
     let s3 = std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT");
     let proxy = Proxy::start(&s3).await;
@@ -259,7 +237,7 @@ async fn real_worker_retries_through_an_s3_outage_and_indexes_when_it_ends(pool:
     let p = Processes::start_with(&url, &url, Some(format!("http://{}", proxy.addr))).await;
     proxy.set_up(false);
     let http = reqwest::Client::new();
-    let s = &samples::all("outage")[6]; // the DOCX
+    let s = &samples::named("outage", "board-minutes.docx");
     let id = upload(&http, &p.api_url, s, "outage-1").await;
     poll_for(WAIT, "two failed attempts against the unreachable store", || async {
         let errors: i32 =

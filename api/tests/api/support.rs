@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api::AppState;
-use jobs::config::{IngestSettings, S3Settings};
-use jobs::evidence::{IngestHandler, register};
-use jobs::queue::{Registry, RetryPolicy, Worker, WorkerConfig};
-use jobs::samples::Sample;
-use jobs::storage::Storage;
+use evidence::config::{IngestSettings, S3Settings};
+use evidence::samples::Sample;
+use evidence::storage::Storage;
+use evidence::{IngestHandler, Service, register};
+use queue::{Registry, RetryPolicy, Worker, WorkerConfig};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -97,19 +97,20 @@ impl TestApp {
                 maintenance_interval: Duration::from_millis(500),
                 ..WorkerConfig::default()
             },
-        );
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move { worker.run(stop).await.expect("worker") }));
+        )
+        .expect("valid worker config");
+        tasks.push(tokio::spawn(worker.run(shutdown.clone())));
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState {
+        let service = Service {
             pool: pool.clone(),
             storage: storage.clone(),
+            jobs: Default::default(),
             max_object_bytes: 10 << 20,
             max_attempts: options.max_attempts,
-            metrics: None,
         };
+        let state = AppState::new(service, None);
         let stop = shutdown.clone();
         let url = base.clone();
         tasks.push(tokio::spawn(async move { api::serve(listener, state, url, stop).await.expect("api") }));

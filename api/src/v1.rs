@@ -1,0 +1,434 @@
+//! The `/v1` endpoints, `/v1/evidence` and `/v1/search`: the upload flow, status, listing,
+//! reindex and search.
+//! DTOs live here and are converted from domain types; they are not database rows.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use evidence::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::{AppState, RequestId};
+
+#[derive(Tags)]
+enum Tag {
+    /// Upload evidence and follow it until it is indexed.
+    Evidence,
+    /// Full-text search over indexed evidence.
+    Search,
+}
+
+#[derive(Debug, Object)]
+pub struct CreateEvidence {
+    /// The file's name as the client knows it (no path). Used for display and search only: the
+    /// storage key is made by the server.
+    pub filename: String,
+    /// The media type the upload will be sent with, e.g. `application/pdf`.
+    pub content_type: String,
+    /// Exact size of the file in bytes.
+    pub size_bytes: i64,
+    /// Optional lower-case hex SHA-256 of the file. When given, the presigned URL pins it and
+    /// the worker rejects other bytes.
+    pub sha256: Option<String>,
+    pub case_id: Option<String>,
+    #[oai(default)]
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Upload {
+    /// Always `PUT`.
+    pub method: String,
+    pub url: String,
+    /// Send exactly these headers with the bytes; the signature covers them.
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where to fetch verified evidence from.
+#[derive(Debug, Object)]
+pub struct Download {
+    /// Always `GET`.
+    pub method: String,
+    /// A presigned URL; the response names the file by its original filename.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+    pub filename: String,
+    pub size_bytes: i64,
+    /// SHA-256 of the bytes verified at ingest: check the download against it.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct EvidenceCreated {
+    pub evidence: EvidenceView,
+    /// Absent once the upload has been completed.
+    pub upload: Option<Upload>,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum StatusView {
+    AwaitingUpload,
+    Queued,
+    /// Queued, and a worker holds its job right now.
+    Indexing,
+    Indexed,
+    IndexError,
+}
+
+#[derive(Debug, Object)]
+pub struct EvidenceView {
+    pub id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub declared_sha256: Option<String>,
+    /// SHA-256 of the stored bytes, once indexed.
+    pub sha256: Option<String>,
+    pub case_id: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub status: StatusView,
+    /// True when these bytes had already been ingested under other evidence.
+    pub duplicate: Option<bool>,
+    /// Attempts made by the current (or last) ingest.
+    pub attempts: i32,
+    pub max_attempts: Option<i32>,
+    /// Why the last attempt failed; for `index_error`, why the evidence could not be indexed.
+    pub last_error: Option<String>,
+    /// When a failed attempt will be retried.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The type sniffed from the bytes.
+    pub media_type: Option<String>,
+    /// Which extractor produced the text (`none`: indexed by metadata only).
+    pub extractor: Option<String>,
+    pub text_bytes: Option<i64>,
+    pub text_truncated: Option<bool>,
+    /// Why there is no text, or only part of it.
+    pub extract_note: Option<String>,
+    pub request_id: Option<String>,
+    pub job_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub indexed_at: Option<DateTime<Utc>>,
+}
+
+impl From<Evidence> for EvidenceView {
+    fn from(e: Evidence) -> Self {
+        let status = match e.status {
+            _ if e.is_indexing() => StatusView::Indexing,
+            EvidenceStatus::AwaitingUpload => StatusView::AwaitingUpload,
+            EvidenceStatus::Queued => StatusView::Queued,
+            EvidenceStatus::Indexed => StatusView::Indexed,
+            EvidenceStatus::IndexError => StatusView::IndexError,
+        };
+        let next_attempt_at = e.next_attempt_at();
+        // While queued, the attempts and error are the current job's; after, the evidence keeps them.
+        let (attempts, last_error) = match (&e.job, e.status) {
+            (Some(job), EvidenceStatus::Queued) => (job.attempt, job.last_error.clone()),
+            (None, EvidenceStatus::Queued) => (0, None),
+            _ => (e.attempts, e.last_error.clone()),
+        };
+        let max_attempts = e.job.as_ref().map(|j| j.max_attempts);
+        EvidenceView {
+            id: e.id.0,
+            filename: e.filename,
+            content_type: e.content_type,
+            size_bytes: e.size_bytes,
+            declared_sha256: e.declared_sha256,
+            sha256: e.sha256,
+            case_id: e.case_id,
+            tags: e.tags,
+            description: e.description,
+            status,
+            duplicate: e.duplicate,
+            attempts,
+            max_attempts,
+            last_error,
+            next_attempt_at,
+            media_type: e.media_type,
+            extractor: e.extractor,
+            text_bytes: e.text_bytes,
+            text_truncated: e.text_truncated,
+            extract_note: e.extract_note,
+            request_id: e.request_id,
+            job_id: e.job_id.map(|id| id.0),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            queued_at: e.queued_at,
+            indexed_at: e.indexed_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct EvidencePage {
+    pub items: Vec<EvidenceView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Hit {
+    pub id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub media_type: Option<String>,
+    pub case_id: Option<String>,
+    pub tags: Vec<String>,
+    pub sha256: Option<String>,
+    pub rank: f32,
+    /// Matching words marked «like this», from the best-matching part of the text.
+    pub snippet: Option<String>,
+    /// False when only the filename, tags or description matched.
+    pub matched_text: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<SearchHit> for Hit {
+    fn from(h: SearchHit) -> Self {
+        Hit {
+            id: h.id.0,
+            filename: h.filename,
+            content_type: h.content_type,
+            media_type: h.media_type,
+            case_id: h.case_id,
+            tags: h.tags,
+            sha256: h.sha256,
+            rank: h.rank,
+            snippet: h.snippet,
+            matched_text: h.matched_text,
+            created_at: h.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct SearchResults {
+    pub query: String,
+    pub hits: Vec<Hit>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreateResponse {
+    /// Created: PUT the bytes to `upload.url`, then call complete.
+    #[oai(status = 201)]
+    Created(Json<EvidenceCreated>),
+    /// The same Idempotency-Key was used before: the evidence it created.
+    #[oai(status = 200)]
+    Existing(Json<EvidenceCreated>),
+}
+
+#[derive(ApiResponse)]
+pub enum QueuedResponse {
+    /// Queued for ingestion now.
+    #[oai(status = 202)]
+    Accepted(Json<EvidenceView>),
+    /// Already completed earlier: nothing changed; the current state.
+    #[oai(status = 200)]
+    Unchanged(Json<EvidenceView>),
+}
+
+pub struct EvidenceApi;
+
+const MAX_PAGE: u32 = 200;
+
+fn page_limit(limit: Option<u32>, default: u32) -> Result<i64, ApiError> {
+    match limit.unwrap_or(default) {
+        0 => Err(ApiError::unprocessable("invalid_request", "limit must be at least 1")),
+        n if n > MAX_PAGE => {
+            Err(ApiError::unprocessable("invalid_request", format!("limit must be at most {MAX_PAGE}")))
+        }
+        n => Ok(n as i64),
+    }
+}
+
+fn encode_cursor(e: &Evidence) -> String {
+    format!("{}_{}", e.created_at.timestamp_micros(), e.id)
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, EvidenceId), ApiError> {
+    let bad = || ApiError::bad_request("bad_cursor", "cursor is not one returned by this endpoint");
+    let (micros, id) = cursor.split_once('_').ok_or_else(bad)?;
+    let ts = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((ts, EvidenceId(id.parse().map_err(|_| bad())?)))
+}
+
+#[OpenApi(prefix_path = "/v1")]
+impl EvidenceApi {
+    /// Ask to upload one file: returns the evidence id and a presigned PUT.
+    ///
+    /// Repeat the request with the same `Idempotency-Key` header to get the same evidence back
+    /// (for example after a timeout) instead of a second one.
+    #[oai(path = "/evidence", method = "post", tag = "Tag::Evidence", operation_id = "create_evidence")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: Json<CreateEvidence>,
+    ) -> Result<CreateResponse, ApiError> {
+        let body = body.0;
+        let new = NewEvidence {
+            filename: body.filename,
+            content_type: body.content_type,
+            size_bytes: body.size_bytes,
+            sha256: body.sha256,
+            case_id: body.case_id,
+            tags: body.tags,
+            description: body.description,
+            idempotency_key: idempotency_key.0,
+            request_id: Some(request_id.0.0.clone()),
+        };
+        let created = state.service.create(new).await?;
+        let upload = created.upload.map(|u| Upload {
+            method: "PUT".into(),
+            url: u.url,
+            headers: u.headers,
+            expires_at: Utc::now() + u.expires_in,
+        });
+        tracing::info!(evidence_id = %created.evidence.id, created = created.created, "evidence upload presigned");
+        let payload = Json(EvidenceCreated { evidence: created.evidence.into(), upload });
+        Ok(if created.created { CreateResponse::Created(payload) } else { CreateResponse::Existing(payload) })
+    }
+
+    /// Tell the service the upload is done: it checks the object and queues the ingest.
+    ///
+    /// Answers 409 `upload_missing` when nothing was uploaded, 422 `size_mismatch` when the
+    /// object is not the declared size. Calling it again is harmless.
+    #[oai(path = "/evidence/:id/complete", method = "post", tag = "Tag::Evidence", operation_id = "complete_upload")]
+    async fn complete(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+    ) -> Result<QueuedResponse, ApiError> {
+        let id = EvidenceId(id.0);
+        let (evidence, queued) = state.service.complete(id, Some(&request_id.0.0)).await?;
+        tracing::info!(evidence_id = %id, status = %evidence.status, queued, "upload completed");
+        Ok(if queued {
+            QueuedResponse::Accepted(Json(evidence.into()))
+        } else {
+            QueuedResponse::Unchanged(Json(evidence.into()))
+        })
+    }
+
+    /// One evidence: status, checksum, attempts, last error, extraction facts.
+    #[oai(path = "/evidence/:id", method = "get", tag = "Tag::Evidence", operation_id = "get_evidence")]
+    async fn get(&self, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<EvidenceView>, ApiError> {
+        let id = EvidenceId(id.0);
+        Ok(Json(state.service.get(id).await?.into()))
+    }
+
+    /// A presigned URL to download the evidence's original bytes.
+    ///
+    /// Only for `indexed` evidence, whose bytes were stored and checked against their sha256;
+    /// otherwise 409 `wrong_status`.
+    #[oai(path = "/evidence/:id/download", method = "get", tag = "Tag::Evidence", operation_id = "download_evidence")]
+    async fn download(&self, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<Download>, ApiError> {
+        let id = EvidenceId(id.0);
+        let d = state.service.download(id).await?;
+        tracing::info!(evidence_id = %id, "download presigned");
+        Ok(Json(Download {
+            method: "GET".into(),
+            url: d.url,
+            expires_at: Utc::now() + d.expires_in,
+            filename: d.evidence.filename,
+            size_bytes: d.evidence.size_bytes,
+            sha256: d.evidence.sha256,
+        }))
+    }
+
+    /// Evidence, newest first, with filters; follow `next_cursor` for more.
+    #[oai(path = "/evidence", method = "get", tag = "Tag::Evidence", operation_id = "list_evidence")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        /// awaiting_upload, queued, indexed or index_error.
+        status: Query<Option<String>>,
+        case_id: Query<Option<String>>,
+        tag: Query<Option<String>>,
+        /// Only evidence whose stored bytes have this sha256 (64 lower-case hex): every copy of one file.
+        sha256: Query<Option<String>>,
+        /// 1 to 200; default 50.
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<EvidencePage>, ApiError> {
+        let status = match status.0.as_deref() {
+            None => None,
+            Some(s) => Some(EvidenceStatus::parse(s).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_request",
+                    format!("status {s:?} is not one of awaiting_upload, queued, indexed, index_error"),
+                )
+            })?),
+        };
+        if let Some(sha) = sha256.0.as_deref()
+            && !evidence::is_sha256_hex(sha)
+        {
+            return Err(ApiError::unprocessable("invalid_request", "sha256 must be 64 lower-case hex characters"));
+        }
+        let limit = page_limit(limit.0, 50)?;
+        let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
+        let filter = ListFilter { status, case_id: case_id.0, tag: tag.0, sha256: sha256.0, after, limit: limit + 1 };
+        let mut items = state.service.list(&filter).await?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(Json(EvidencePage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    }
+
+    /// Queue indexed or failed evidence again (e.g. after fixing the cause of an index_error).
+    #[oai(path = "/evidence/:id/reindex", method = "post", tag = "Tag::Evidence", operation_id = "reindex_evidence")]
+    async fn reindex(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+    ) -> Result<QueuedResponse, ApiError> {
+        let evidence = state.service.reindex(EvidenceId(id.0), Some(&request_id.0.0)).await?;
+        Ok(QueuedResponse::Accepted(Json(evidence.into())))
+    }
+
+    /// Full-text search over extracted text, filenames, tags and descriptions.
+    ///
+    /// `q` uses web-search syntax: `invoice 2024`, `"exact phrase"`, `breach or leak`, `-draft`.
+    #[oai(path = "/search", method = "get", tag = "Tag::Search", operation_id = "search")]
+    async fn search(
+        &self,
+        state: Data<&AppState>,
+        q: Query<String>,
+        case_id: Query<Option<String>>,
+        tag: Query<Option<String>>,
+        /// Declared content type or sniffed media type, e.g. application/pdf.
+        #[oai(name = "type")]
+        media_type: Query<Option<String>>,
+        /// 1 to 200; default 20.
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<SearchResults>, ApiError> {
+        let query = q.0.trim().to_owned();
+        if query.is_empty() || query.len() > 1000 {
+            return Err(ApiError::unprocessable("invalid_request", "q must be 1 to 1000 characters"));
+        }
+        let search = SearchQuery {
+            q: query.clone(),
+            case_id: case_id.0,
+            tag: tag.0,
+            media_type: media_type.0,
+            limit: page_limit(limit.0, 20)?,
+        };
+        let hits = state.service.search(&search).await?;
+        Ok(Json(SearchResults { query, hits: hits.into_iter().map(Into::into).collect() }))
+    }
+}

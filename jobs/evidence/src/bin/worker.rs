@@ -1,0 +1,62 @@
+//! The worker process: claims ingest jobs from Postgres and runs them; serves /health, /ready
+//! and /metrics on WORKER_BIND. Stops gracefully on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use evidence::config::{self, DatabaseSettings, IngestSettings, LogSettings, S3Settings};
+use evidence::health::{Probe, WorkerFacts};
+use evidence::{IngestHandler, Service, startup};
+use queue::{Registry, Worker};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let metrics = evidence::telemetry::init(&LogSettings::from_env()?)?;
+    let (worker_config, bind) = config::worker_from_env()?;
+    let database = DatabaseSettings::from_env()?;
+    let s3 = S3Settings::from_env()?;
+    let ingest = IngestSettings::from_env()?;
+    let (max_attempts, retry) = config::ingest_retry_from_env()?;
+
+    // Jobs at once, plus the listener, heartbeat, completer, maintenance and /ready.
+    let pool = startup::database(&database, worker_config.concurrency as u32 + 5, Duration::from_secs(10)).await?;
+    let storage = Arc::new(startup::storage(&s3).await?);
+    anyhow::ensure!(
+        ingest.extract_bin.is_file(),
+        "the extract binary is not at {} (set INGEST_EXTRACT_BIN)",
+        ingest.extract_bin.display()
+    );
+
+    let mut registry = Registry::new();
+    let max_object_bytes = ingest.max_object_bytes;
+    let handler = IngestHandler { pool: pool.clone(), storage: storage.clone(), settings: Arc::new(ingest) };
+    evidence::register(&mut registry, handler, retry);
+    let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
+    let service = Service { pool: pool.clone(), storage, jobs: table.clone(), max_object_bytes, max_attempts };
+    let worker = Worker::new(pool.clone(), registry, worker_config)?;
+    let probe = Probe::worker(service, WorkerFacts { status: worker.status(), table, queue });
+
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("WORKER_BIND {bind}"))?;
+    tracing::info!(bind = %listener.local_addr()?, "worker health endpoints listening");
+    let http = {
+        let shutdown = shutdown.clone();
+        let app = evidence::health::routes(probe, metrics);
+        tokio::spawn(async move {
+            poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
+                .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), None)
+                .await
+        })
+    };
+    let gauges = tokio::spawn(evidence::report_status_counts(pool.clone(), Duration::from_secs(15), shutdown.clone()));
+    let run = tokio::spawn(worker.run(shutdown.clone()));
+    startup::shutdown_signal().await;
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+    run.await?;
+    http.await??;
+    gauges.await?;
+    Ok(())
+}

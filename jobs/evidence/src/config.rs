@@ -1,0 +1,271 @@
+//! Configuration from environment variables, read once in each binary's `main` and passed
+//! down; nothing else in the workspace reads the environment (a test holds that). Every
+//! variable is listed in README.md and `.env.example`. A value out of range stops the binary at
+//! start with a message naming the variable and what it may be.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use queue::{RetryPolicy, WorkerConfig};
+
+use crate::extract::Limits;
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    reason: String,
+}
+
+impl ConfigError {
+    fn out_of_range(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Self { name, value: value.to_string(), reason: reason.into() }
+    }
+}
+
+/// Reads one variable with a default, naming the variable in any error.
+fn var<T: FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e: T::Err| ConfigError {
+            name,
+            value,
+            reason: format!("{e}; {}", expected::<T>()),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// What a value of type `T` looks like, for error messages.
+fn expected<T>() -> &'static str {
+    match std::any::type_name::<T>() {
+        "u64" | "u32" | "usize" => "expected a whole number, 0 or more",
+        "i32" | "i64" => "expected a whole number",
+        "bool" => "expected true or false",
+        "core::net::socket_addr::SocketAddr" => "expected an address like 127.0.0.1:8080",
+        _ => "see README.md for the allowed values",
+    }
+}
+
+fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    var(name, default).map(Duration::from_millis)
+}
+
+fn secs(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    var(name, default).map(Duration::from_secs)
+}
+
+fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    var(name, default)
+}
+
+/// Where Postgres is and how the binaries use it.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    /// Apply the embedded migrations at start (`DATABASE_MIGRATE`).
+    pub migrate: bool,
+}
+
+impl DatabaseSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/evidence".to_owned())?,
+            max_connections: var("DATABASE_MAX_CONNECTIONS", 10)?,
+            migrate: flag("DATABASE_MIGRATE", false)?,
+        })
+    }
+}
+
+/// Where the S3-compatible store is and how to sign for it.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// How this process reaches the store.
+    pub endpoint: String,
+    /// How clients reach it: presigned URLs are signed for this host.
+    pub public_endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Create the bucket at start when it is missing (local development).
+    pub create_bucket: bool,
+    pub presign_expiry: Duration,
+}
+
+impl S3Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let endpoint: String = var("S3_ENDPOINT", "http://127.0.0.1:9000".to_owned())?;
+        Ok(Self {
+            public_endpoint: var("S3_PUBLIC_ENDPOINT", endpoint.clone())?,
+            endpoint,
+            region: var("S3_REGION", "us-east-1".to_owned())?,
+            bucket: var("S3_BUCKET", "evidence".to_owned())?,
+            access_key: var("S3_ACCESS_KEY", "evidence-dev".to_owned())?,
+            secret_key: var("S3_SECRET_KEY", "evidence-dev-secret".to_owned())?,
+            create_bucket: flag("S3_CREATE_BUCKET", false)?,
+            presign_expiry: secs("S3_PRESIGN_EXPIRY_SECS", 900)?,
+        })
+    }
+}
+
+/// Limits of one upload and of its ingestion.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Largest object accepted, at create, at complete and while streaming.
+    pub max_object_bytes: u64,
+    pub max_text_bytes: u64,
+    pub max_parse_bytes: u64,
+    pub extract_timeout: Duration,
+    pub extract_memory_bytes: u64,
+    /// The `extract` binary; by default the one next to the running executable.
+    pub extract_bin: PathBuf,
+    /// Where objects are staged while they are hashed and extracted.
+    pub tmp_dir: PathBuf,
+}
+
+impl IngestSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let default_bin = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("extract")))
+            .unwrap_or_else(|| PathBuf::from("extract"));
+        Ok(Self {
+            max_object_bytes: var("INGEST_MAX_OBJECT_BYTES", 5 << 30)?,
+            max_text_bytes: var("INGEST_MAX_TEXT_BYTES", 4 << 20)?,
+            max_parse_bytes: var("INGEST_MAX_PARSE_BYTES", 64 << 20)?,
+            extract_timeout: secs("INGEST_EXTRACT_TIMEOUT_SECS", 60)?,
+            extract_memory_bytes: var("INGEST_EXTRACT_MEMORY_BYTES", 1 << 30)?,
+            extract_bin: var("INGEST_EXTRACT_BIN", default_bin)?,
+            tmp_dir: var("INGEST_TMP_DIR", std::env::temp_dir())?,
+        })
+    }
+}
+
+/// The variable that sets each [`WorkerConfig`] field, for messages about a bad value.
+const WORKER_VARIABLES: [(&str, &str); 10] = [
+    ("queue", "WORKER_QUEUE"),
+    ("concurrency", "WORKER_CONCURRENCY"),
+    ("claim_batch", "WORKER_CLAIM_BATCH"),
+    ("claimers", "WORKER_CLAIMERS"),
+    ("poll_interval", "WORKER_POLL_INTERVAL_MS"),
+    ("lease", "WORKER_LEASE_SECS"),
+    ("heartbeat", "WORKER_HEARTBEAT_MS"),
+    ("shutdown_grace", "WORKER_SHUTDOWN_GRACE_SECS"),
+    ("maintenance_interval", "WORKER_MAINTENANCE_INTERVAL_MS"),
+    ("retention", "WORKER_RETENTION_SECS"),
+];
+
+/// The worker's queue settings, checked against the queue's rules, and where it serves
+/// /health, /ready and /metrics.
+pub fn worker_from_env() -> Result<(WorkerConfig, SocketAddr), ConfigError> {
+    let d = WorkerConfig::default();
+    let heartbeat: u64 = var("WORKER_HEARTBEAT_MS", 0)?;
+    let host = var("HOSTNAME", "worker".to_owned())?;
+    let config = WorkerConfig {
+        queue: var("WORKER_QUEUE", d.queue)?,
+        concurrency: var("WORKER_CONCURRENCY", d.concurrency)?,
+        claim_batch: var("WORKER_CLAIM_BATCH", d.claim_batch)?,
+        claimers: var("WORKER_CLAIMERS", d.claimers)?,
+        poll_interval: millis("WORKER_POLL_INTERVAL_MS", d.poll_interval.as_millis() as u64)?,
+        lease: secs("WORKER_LEASE_SECS", d.lease.as_secs())?,
+        // 0 (the default) means a third of the lease.
+        heartbeat: (heartbeat > 0).then(|| Duration::from_millis(heartbeat)),
+        shutdown_grace: secs("WORKER_SHUTDOWN_GRACE_SECS", d.shutdown_grace.as_secs())?,
+        maintenance_interval: millis("WORKER_MAINTENANCE_INTERVAL_MS", d.maintenance_interval.as_millis() as u64)?,
+        retention: secs("WORKER_RETENTION_SECS", d.retention.as_secs())?,
+        worker_id: WorkerConfig::worker_id_on(&host),
+        ..d
+    };
+    config.validate().map_err(|e| {
+        let name = WORKER_VARIABLES.iter().find(|(field, _)| *field == e.field).map_or(e.field, |(_, var)| var);
+        ConfigError::out_of_range(name, e.value, e.allowed)
+    })?;
+    Ok((config, var("WORKER_BIND", "127.0.0.1:9091".parse().expect("literal address"))?))
+}
+
+/// Retries of the ingest job: attempts, first backoff and its cap.
+pub fn ingest_retry_from_env() -> Result<(i32, RetryPolicy), ConfigError> {
+    let attempts: i32 = var("INGEST_MAX_ATTEMPTS", 8)?;
+    if attempts < 1 {
+        return Err(ConfigError::out_of_range("INGEST_MAX_ATTEMPTS", attempts, "must be at least 1"));
+    }
+    let policy =
+        RetryPolicy { base: millis("INGEST_RETRY_BASE_MS", 1000)?, cap: millis("INGEST_RETRY_CAP_MS", 60_000)? };
+    if policy.base.is_zero() || policy.cap < policy.base {
+        return Err(ConfigError::out_of_range(
+            "INGEST_RETRY_CAP_MS",
+            policy.cap.as_millis(),
+            format!(
+                "INGEST_RETRY_BASE_MS must be at least 1 and the cap at least the base ({} ms)",
+                policy.base.as_millis()
+            ),
+        ));
+    }
+    Ok((attempts, policy))
+}
+
+/// Where the API listens and the base URL its spec names.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub bind: SocketAddr,
+    /// `None`: `http://` and the address actually bound (API_BIND may ask for port 0).
+    pub public_url: Option<String>,
+}
+
+impl ApiSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let public_url: String = var("API_PUBLIC_URL", String::new())?;
+        Ok(Self {
+            bind: var("API_BIND", "127.0.0.1:8080".parse().expect("literal address"))?,
+            public_url: (!public_url.is_empty()).then_some(public_url),
+        })
+    }
+}
+
+/// How the binaries log.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// `RUST_LOG` directives.
+    pub filter: String,
+    /// `LOG_FORMAT=pretty` for people; JSON lines otherwise.
+    pub pretty: bool,
+}
+
+impl LogSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let format: String = var("LOG_FORMAT", "json".to_owned())?;
+        Ok(Self {
+            filter: var("RUST_LOG", "info,sqlx=warn".to_owned())?,
+            pretty: format.eq_ignore_ascii_case("pretty"),
+        })
+    }
+}
+
+/// The `extract` child's limits, passed by the worker as EXTRACT_* variables.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractChildSettings {
+    pub limits: Limits,
+    pub memory_bytes: u64,
+    pub cpu_seconds: u64,
+}
+
+impl ExtractChildSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Limits::default();
+        Ok(Self {
+            limits: Limits {
+                max_text_bytes: var("EXTRACT_MAX_TEXT_BYTES", d.max_text_bytes)?,
+                max_parse_bytes: var("EXTRACT_MAX_PARSE_BYTES", d.max_parse_bytes)?,
+            },
+            memory_bytes: var("EXTRACT_MEMORY_BYTES", 1 << 30)?,
+            cpu_seconds: var("EXTRACT_CPU_SECONDS", 60)?,
+        })
+    }
+}

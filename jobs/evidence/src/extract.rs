@@ -1,0 +1,454 @@
+//! Text extraction: sniff what the bytes really are, then pull their text within limits.
+//!
+//! This code parses untrusted files with third-party parsers that can panic, loop or overflow
+//! their stack on crafted input, so the worker never calls it in its own process: it runs the
+//! `extract` binary (src/bin/extract.rs) as a child with memory, CPU and wall-clock limits.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// What one file yielded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extracted {
+    /// The type sniffed from the bytes.
+    pub media_type: String,
+    /// `text`, `html`, `pdf`, `docx`, `pptx`, or `none`.
+    pub extractor: String,
+    pub text: String,
+    /// The text went past `max_text_bytes` and only a prefix is kept.
+    pub truncated: bool,
+    /// Why there is no text, or why it is partial.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Text kept per file; the rest is dropped and `truncated` set.
+    pub max_text_bytes: usize,
+    /// Largest PDF/DOCX/HTML file (or decompressed DOCX part) parsed at all.
+    pub max_parse_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_text_bytes: 4 << 20, max_parse_bytes: 64 << 20 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pdf,
+    Docx,
+    Pptx,
+    Html,
+    Text,
+    Opaque,
+}
+
+/// Sniff the file and extract its text. Errors are I/O errors or parser failures (the caller
+/// records them as the reason the file has no text).
+pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &Limits) -> Result<Extracted, String> {
+    let size = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?.len();
+    let mut head = Vec::with_capacity(8192);
+    File::open(path)
+        .and_then(|f| f.take(8192).read_to_end(&mut head))
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    let (kind, media_type) = sniff(path, &head, declared_type, filename);
+    let mut out = Extracted {
+        media_type: media_type.to_owned(),
+        extractor: match kind {
+            Kind::Pdf => "pdf",
+            Kind::Docx => "docx",
+            Kind::Pptx => "pptx",
+            Kind::Html => "html",
+            Kind::Text => "text",
+            Kind::Opaque => "none",
+        }
+        .to_owned(),
+        text: String::new(),
+        truncated: false,
+        note: None,
+    };
+    if kind == Kind::Opaque {
+        out.note = Some(format!("no text extractor for {media_type}; indexed by filename, tags and description"));
+        return Ok(out);
+    }
+    if kind != Kind::Text && size > limits.max_parse_bytes {
+        out.extractor = "none".into();
+        out.note = Some(format!(
+            "{media_type} of {size} bytes is over the {} byte parsing limit; indexed by filename, tags and description",
+            limits.max_parse_bytes
+        ));
+        return Ok(out);
+    }
+    let raw = match kind {
+        Kind::Text => read_prefix(path, limits.max_text_bytes + 1)?,
+        Kind::Html => html_to_text(&read_prefix(path, limits.max_parse_bytes as usize)?),
+        Kind::Pdf => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+            pdf_extract::extract_text_from_mem(&bytes).map_err(|e| format!("PDF text extraction failed: {e}"))?
+        }
+        Kind::Docx => office_text(path, &["word/document.xml"], "t", "p", limits)?,
+        Kind::Pptx => office_text(path, &slide_names(path)?, "t", "p", limits)?,
+        Kind::Opaque => String::new(),
+    };
+    let (text, truncated) = clean(&raw, limits.max_text_bytes);
+    out.text = text;
+    out.truncated = truncated;
+    if truncated {
+        out.note = Some(format!("text longer than {} bytes; only the beginning is indexed", limits.max_text_bytes));
+    } else if out.text.trim().is_empty() {
+        out.note = Some(format!("no text found in this {media_type} (a scanned document has no text layer)"));
+    }
+    Ok(out)
+}
+
+/// Plain text (text, Markdown, CSV, JSON, …) goes through no third-party parser, only UTF-8
+/// decoding and our own cleaning, so the worker may extract it in its own process and save a
+/// process start per file. `None` for anything else: run the sandboxed `extract` child.
+pub fn extract_plain_text(
+    path: &Path,
+    declared_type: &str,
+    filename: &str,
+    limits: &Limits,
+) -> Option<Result<Extracted, String>> {
+    let mut head = Vec::with_capacity(8192);
+    File::open(path).and_then(|f| f.take(8192).read_to_end(&mut head)).ok()?;
+    // Zip containers and PDFs are never plain text; checking first keeps sniff() off the zip reader.
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"%PDF-") {
+        return None;
+    }
+    match sniff(path, &head, declared_type, filename) {
+        (Kind::Text, _) => Some(extract_file(path, declared_type, filename, limits)),
+        _ => None,
+    }
+}
+
+fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind, &'static str) {
+    let ext = filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let declared = declared_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if head.starts_with(b"%PDF-") {
+        return (Kind::Pdf, "application/pdf");
+    }
+    if head.starts_with(b"PK\x03\x04") {
+        // DOCX, PPTX and XLSX are zip files: the entry names say which.
+        let names = zip_names(path).unwrap_or_default();
+        if names.iter().any(|n| n == "word/document.xml") {
+            return (Kind::Docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+        }
+        if names.iter().any(|n| n == "ppt/presentation.xml") {
+            return (Kind::Pptx, "application/vnd.openxmlformats-officedocument.presentationml.presentation");
+        }
+        if names.iter().any(|n| n == "xl/workbook.xml") {
+            return (Kind::Opaque, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+        }
+        return (Kind::Opaque, "application/zip");
+    }
+    let magic: [(&[u8], &'static str); 7] = [
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF8", "image/gif"),
+        (b"\x1f\x8b", "application/gzip"),
+        (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+        (b"\x7fELF", "application/x-executable"),
+        (b"RIFF", "application/octet-stream"),
+    ];
+    if let Some((_, media)) = magic.iter().find(|(m, _)| head.starts_with(m)) {
+        return (Kind::Opaque, media);
+    }
+    if !looks_like_text(head) {
+        return (Kind::Opaque, "application/octet-stream");
+    }
+    let lower_head = String::from_utf8_lossy(&head[..head.len().min(512)]).to_ascii_lowercase();
+    let lower_head = lower_head.trim_start();
+    if declared == "text/html"
+        || ext == "html"
+        || ext == "htm"
+        || lower_head.starts_with("<!doctype html")
+        || lower_head.starts_with("<html")
+    {
+        return (Kind::Html, "text/html");
+    }
+    let media = match (declared.as_str(), ext.as_str()) {
+        ("application/json", _) | (_, "json") => "application/json",
+        ("text/csv", _) | (_, "csv") => "text/csv",
+        ("text/markdown", _) | (_, "md" | "markdown") => "text/markdown",
+        _ => "text/plain",
+    };
+    (Kind::Text, media)
+}
+
+/// UTF-8 (a character cut at the end of the sample is fine) without NUL or many control bytes.
+fn looks_like_text(head: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > head.len(),
+    };
+    let controls = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)).count();
+    valid && !head.contains(&0) && controls * 100 <= head.len()
+}
+
+fn read_prefix(path: &Path, max: usize) -> Result<String, String> {
+    let mut buf = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(max as u64).read_to_end(&mut buf))
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn zip_names(path: &Path) -> Result<Vec<String>, String> {
+    let archive = zip::ZipArchive::new(BufReader::new(File::open(path).map_err(|e| e.to_string())?))
+        .map_err(|e| format!("not a readable zip file: {e}"))?;
+    Ok(archive.file_names().filter_map(|name| name.ok().map(|n| n.into_owned())).collect())
+}
+
+fn slide_names(path: &Path) -> Result<Vec<String>, String> {
+    let mut slides: Vec<(u32, String)> = zip_names(path)?
+        .into_iter()
+        .filter_map(|n| {
+            let num = n.strip_prefix("ppt/slides/slide")?.strip_suffix(".xml")?.parse().ok()?;
+            Some((num, n))
+        })
+        .collect();
+    slides.sort();
+    Ok(slides.into_iter().map(|(_, n)| n).collect())
+}
+
+/// The text of the `text_tag` elements of some parts of an Office file, one line per `para_tag`.
+/// Each part is decompressed through a size cap, so a zip bomb stops at the limit.
+fn office_text(
+    path: &Path,
+    parts: &[impl AsRef<str>],
+    text_tag: &str,
+    para_tag: &str,
+    limits: &Limits,
+) -> Result<String, String> {
+    use quick_xml::events::Event;
+    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path).map_err(|e| e.to_string())?))
+        .map_err(|e| format!("not a readable Office file: {e}"))?;
+    let mut text = String::new();
+    for part in parts {
+        let mut xml = Vec::new();
+        archive
+            .by_name(part.as_ref())
+            .map_err(|e| format!("Office file without {}: {e}", part.as_ref()))?
+            .take(limits.max_parse_bytes)
+            .read_to_end(&mut xml)
+            .map_err(|e| format!("cannot decompress {}: {e}", part.as_ref()))?;
+        let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
+        let mut in_text = false;
+        let mut buf = Vec::new();
+        loop {
+            match reader.read_event_into(&mut buf) {
+                Ok(Event::Start(e)) if e.local_name().as_ref() == text_tag => in_text = true,
+                Ok(Event::End(e)) if e.local_name().as_ref() == text_tag => in_text = false,
+                Ok(Event::End(e)) if e.local_name().as_ref() == para_tag => text.push('\n'),
+                Ok(Event::Text(t)) if in_text => text.push_str(&t.xml10_content()),
+                Ok(Event::GeneralRef(r)) if in_text => match r.resolve_char_ref() {
+                    Ok(Some(c)) => text.push(c),
+                    _ => text.push_str(match r.into_inner().as_ref() {
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        _ => "",
+                    }),
+                },
+                Ok(Event::Eof) => break,
+                Err(e) => return Err(format!("malformed XML in {}: {e}", part.as_ref())),
+                _ => {}
+            }
+            buf.clear();
+            if text.len() > limits.max_text_bytes {
+                return Ok(text);
+            }
+        }
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Visible text of an HTML page: tags dropped, script and style skipped, common entities decoded.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    while i < html.len() {
+        let rest = &html[i..];
+        if rest.starts_with('<') {
+            let lrest = &lower[i..];
+            let skip_to = ["script", "style", "noscript"]
+                .iter()
+                .find(|t| lrest[1..].starts_with(*t))
+                .and_then(|t| lrest.find(&format!("</{t}")).map(|end| end + 2 + t.len()));
+            let end = skip_to.unwrap_or(0);
+            match lrest[end..].find('>') {
+                Some(close) => i += end + close + 1,
+                None => break,
+            }
+            if !out.ends_with(char::is_whitespace) {
+                out.push(' ');
+            }
+        } else if rest.starts_with('&') {
+            let (decoded, used) = decode_entity(rest);
+            out.push_str(decoded);
+            i += used;
+        } else {
+            let next = rest.find(['<', '&']).unwrap_or(rest.len());
+            out.push_str(&rest[..next]);
+            i += next;
+        }
+    }
+    out
+}
+
+fn decode_entity(s: &str) -> (&'static str, usize) {
+    const ENTITIES: [(&str, &str); 7] = [
+        ("&amp;", "&"),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", "\""),
+        ("&#39;", "'"),
+        ("&apos;", "'"),
+        ("&nbsp;", " "),
+    ];
+    ENTITIES.iter().find(|(e, _)| s.starts_with(e)).map(|(e, d)| (*d, e.len())).unwrap_or(("&", 1))
+}
+
+/// Drop NUL and other control characters (Postgres text cannot hold NUL) and cut the text at
+/// `max` bytes on a character boundary. Returns the text and whether it was cut.
+pub fn clean(raw: &str, max: usize) -> (String, bool) {
+    let mut text: String = raw.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t')).collect();
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    (text, true)
+}
+
+/// Split text into chunks of about `target` bytes, at whitespace where there is some.
+pub fn chunks(text: &str, target: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > target {
+        let mut cut = target;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let at = rest[..cut].rfind(char::is_whitespace).filter(|&w| w > target / 2).unwrap_or(cut);
+        let (chunk, tail) = rest.split_at(at);
+        out.push(chunk);
+        rest = tail;
+    }
+    if !rest.trim().is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_keeps_visible_text_only() {
+        let html = "<html><head><style>p{color:red}</style><script>var x = '<b>';</script></head>\
+                    <body><p>Invoice&nbsp;#42 &amp; receipt</p><p>Paid</p></body></html>";
+        let text = html_to_text(html);
+        assert_eq!(text.split_whitespace().collect::<Vec<_>>(), ["Invoice", "#42", "&", "receipt", "Paid"]);
+    }
+
+    #[test]
+    fn clean_strips_nul_and_cuts_on_a_char_boundary() {
+        assert_eq!(clean("a\0b\u{1}c\nd", 100), ("abc\nd".into(), false));
+        assert_eq!(clean("ééé", 3), ("é".into(), true));
+    }
+
+    #[test]
+    fn chunks_split_at_whitespace_and_cover_all_text() {
+        let text = "alpha beta gamma delta epsilon ".repeat(100);
+        let parts = chunks(&text, 64);
+        assert!(parts.iter().all(|c| c.len() <= 64));
+        assert_eq!(parts.concat(), text.trim_end_matches(' ').to_owned() + " ");
+        assert_eq!(chunks("", 64), vec![""]);
+        let unbroken = "x".repeat(200);
+        assert_eq!(chunks(&unbroken, 64).len(), 4);
+    }
+
+    fn extract_sample(sample: &crate::samples::Sample) -> Extracted {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &sample.bytes).unwrap();
+        extract_file(file.path(), &sample.content_type, &sample.filename, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn every_sample_kind_is_sniffed_and_extracted() {
+        for sample in crate::samples::all("m4rk3r") {
+            let x = extract_sample(&sample);
+            if sample.has_text {
+                assert!(x.text.contains("m4rk3r"), "{}: {x:?}", sample.filename);
+                assert!(x.note.is_none(), "{}: {x:?}", sample.filename);
+            } else {
+                assert_eq!((x.extractor.as_str(), x.text.as_str()), ("none", ""), "{}", sample.filename);
+                let note = x.note.clone().unwrap_or_default();
+                assert!(
+                    note.starts_with(&format!("no text extractor for {}", x.media_type)),
+                    "{}: {x:?}",
+                    sample.filename
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn types_come_from_the_bytes_not_the_claim() {
+        let pdf = crate::samples::Sample {
+            content_type: "text/plain".into(),
+            filename: "renamed.txt".into(),
+            ..crate::samples::all("x").into_iter().find(|s| s.filename.ends_with(".pdf")).unwrap()
+        };
+        let x = extract_sample(&pdf);
+        assert_eq!((x.media_type.as_str(), x.extractor.as_str()), ("application/pdf", "pdf"));
+    }
+
+    #[test]
+    fn text_past_the_cap_is_cut_and_noted() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "word ".repeat(1000)).unwrap();
+        let limits = Limits { max_text_bytes: 100, ..Limits::default() };
+        let x = extract_file(file.path(), "text/plain", "big.txt", &limits).unwrap();
+        assert_eq!((x.text.len(), x.truncated), (100, true));
+        assert!(x.note.unwrap().contains("only the beginning is indexed"));
+    }
+
+    #[test]
+    fn only_plain_text_is_extracted_in_process() {
+        for sample in crate::samples::all("m") {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &sample.bytes).unwrap();
+            let in_process =
+                extract_plain_text(file.path(), &sample.content_type, &sample.filename, &Limits::default());
+            let plain = matches!(
+                sample.content_type.as_str(),
+                "text/plain" | "text/markdown" | "text/csv" | "application/json"
+            );
+            assert_eq!(in_process.is_some(), plain, "{}", sample.filename);
+        }
+    }
+
+    #[test]
+    fn text_detection() {
+        assert!(looks_like_text(b"plain words\nand lines"));
+        assert!(looks_like_text("caf\u{e9}".as_bytes()));
+        assert!(!looks_like_text(b"\x00\x01\x02binary"));
+        assert!(looks_like_text(&"é".as_bytes()[..1]), "a character cut at the end of the sample");
+    }
+}

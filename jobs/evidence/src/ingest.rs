@@ -1,0 +1,229 @@
+//! The ingest job: stream the object to a staging file while hashing it, verify size and
+//! checksum, extract text in a sandboxed child process (unless the content is already known),
+//! and commit content, chunks and the evidence status in the job's fenced finishing transaction.
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use tokio::io::AsyncReadExt;
+use uuid::Uuid;
+
+use queue::{DiscardInfo, Handler, JobArgs, JobContext, JobError, KindOptions, Registry, RetryPolicy};
+
+use crate::config::IngestSettings;
+use crate::extract::Extracted;
+use crate::model::{EvidenceId, EvidenceStatus};
+use crate::storage::{Storage, StorageError};
+use crate::store;
+
+/// Text is indexed in chunks of about this many bytes (see the content_chunk migration).
+const CHUNK_BYTES: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestEvidence {
+    pub evidence_id: Uuid,
+    /// The object's facts, copied when the job is enqueued so the worker need not read the
+    /// evidence row. Absent in jobs made by hand (runbooks/jobs-by-hand.md): then it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<store::IngestObject>,
+}
+
+impl JobArgs for IngestEvidence {
+    const KIND: &'static str = "ingest_evidence";
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestHandler {
+    pub pool: PgPool,
+    pub storage: Arc<Storage>,
+    pub settings: Arc<IngestSettings>,
+}
+
+/// Register the ingest kind on a worker's registry.
+pub fn register(registry: &mut Registry, handler: IngestHandler, retry: RetryPolicy) {
+    let timeout = handler.settings.extract_timeout * 2 + std::time::Duration::from_secs(600);
+    registry.register(handler, KindOptions { retry, timeout });
+}
+
+impl Handler for IngestHandler {
+    type Args = IngestEvidence;
+
+    async fn run(&self, ctx: JobContext, args: IngestEvidence) -> Result<(), JobError> {
+        let id = EvidenceId(args.evidence_id);
+        let target = match args.object {
+            Some(object) => object,
+            None => match store::ingest_target(&self.pool, id).await? {
+                None => return Err(JobError::permanent(format!("evidence {id} no longer exists"))),
+                Some((status, _)) if status != EvidenceStatus::Queued => {
+                    tracing::info!(evidence_id = %id, %status, "evidence is not queued; nothing to do");
+                    return ctx.begin_finish().await?.commit().await;
+                }
+                Some((_, object)) => object,
+            },
+        };
+
+        let staging = tempfile::NamedTempFile::new_in(&self.settings.tmp_dir).map_err(|e| {
+            JobError::retryable(format!("cannot create a staging file in {}: {e}", self.settings.tmp_dir.display()))
+        })?;
+        let mut file = tokio::fs::File::from_std(staging.reopen().map_err(JobError::retryable)?);
+        let downloaded =
+            match self.storage.download_to(&target.object_key, &mut file, self.settings.max_object_bytes).await {
+                Ok(d) => d,
+                Err(StorageError::NotFound) => {
+                    return Err(JobError::permanent(format!(
+                        "object {} is gone from the bucket: upload the file again as new evidence",
+                        target.object_key
+                    )));
+                }
+                Err(e @ StorageError::TooLarge { .. }) => return Err(JobError::permanent(e)),
+                Err(e @ StorageError::Refused(_)) => return Err(JobError::retryable(e)),
+                Err(e @ StorageError::Unavailable(_)) => return Err(JobError::retryable(e)),
+            };
+        drop(file);
+        metrics::counter!("evidence_bytes_ingested_total").increment(downloaded.size);
+
+        if downloaded.size != target.size_bytes as u64 {
+            return Err(JobError::permanent(format!(
+                "the stored object is {} bytes but {} were declared: it changed after upload",
+                downloaded.size, target.size_bytes
+            )));
+        }
+        if let Some(declared) = &target.declared_sha256
+            && *declared != downloaded.sha256
+        {
+            return Err(JobError::permanent(format!(
+                "checksum mismatch: declared sha256 {declared}, stored object has {}; upload the right file again",
+                downloaded.sha256
+            )));
+        }
+
+        // Known bytes need no extraction: the content row (and its text) already exists. Plain
+        // text costs less to extract than the query that would tell, so it skips the check and
+        // lets the content insert's ON CONFLICT find the duplicate.
+        let (path, declared, name) = (staging.path(), &target.content_type, &target.filename);
+        let extracted = match self.extract_plain(path, declared, name).await {
+            Some(plain) => Some(plain.unwrap_or_else(|reason| metadata_only(declared, &reason))),
+            None if store::content_exists(&self.pool, &downloaded.sha256).await? => None,
+            None => {
+                Some(self.run_extractor(path, declared, name).await.unwrap_or_else(|r| metadata_only(declared, &r)))
+            }
+        };
+
+        let mut tx = ctx.begin_finish().await?;
+        let created = match &extracted {
+            Some(x) => {
+                store::insert_content(&mut tx, &downloaded.sha256, downloaded.size as i64, x, CHUNK_BYTES).await?
+            }
+            None => false,
+        };
+        let indexed = store::mark_indexed(&mut tx, id, &downloaded.sha256, !created, ctx.attempt).await?;
+        tx.commit().await?;
+        if let Some(duplicate) = indexed {
+            tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate, "evidence indexed");
+        } else {
+            // Moved out of `queued` by hand while we worked: its status is left as it is. A new
+            // content row is kept; it is addressed by its bytes and harms nothing.
+            tracing::warn!(evidence_id = %id, "evidence is no longer queued; its status was left alone");
+        }
+        Ok(())
+    }
+
+    async fn on_discard(&self, conn: &mut PgConnection, job: &DiscardInfo) -> Result<(), sqlx::Error> {
+        // A payload that does not parse was discarded by the queue before `run` (permanent
+        // error); it names no evidence, so there is no row to move. Said loudly, not silently.
+        let args = match serde_json::from_value::<IngestEvidence>(job.payload.clone()) {
+            Ok(args) => args,
+            Err(e) => {
+                tracing::error!(job_id = job.id.0, error = %e, "discarded ingest job names no evidence; nothing to mark");
+                return Ok(());
+            }
+        };
+        let reason =
+            format!("{} (after {} attempt{})", job.error, job.attempt, if job.attempt == 1 { "" } else { "s" });
+        store::mark_index_error(conn, EvidenceId(args.evidence_id), &reason, job.attempt).await?;
+        tracing::warn!(evidence_id = %args.evidence_id, error = reason, "evidence could not be indexed");
+        Ok(())
+    }
+}
+
+impl IngestHandler {
+    /// Plain text, extracted in process (see `extract::extract_plain_text`); `None` for anything
+    /// that needs the sandboxed child.
+    async fn extract_plain(
+        &self,
+        path: &std::path::Path,
+        declared_type: &str,
+        filename: &str,
+    ) -> Option<Result<Extracted, String>> {
+        let s = &self.settings;
+        let limits =
+            crate::extract::Limits { max_text_bytes: s.max_text_bytes as usize, max_parse_bytes: s.max_parse_bytes };
+        let (owned_path, declared, name) = (path.to_owned(), declared_type.to_owned(), filename.to_owned());
+        tokio::task::spawn_blocking(move || crate::extract::extract_plain_text(&owned_path, &declared, &name, &limits))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Run the `extract` child with its limits. A crash, a time-out or a parse failure is not an
+    /// ingest failure: the caller indexes the evidence by its metadata with the reason as a note.
+    async fn run_extractor(
+        &self,
+        path: &std::path::Path,
+        declared_type: &str,
+        filename: &str,
+    ) -> Result<Extracted, String> {
+        let s = &self.settings;
+        let mut child = tokio::process::Command::new(&s.extract_bin)
+            .arg(path)
+            .arg(declared_type)
+            .arg(filename)
+            .env_clear()
+            .env("EXTRACT_MAX_TEXT_BYTES", s.max_text_bytes.to_string())
+            .env("EXTRACT_MAX_PARSE_BYTES", s.max_parse_bytes.to_string())
+            .env("EXTRACT_MEMORY_BYTES", s.extract_memory_bytes.to_string())
+            .env("EXTRACT_CPU_SECONDS", s.extract_timeout.as_secs().max(1).to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", s.extract_bin.display()))?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let run = async {
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let (r1, r2, status) =
+                tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), child.wait());
+            r1.and(r2).map_err(|e| e.to_string())?;
+            Ok::<_, String>((status.map_err(|e| e.to_string())?, out, err))
+        };
+        let (status, out, err) = match tokio::time::timeout(s.extract_timeout, run).await {
+            Ok(result) => result?,
+            Err(_) => return Err(format!("took longer than {} s", s.extract_timeout.as_secs())),
+        };
+        if !status.success() {
+            let message = String::from_utf8_lossy(&err).trim().chars().take(500).collect::<String>();
+            return Err(match status.code() {
+                Some(code) => format!("extractor exited with {code}: {message}"),
+                None => "extractor was killed (memory or CPU limit)".to_owned(),
+            });
+        }
+        serde_json::from_slice(&out).map_err(|e| format!("unreadable extractor output: {e}"))
+    }
+}
+
+/// What a file whose text could not be extracted is indexed with: its metadata, and why.
+fn metadata_only(declared_type: &str, reason: &str) -> Extracted {
+    tracing::warn!(reason, "text extraction failed; indexing metadata only");
+    Extracted {
+        media_type: declared_type.to_owned(),
+        extractor: "none".into(),
+        text: String::new(),
+        truncated: false,
+        note: Some(format!("text extraction failed: {reason}; indexed by filename, tags and description")),
+    }
+}

@@ -1,0 +1,27 @@
+//! The evidence domain: uploads (presign → complete), the ingest job (stream, hash, dedup,
+//! extract, index), storage, search, and what the `worker` and `extract` binaries (in `src/bin`,
+//! thin mains) need around them: configuration, start-up, telemetry, health endpoints.
+//!
+//! Built on the `queue` crate, which knows nothing of evidence. The API calls [`Service`].
+
+pub mod config;
+pub mod extract;
+pub mod health;
+mod ingest;
+mod model;
+#[cfg(any(test, feature = "testing"))]
+pub mod samples;
+mod service;
+pub mod startup;
+pub mod storage;
+mod store;
+pub mod telemetry;
+
+pub use ingest::{IngestEvidence, IngestHandler, register};
+pub use model::*;
+pub use service::{Created, DownloadUrl, EvidenceError, Service, report_status_counts};
+pub use store::IngestObject;
+
+/// Every migration in `sql/` (the queue's and the evidence schema), embedded at compile time;
+/// `sqlx migrate run --source sql` applies the same set.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../sql");

@@ -1,0 +1,311 @@
+//! Every SQL statement about evidence and content. Status changes are guarded by the expected
+//! status and report whether the guard held. The job table is the queue's: nothing here reads
+//! it (the service asks the queue for the jobs evidence points at).
+
+use queue::JobId;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::extract::Extracted;
+use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+
+/// The evidence columns plus its content, as [`Evidence`] reads them, from a relation named `e`
+/// (the table, or a CTE that inserted or updated rows).
+macro_rules! evidence_columns {
+    () => {
+        "SELECT e.id, e.filename, e.content_type, e.size_bytes, e.declared_sha256, e.case_id, e.tags,
+                e.description, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
+                e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at,
+                e.job_id, c.media_type, c.extractor, c.text_bytes, c.text_truncated, c.extract_note"
+    };
+}
+
+macro_rules! evidence_joins {
+    () => {
+        " LEFT JOIN content c ON c.sha256 = e.sha256 "
+    };
+}
+
+const SELECT_EVIDENCE: &str = concat!(evidence_columns!(), " FROM evidence e", evidence_joins!());
+
+/// Insert new evidence and read it back in one statement; with an Idempotency-Key already used,
+/// return that row instead (`created == false`). The object key is made here, from the id.
+pub async fn insert(pool: &PgPool, new: &NewEvidence) -> Result<(Evidence, bool), sqlx::Error> {
+    let id = Uuid::new_v4();
+    let tags = new.normalized_tags();
+    let inserted = sqlx::query_as::<_, Evidence>(concat!(
+        "WITH e AS (
+             INSERT INTO evidence (id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
+                                   description, object_key, idempotency_key, request_id, meta_tsv)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'evidence/' || $1::text, $9, $10,
+                     to_tsvector('english', $2 || ' ' || regexp_replace($2, '[^[:alnum:]]+', ' ', 'g') || ' '
+                                             || array_to_string($7, ' ') || ' ' || coalesce($8, '')))
+             ON CONFLICT ON CONSTRAINT evidence_idempotency_key_unique DO NOTHING
+             RETURNING *
+         ) ",
+        evidence_columns!(),
+        " FROM e",
+        evidence_joins!()
+    ))
+    .bind(id)
+    .bind(new.filename.trim())
+    .bind(&new.content_type)
+    .bind(new.size_bytes)
+    .bind(&new.sha256)
+    .bind(new.case_id.as_deref().map(str::trim))
+    .bind(&tags)
+    .bind(&new.description)
+    .bind(&new.idempotency_key)
+    .bind(&new.request_id)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(evidence) = inserted {
+        return Ok((evidence, true));
+    }
+    let existing =
+        sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!("{SELECT_EVIDENCE} WHERE e.idempotency_key = $1")))
+            .bind(&new.idempotency_key)
+            .fetch_one(pool)
+            .await?;
+    Ok((existing, false))
+}
+
+pub async fn get<'e>(exec: impl PgExecutor<'e>, id: EvidenceId) -> Result<Option<Evidence>, sqlx::Error> {
+    sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!("{SELECT_EVIDENCE} WHERE e.id = $1")))
+        .bind(id)
+        .fetch_optional(exec)
+        .await
+}
+
+/// Newest first, filtered, one page after the keyset position.
+pub async fn list(pool: &PgPool, f: &ListFilter) -> Result<Vec<Evidence>, sqlx::Error> {
+    let (after_ts, after_id) = f.after.map(|(ts, id)| (Some(ts), Some(id))).unwrap_or((None, None));
+    sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVIDENCE}
+         WHERE ($1::text IS NULL OR e.status = $1)
+           AND ($2::text IS NULL OR e.case_id = $2)
+           AND ($3::text IS NULL OR e.tags @> ARRAY[$3])
+           AND ($4::timestamptz IS NULL OR (e.created_at, e.id) < ($4, $5))
+           AND ($7::text IS NULL OR e.sha256 = $7)
+         ORDER BY e.created_at DESC, e.id DESC
+         LIMIT $6"
+    )))
+    .bind(f.status.map(EvidenceStatus::as_str))
+    .bind(&f.case_id)
+    .bind(&f.tag)
+    .bind(after_ts)
+    .bind(after_id)
+    .bind(f.limit)
+    .bind(&f.sha256)
+    .fetch_all(pool)
+    .await
+}
+
+/// `from → queued`, recording who asked. Returns what the ingest job needs to know about the
+/// object, or `None` when the row was not in `from`.
+pub async fn mark_queued(
+    conn: &mut PgConnection,
+    id: EvidenceId,
+    from: EvidenceStatus,
+    request_id: Option<&str>,
+) -> Result<Option<IngestObject>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE evidence SET status = 'queued', queued_at = now(), updated_at = now(), attempts = 0,
+                             last_error = NULL, request_id = coalesce($3, request_id)
+         WHERE id = $1 AND status = $2
+         RETURNING object_key, size_bytes, declared_sha256, content_type, filename",
+    )
+    .bind(id)
+    .bind(from.as_str())
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Point the evidence at its new job and read it back (with that job) in one statement.
+pub async fn set_job(conn: &mut PgConnection, id: EvidenceId, job: JobId) -> Result<Evidence, sqlx::Error> {
+    sqlx::query_as::<_, Evidence>(concat!(
+        "WITH e AS (UPDATE evidence SET job_id = $2 WHERE id = $1 RETURNING *) ",
+        evidence_columns!(),
+        " FROM e",
+        evidence_joins!()
+    ))
+    .bind(id)
+    .bind(job)
+    .fetch_one(conn)
+    .await
+}
+
+/// What the ingest job needs to know about its evidence's object. None of it changes after the
+/// evidence is created, so it travels in the job's payload.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+pub struct IngestObject {
+    pub object_key: String,
+    pub size_bytes: i64,
+    pub declared_sha256: Option<String>,
+    pub content_type: String,
+    pub filename: String,
+}
+
+/// The evidence's status and object, for jobs whose payload carries only the id.
+pub async fn ingest_target<'e>(
+    exec: impl PgExecutor<'e>,
+    id: EvidenceId,
+) -> Result<Option<(EvidenceStatus, IngestObject)>, sqlx::Error> {
+    let row: Option<(EvidenceStatus, String, i64, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT status, object_key, size_bytes, declared_sha256, content_type, filename FROM evidence WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(exec)
+    .await?;
+    Ok(row.map(|(status, object_key, size_bytes, declared_sha256, content_type, filename)| {
+        (status, IngestObject { object_key, size_bytes, declared_sha256, content_type, filename })
+    }))
+}
+
+pub async fn content_exists<'e>(exec: impl PgExecutor<'e>, sha256: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM content WHERE sha256 = $1)").bind(sha256).fetch_one(exec).await
+}
+
+/// Store extracted text under its checksum. Concurrent ingests of the same bytes do not race:
+/// the second insert waits for the first to commit and then does nothing. Returns whether this
+/// call created the row (false: the content was already known — a duplicate).
+pub async fn insert_content(
+    conn: &mut PgConnection,
+    sha256: &str,
+    size: i64,
+    x: &Extracted,
+    chunk_bytes: usize,
+) -> Result<bool, sqlx::Error> {
+    // Chunks are written by the same statement (a data-modifying CTE always runs to completion),
+    // and only for a content row this statement created: a duplicate's chunks already exist.
+    let chunks = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::chunks(&x.text, chunk_bytes) };
+    let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
+    let created: bool = sqlx::query_scalar(
+        "WITH c AS (
+             INSERT INTO content (sha256, size_bytes, media_type, extractor, text_bytes, text_truncated, extract_note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (sha256) DO NOTHING
+             RETURNING sha256
+         ),
+         ch AS (
+             INSERT INTO content_chunk (sha256, seq, body, tsv)
+             SELECT c.sha256, t.seq, t.body, to_tsvector('english', t.body)
+             FROM c, unnest($8::int[], $9::text[]) AS t(seq, body)
+             RETURNING 1
+         )
+         SELECT EXISTS (SELECT 1 FROM c)",
+    )
+    .bind(sha256)
+    .bind(size)
+    .bind(&x.media_type)
+    .bind(&x.extractor)
+    .bind(x.text.len() as i64)
+    .bind(x.truncated)
+    .bind(&x.note)
+    .bind(&seqs)
+    .bind(&chunks)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(created)
+}
+
+/// `queued → indexed`, pointing at its content. Returns the duplicate flag the row now holds
+/// (a reindex of the same bytes keeps the first ingest's), or `None` when the evidence was no
+/// longer queued.
+pub async fn mark_indexed(
+    conn: &mut PgConnection,
+    id: EvidenceId,
+    sha256: &str,
+    duplicate: bool,
+    attempt: i32,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE evidence SET status = 'indexed', sha256 = $2, attempts = $4, last_error = NULL,
+                             duplicate = CASE WHEN sha256 = $2 AND duplicate IS NOT NULL THEN duplicate ELSE $3 END,
+                             indexed_at = now(), updated_at = now()
+         WHERE id = $1 AND status = 'queued'
+         RETURNING duplicate",
+    )
+    .bind(id)
+    .bind(sha256)
+    .bind(duplicate)
+    .bind(attempt)
+    .fetch_optional(conn)
+    .await
+}
+
+/// `queued → index_error` with the reason (the ingest job's discard hook).
+pub async fn mark_index_error(
+    conn: &mut PgConnection,
+    id: EvidenceId,
+    error: &str,
+    attempt: i32,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE evidence SET status = 'index_error', last_error = $2, attempts = $3, updated_at = now()
+         WHERE id = $1 AND status = 'queued'",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(attempt)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ranked full-text search over extracted text (per chunk) and metadata, with filters.
+/// Snippets are made for the returned page only: ts_headline is the expensive part.
+pub async fn search(pool: &PgPool, s: &SearchQuery) -> Result<Vec<SearchHit>, sqlx::Error> {
+    sqlx::query_as::<_, SearchHit>(
+        "WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
+         chunk_hits AS (
+             SELECT DISTINCT ON (ch.sha256) ch.sha256, ch.seq, ts_rank_cd(ch.tsv, q.q) AS rank
+             FROM content_chunk ch, q
+             WHERE ch.tsv @@ q.q
+             ORDER BY ch.sha256, rank DESC, ch.seq
+         ),
+         page AS (
+             SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at,
+                    h.seq, (h.sha256 IS NOT NULL) AS matched_text,
+                    greatest(coalesce(h.rank, 0), ts_rank_cd(e.meta_tsv, q.q))::float4 AS rank
+             FROM evidence e
+             CROSS JOIN q
+             LEFT JOIN chunk_hits h ON h.sha256 = e.sha256
+             LEFT JOIN content c ON c.sha256 = e.sha256
+             WHERE e.status = 'indexed'
+               AND (h.sha256 IS NOT NULL OR e.meta_tsv @@ q.q)
+               AND ($2::text IS NULL OR e.case_id = $2)
+               AND ($3::text IS NULL OR e.tags @> ARRAY[$3])
+               AND ($4::text IS NULL OR e.content_type = $4 OR c.media_type = $4)
+             ORDER BY rank DESC, e.created_at DESC, e.id
+             LIMIT $5
+         )
+         SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
+                p.matched_text, p.created_at,
+                CASE WHEN p.matched_text THEN
+                    ts_headline('english', ch.body, q.q, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
+                END AS snippet
+         FROM page p
+         CROSS JOIN q
+         LEFT JOIN content_chunk ch ON ch.sha256 = p.sha256 AND ch.seq = p.seq
+         ORDER BY p.rank DESC, p.created_at DESC, p.id",
+    )
+    .bind(&s.q)
+    .bind(&s.case_id)
+    .bind(&s.tag)
+    .bind(&s.media_type)
+    .bind(s.limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Evidence per status (for the `evidence_by_status` gauge).
+pub async fn status_counts<'e>(exec: impl PgExecutor<'e>) -> Result<Vec<(EvidenceStatus, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, count(*) FROM evidence GROUP BY status").fetch_all(exec).await
+}
+
+/// The database answers (for `/ready`).
+pub async fn ping<'e>(exec: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(exec).await.map(|_| ())
+}

@@ -1,0 +1,113 @@
+//! Queue upkeep that must run in one worker at a time: rescuing expired leases and pruning old
+//! finished jobs. Each round takes a transaction-scoped advisory lock, so any number of worker
+//! processes can call it and at most one does the work; nothing is left held if a worker dies.
+//! The worker's maintenance loop also publishes the queue-depth gauges.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WorkerConfig;
+use crate::handler::Registry;
+use crate::job::JobState;
+use crate::state::{self, Failure, Outcome};
+use crate::store::{self, Error};
+use crate::table::JobTable;
+
+/// The advisory lock key of the maintenance round (an arbitrary constant, 'jobsmain' in ASCII).
+pub const MAINTENANCE_LOCK: i64 = 0x6a6f_6273_6d61_696e;
+const RESCUE_BATCH: i64 = 1000;
+const PRUNE_BATCH: i64 = 10_000;
+
+/// What one maintenance round did; `ran` is false when another worker held the lock.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub ran: bool,
+    pub rescued: usize,
+    pub discarded: usize,
+    pub pruned: u64,
+}
+
+/// One round: rescue expired leases of the registry's kinds (retry with backoff, or discard with
+/// the kind's hook once attempts are spent), then prune finished jobs older than `retention`.
+/// Everything commits together: a failing discard hook rolls the whole round back.
+pub async fn run_maintenance(
+    pool: &PgPool,
+    table: &JobTable,
+    registry: &Registry,
+    retention: Duration,
+) -> Result<MaintenanceReport, Error> {
+    let mut tx = pool.begin().await?;
+    if !store::try_maintenance_lock(&mut tx, MAINTENANCE_LOCK).await? {
+        return Ok(MaintenanceReport::default());
+    }
+    let mut report = MaintenanceReport { ran: true, ..Default::default() };
+
+    let expired = store::lock_expired(table, &mut tx, &registry.kinds(), RESCUE_BATCH).await?;
+    if !expired.is_empty() {
+        let moves: Vec<_> = expired
+            .iter()
+            .map(|job| {
+                let policy = registry.get(&job.kind).map(|r| r.options.retry).unwrap_or_default();
+                let next = state::next(Outcome::LeaseExpired, job.attempt, job.max_attempts, &policy, rand::random());
+                (job.id, next)
+            })
+            .collect();
+        let error = "lease expired: the worker running this attempt stopped renewing it (crashed or cut off)";
+        let moved = store::fail_expired(table, &mut tx, &moves, error).await?;
+        for (job, (_, next)) in expired.iter().zip(&moves) {
+            if !moved.contains(&job.id) {
+                continue;
+            }
+            report.rescued += 1;
+            if *next == Failure::Discard {
+                report.discarded += 1;
+                // lock_expired only returns registered kinds.
+                if let Some(registered) = registry.get(&job.kind) {
+                    registered.handler.on_discard(&mut tx, &job.discard_info(error)).await?;
+                }
+            }
+            tracing::warn!(job_id = job.id.0, kind = job.kind, attempt = job.attempt, next = ?next, "rescued job with expired lease");
+        }
+        metrics::counter!("jobs_rescued_total").increment(report.rescued as u64);
+    }
+
+    report.pruned = store::prune(table, &mut *tx, retention, PRUNE_BATCH).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The worker's maintenance loop: a round every `maintenance_interval`, then the gauges.
+pub(crate) async fn maintain(pool: PgPool, registry: Arc<Registry>, config: WorkerConfig, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(config.maintenance_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match run_maintenance(&pool, &config.table, &registry, config.retention).await {
+            Ok(r) if r.rescued > 0 || r.pruned > 0 => {
+                tracing::info!(rescued = r.rescued, discarded = r.discarded, pruned = r.pruned, "maintenance")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "maintenance failed"),
+        }
+        // Every worker reports the same global figures: aggregate with max(), not sum().
+        match store::depth(&config.table, &pool).await {
+            Ok(depths) => {
+                for d in depths {
+                    let labels = [("queue", d.queue.clone()), ("state", d.state.as_str().to_owned())];
+                    metrics::gauge!("jobs_queue_depth", &labels).set(d.count as f64);
+                    if d.state == JobState::Available {
+                        let age = d.oldest_runnable_age_seconds.unwrap_or(0.0);
+                        metrics::gauge!("jobs_oldest_available_age_seconds", "queue" => d.queue).set(age);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "queue depth query failed"),
+        }
+    }
+}
