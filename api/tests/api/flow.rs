@@ -5,6 +5,7 @@ use evidence::samples::{self, Sample};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::support::{Options, TestApp, WAIT, count, poll_for};
 
@@ -118,7 +119,9 @@ async fn verified_evidence_downloads_through_a_presigned_url(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
-async fn concurrent_duplicates_do_not_race(pool: PgPool) {
+async fn concurrent_duplicates_do_not_race(_opts: PgPoolOptions, connect: PgConnectOptions) {
+    // Six finishing transactions at once need more connections than a test pool's five.
+    let pool = PgPoolOptions::new().max_connections(20).connect_with(connect).await.unwrap();
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let s = sample("access-log.csv");
     let mut ids = Vec::new();
@@ -127,17 +130,38 @@ async fn concurrent_duplicates_do_not_race(pool: PgPool) {
         assert_eq!(app.put(&created, &s.bytes).await, 200);
         ids.push(created["evidence"]["id"].as_str().unwrap().to_owned());
     }
-    // Complete all at once so several workers' slots ingest the same bytes concurrently.
+    // Hold every ingest at its content insert until all six are there, then let them go at once:
+    // six transactions insert the same sha256 together.
+    let mut gate = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE content IN SHARE MODE").execute(&mut *gate).await.unwrap();
     let completes = ids.iter().map(|id| app.post_owned(format!("/v1/evidence/{id}/complete")));
     for (status, _) in futures_util::future::join_all(completes).await {
         assert_eq!(status, 202);
     }
+    poll_for(WAIT, "six ingests waiting to insert their content", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 'content' AND NOT l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (waiting == 6).then_some(())
+    })
+    .await;
+    gate.commit().await.unwrap();
     for id in &ids {
         app.wait_status(id, "indexed").await;
     }
     assert_eq!(count(&pool, "SELECT count(*) FROM content").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM evidence WHERE duplicate = false").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM content_chunk").await, 1);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM job WHERE state = 'completed' AND attempt = 1").await,
+        6,
+        "none retried"
+    );
     app.stop().await;
 }
 

@@ -252,3 +252,24 @@ async fn real_worker_retries_through_an_s3_outage_and_indexes_when_it_ends(pool:
     let hits = search(&http, &p.api_url, "acquisition Globex").await;
     assert_eq!(hits["hits"][0]["id"], id.as_str(), "words from the DOCX are found");
 }
+
+#[tokio::test]
+async fn a_worker_with_an_impossible_setting_exits_at_once_naming_it() {
+    let table = [
+        ("WORKER_LEASE_SECS", "0", "WORKER_LEASE_SECS=\"0\" is invalid: must be greater than zero"),
+        ("WORKER_CONCURRENCY", "0", "WORKER_CONCURRENCY=\"0\" is invalid: must be at least 1"),
+        ("WORKER_POLL_INTERVAL_MS", "-5", "WORKER_POLL_INTERVAL_MS=\"-5\" is invalid"),
+        ("WORKER_HEARTBEAT_MS", "20000", "is invalid: must be at least three heartbeats (3 × 20s)"),
+    ];
+    for (name, value, says) in table {
+        let run = tokio::process::Command::new(binary("worker"))
+            .env(name, value)
+            .env_remove("RUST_BACKTRACE")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .output();
+        let out = tokio::time::timeout(WAIT, run).await.expect("the worker exits at once").unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}={value} was accepted");
+        assert!(stderr.contains(says), "{name}={value}: {stderr}");
+    }
+}

@@ -185,7 +185,9 @@ pub fn worker_from_env() -> Result<(WorkerConfig, SocketAddr), ConfigError> {
     };
     config.validate().map_err(|e| {
         let name = WORKER_VARIABLES.iter().find(|(field, _)| *field == e.field).map_or(e.field, |(_, var)| var);
-        ConfigError::out_of_range(name, e.value, e.allowed)
+        // The value as the operator wrote it (or the default the rule was broken by).
+        let value = std::env::var(name).unwrap_or_else(|_| format!("{} (the default)", e.value));
+        ConfigError::out_of_range(name, value, e.allowed)
     })?;
     Ok((config, var("WORKER_BIND", "127.0.0.1:9091".parse().expect("literal address"))?))
 }

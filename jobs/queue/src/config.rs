@@ -65,7 +65,7 @@ impl Default for WorkerConfig {
 pub struct ConfigError {
     pub field: &'static str,
     pub value: String,
-    pub allowed: &'static str,
+    pub allowed: String,
 }
 
 impl WorkerConfig {
@@ -81,7 +81,7 @@ impl WorkerConfig {
 
     /// Every rule the worker relies on; the first one broken.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field, value: String, allowed| Err(ConfigError { field, value, allowed });
+        let err = |field, value: String, allowed: &str| Err(ConfigError { field, value, allowed: allowed.to_owned() });
         let positive = [
             ("poll_interval", self.poll_interval),
             ("lease", self.lease),
@@ -112,8 +112,10 @@ impl WorkerConfig {
         if self.lease < heartbeat * 3 {
             return err(
                 "lease",
-                format!("{:?} with a heartbeat every {heartbeat:?}", self.lease),
-                "must be at least three heartbeats, so that one late heartbeat does not lose the lease",
+                format!("{:?}", self.lease),
+                &format!(
+                    "must be at least three heartbeats (3 × {heartbeat:?}), so that one late heartbeat does not lose the lease"
+                ),
             );
         }
         if self.worker_id.is_empty() {

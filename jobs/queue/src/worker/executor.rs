@@ -69,6 +69,12 @@ pub(crate) async fn run_job(shared: &Shared, job: ClaimedJob) {
                 tracing::warn!("lease lost while running; result abandoned");
                 return;
             }
+            Err(Attempt::Failed(_, error)) if ctx.finished.load(Ordering::Acquire) => {
+                // Its completion (and effects) committed; what failed came after. Nothing to undo.
+                shared.status.record_completed();
+                tracing::error!(error, "handler failed after committing its completion; the job stays completed");
+                return;
+            }
             Err(Attempt::Failed(outcome, error)) => (outcome, error),
         };
         let failure = state::next(outcome, job.attempt, job.max_attempts, &registered.options.retry, rand::random());
