@@ -5,6 +5,7 @@
 //! Built on the `queue` crate, which knows nothing of evidence. The API calls [`Service`].
 
 pub mod config;
+mod error;
 pub mod extract;
 pub mod health;
 mod ingest;
@@ -17,9 +18,10 @@ pub mod storage;
 mod store;
 pub mod telemetry;
 
+pub use error::EvidenceError;
 pub use ingest::{IngestEvidence, IngestHandler, register};
 pub use model::*;
-pub use service::{Created, DownloadUrl, EvidenceError, Service, report_status_counts};
+pub use service::{Created, DownloadUrl, Service, report_status_counts};
 pub use store::IngestObject;
 
 /// Every migration in `sql/` (the queue's and the evidence schema), embedded at compile time;

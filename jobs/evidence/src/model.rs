@@ -5,8 +5,6 @@ use queue::{JobId, JobState, JobSummary};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::service::EvidenceError;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(transparent)]
 pub struct EvidenceId(pub Uuid);
@@ -53,6 +51,11 @@ impl std::fmt::Display for EvidenceStatus {
     }
 }
 
+/// A declaration that breaks a rule; the message says which field and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// What a client declares when it asks for an upload.
 #[derive(Debug, Clone, Default)]
 pub struct NewEvidence {
@@ -77,8 +80,8 @@ impl NewEvidence {
     }
 
     /// Check the declaration; each failure says which field is wrong and what it must be.
-    pub fn validate(&self, max_object_bytes: u64) -> Result<(), EvidenceError> {
-        let invalid = |m: String| Err(EvidenceError::Invalid(m));
+    pub fn validate(&self, max_object_bytes: u64) -> Result<(), Invalid> {
+        let invalid = |m: String| Err(Invalid(m));
         if self.filename.trim().is_empty() || self.filename.len() > 255 {
             return invalid("filename must be 1 to 255 characters".into());
         }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::job::JobState;
+
 /// Backoff for a kind: `min(cap, base · 2^(attempt−1))`, then jittered into its upper half.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -55,10 +57,10 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn state(self) -> super::JobState {
+    pub fn state(self) -> JobState {
         match self {
-            Failure::Retry { .. } => super::JobState::Available,
-            Failure::Discard => super::JobState::Discarded,
+            Failure::Retry { .. } => JobState::Available,
+            Failure::Discard => JobState::Discarded,
         }
     }
 }

@@ -1,0 +1,46 @@
+//! What can go wrong with an evidence operation, by variant: the API maps each to a status and a
+//! code, never by message.
+
+use crate::model::{EvidenceId, EvidenceStatus, Invalid};
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("evidence {0} not found")]
+    NotFound(EvidenceId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Idempotency-Key was already used for a different request (evidence {0})")]
+    IdempotencyMismatch(EvidenceId),
+    #[error("no object was uploaded for evidence {id}: PUT the bytes to the presigned URL first")]
+    UploadMissing { id: EvidenceId },
+    #[error("the uploaded object is {actual} bytes but {declared} were declared")]
+    SizeMismatch { declared: u64, actual: u64 },
+    #[error("evidence {id} is {status}; {action} needs {needs}")]
+    WrongStatus { id: EvidenceId, status: EvidenceStatus, action: &'static str, needs: &'static str },
+    #[error("an ingest job for evidence {0} is already active")]
+    JobActive(EvidenceId),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Queue(#[from] queue::Error),
+}
+
+impl EvidenceError {
+    /// The database could not be reached (rather than refusing the request): retry later.
+    pub fn database_unavailable(&self) -> bool {
+        let db = match self {
+            EvidenceError::Db(e) | EvidenceError::Queue(queue::Error::Db(e)) => e,
+            _ => return false,
+        };
+        matches!(db, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
+    }
+}
+
+impl From<Invalid> for EvidenceError {
+    fn from(e: Invalid) -> Self {
+        EvidenceError::Invalid(e.0)
+    }
+}
