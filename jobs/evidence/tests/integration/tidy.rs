@@ -81,6 +81,15 @@ fn sql_appears_only_in_store_modules() {
 }
 
 #[test]
+fn the_job_table_has_one_owner() {
+    // Outside the queue, jobs are read and written through `queue::store` only.
+    let found = offenders(&["FROM job", "JOIN job", "UPDATE job", "INTO job"], |file| {
+        file.starts_with("jobs/queue/") || file.starts_with("tools/src/bin/bench-")
+    });
+    assert!(found.is_empty(), "SQL on the job table outside the queue:\n{}", found.join("\n"));
+}
+
+#[test]
 fn the_environment_is_read_only_by_config_modules() {
     let env = ["env::var", "env::vars", "from_default_env", "dotenv"];
     let found = offenders(&env, |file| file.ends_with("/src/config.rs"));
