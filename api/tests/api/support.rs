@@ -1,7 +1,6 @@
 //! The test harness: API + worker + bucket per test, an HTTP client, bounded waits, and a TCP
 //! proxy that can cut the worker off from S3.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use evidence::config::{IngestSettings, S3Settings};
 use evidence::samples::Sample;
 use evidence::storage::Storage;
 use evidence::{IngestHandler, Service, register};
+pub use queue::testing::poll_for;
 use queue::{Registry, RetryPolicy, Worker, WorkerConfig};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -184,22 +184,6 @@ impl TestApp {
             (body["status"] == want).then_some(body)
         })
         .await
-    }
-}
-
-/// Poll `check` every 20 ms until it returns `Some`; panic with `what` after `limit`.
-pub async fn poll_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

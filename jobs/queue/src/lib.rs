@@ -16,6 +16,8 @@ pub mod state;
 mod status;
 pub mod store;
 mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod worker;
 
 pub use config::{ConfigError, WorkerConfig};

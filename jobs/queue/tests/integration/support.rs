@@ -1,9 +1,9 @@
 //! Helpers shared by the integration tests: bounded waiting on database state, pools, workers.
 
-use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+pub use queue::testing::{poll_for, wait_until};
 use queue::{JobTable, Registry, Worker, WorkerConfig, WorkerStatus};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -12,37 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 /// The table the migrations create, which every test uses.
 pub static T: LazyLock<JobTable> = LazyLock::new(JobTable::default);
-
-/// Poll `check` every 20 ms until it returns `Some`; panic with `what` after `limit`.
-pub async fn poll_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Poll `check` every 20 ms until it returns true; panic with `what` after `limit`.
-pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let check = || {
-        let fut = check();
-        async move { fut.await.then_some(()) }
-    };
-    poll_for(limit, what, check).await
-}
 
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
