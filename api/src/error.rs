@@ -24,14 +24,38 @@ pub enum ApiError {
     /// The request conflicts with the evidence's current state.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
-    /// The request was read but its values are not acceptable.
+    /// `payload_too_large`: the request body is over 64 KiB (file bytes go to the upload URL).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// `unsupported_media_type`: a body that is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// The request was read but its values are not acceptable: `invalid_request`, `unknown_field`,
+    /// `invalid_utf8`, `invalid_text`, `size_mismatch`.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// A dependency (database, object store) is unavailable; retry later.
+    /// A dependency (database, object store) is unavailable, or searches are at their limit
+    /// (`search_busy`); retry after the seconds in `Retry-After`.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+}
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// A JSON `{code, message}` answer with `status`, for the places that answer before an endpoint
+/// (guards, poem's own errors).
+pub fn json_error(status: poem::http::StatusCode, code: &str, message: impl Into<String>) -> poem::Response {
+    use poem::IntoResponse;
+    let mut resp = poem::web::Json(serde_json::json!({ "code": code, "message": message.into() }))
+        .with_status(status)
+        .into_response();
+    if status == poem::http::StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert("retry-after", RETRY_AFTER_SECS.into());
+    }
+    resp
 }
 
 fn body(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
@@ -45,6 +69,10 @@ impl ApiError {
 
     pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
         ApiError::Unprocessable(body(code, message))
+    }
+
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Unavailable(body(code, message), RETRY_AFTER_SECS)
     }
 }
 
@@ -60,7 +88,7 @@ impl From<EvidenceError> for ApiError {
             EvidenceError::WrongStatus { .. } => ApiError::Conflict(body("wrong_status", message)),
             EvidenceError::Storage(StorageError::Unavailable(detail)) => {
                 tracing::warn!(error = detail, "object store unavailable");
-                ApiError::Unavailable(body("storage_unavailable", "the object store is unavailable; retry later"))
+                ApiError::unavailable("storage_unavailable", "the object store is unavailable; retry later")
             }
             EvidenceError::Storage(other) => {
                 tracing::error!(error = %other, "object store error");
@@ -68,8 +96,12 @@ impl From<EvidenceError> for ApiError {
             }
             ref db if db.database_unavailable() => {
                 tracing::warn!(error = message, "database unavailable");
-                ApiError::Unavailable(body("database_unavailable", "the database is unavailable; retry later"))
+                ApiError::unavailable("database_unavailable", "the database is unavailable; retry later")
             }
+            EvidenceError::SearchBusy => ApiError::unavailable(
+                "search_busy",
+                "too many searches are running, or this one took too long; retry shortly or narrow the query",
+            ),
             EvidenceError::JobActive(_) => ApiError::Conflict(body(
                 "job_active",
                 "an ingest job for this evidence is already active; wait for it to finish",
@@ -86,6 +118,7 @@ impl From<EvidenceError> for ApiError {
 /// shape as ours.
 pub fn from_poem(err: poem::Error) -> poem::Response {
     use poem::IntoResponse;
+    use poem::http::StatusCode;
     if err.is_from_response() {
         return err.into_response();
     }
@@ -94,6 +127,19 @@ pub fn from_poem(err: poem::Error) -> poem::Response {
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParsePathError>() {
         let message = format!("the evidence id in the path must be a UUID ({})", e.reason);
         return ApiError::bad_request("invalid_id", message).into_response();
+    }
+    if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
+        // A field the schema does not have is refused, not ignored: a misspelt `sha_256` would
+        // otherwise leave the upload without its checksum pinned.
+        if let Some(field) = e.reason.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next()) {
+            let message = format!("unknown field `{field}` in the request body; see the schema at /openapi.json");
+            return json_error(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", message);
+        }
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the request body could not be read: {}", e.reason),
+        );
     }
     let status = err.status();
     let code = match status.as_u16() {
@@ -111,5 +157,5 @@ pub fn from_poem(err: poem::Error) -> poem::Response {
     } else {
         err.to_string()
     };
-    poem::web::Json(serde_json::json!({ "code": code, "message": message })).with_status(status).into_response()
+    json_error(status, code, message)
 }

@@ -3,6 +3,7 @@
 //! become calls to `evidence::Service`; domain logic and SQL live in the `evidence` crate.
 
 mod error;
+mod guard;
 mod ops;
 mod v1;
 
@@ -24,11 +25,17 @@ pub struct AppState {
     pub service: Service,
     pub probe: Probe,
     pub metrics: Option<MetricsHandle>,
+    /// Browser origins allowed by CORS; empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
     pub fn new(service: Service, metrics: Option<MetricsHandle>) -> Self {
-        Self { probe: Probe::api(service.clone()), service, metrics }
+        Self { probe: Probe::api(service.clone()), service, metrics, cors_origins: Vec::new() }
+    }
+
+    pub fn with_cors(self, origins: Vec<String>) -> Self {
+        Self { cors_origins: origins, ..self }
     }
 }
 
@@ -57,7 +64,16 @@ pub fn app(state: AppState, public_url: &str) -> impl Endpoint + use<> {
     let api = openapi(public_url);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
-    Route::new().nest("/", api).nest("/docs", docs).at("/openapi.json", spec).data(state).around(request_context)
+    // CORS answers preflights before anything else; with no origins configured it allows none.
+    let cors = poem::middleware::Cors::new()
+        .allow_origins(state.cors_origins.clone())
+        .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
+        .allow_headers(["content-type", "idempotency-key", "x-request-id", "authorization"])
+        .expose_headers(["x-request-id", "retry-after"]);
+    let with_cors = !state.cors_origins.is_empty();
+    let routes =
+        Route::new().nest("/", api).nest("/docs", docs).at("/openapi.json", spec).data(state).around(request_context);
+    if with_cors { routes.with(cors).boxed() } else { routes.boxed() }
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -77,13 +93,18 @@ async fn request_context<E: Endpoint>(next: E, mut req: Request) -> poem::Result
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
-    let route = route_label(req.uri().path());
+    let path = req.uri().path().to_owned();
+    let route = route_label(&path);
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let started = Instant::now();
-    let mut resp = match next.call(req).instrument(span.clone()).await {
-        Ok(resp) => resp.into_response(),
-        Err(err) => span.in_scope(|| error::from_poem(err)),
+    let mut resp = match guard::check_request(&mut req).await {
+        Err(refused) => refused.into_response(),
+        Ok(()) => match next.call(req).instrument(span.clone()).await {
+            Ok(resp) => resp.into_response(),
+            Err(err) => span.in_scope(|| error::from_poem(err)),
+        },
     };
+    guard::secure(&mut resp, &path);
     if let Ok(value) = id.parse() {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
@@ -96,15 +117,27 @@ async fn request_context<E: Endpoint>(next: E, mut req: Request) -> poem::Result
     Ok(resp)
 }
 
-/// The path with ids replaced, so metric labels stay few.
+/// The route templates of the spec (`/v1/evidence/{id}/complete`, …), read from it once.
+static ROUTES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    let spec: serde_json::Value = serde_json::from_str(&spec_json()).expect("the spec is JSON");
+    let mut routes: Vec<String> = spec["paths"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    routes.push("/openapi.json".into());
+    routes
+});
+
+/// The metric label of a request: the template of the route it matched, `/docs` for Swagger UI,
+/// or `unmatched`, so that labels stay as few as the routes whatever clients send.
 fn route_label(path: &str) -> String {
-    if path.starts_with("/docs") {
+    if path == "/docs" || path.starts_with("/docs/") {
         return "/docs".into();
     }
-    path.split('/')
-        .map(|seg| if uuid::Uuid::parse_str(seg).is_ok() { "{id}" } else { seg })
-        .collect::<Vec<_>>()
-        .join("/")
+    let segments: Vec<&str> = path.split('/').collect();
+    let matches = |template: &str| {
+        let parts: Vec<&str> = template.split('/').collect();
+        parts.len() == segments.len()
+            && parts.iter().zip(&segments).all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+    };
+    ROUTES.iter().find(|t| matches(t)).cloned().unwrap_or_else(|| "unmatched".into())
 }
 
 /// Serve until `shutdown` is cancelled; in-flight requests finish first.
@@ -130,6 +163,11 @@ mod tests {
         );
         assert_eq!(super::route_label("/v1/search"), "/v1/search");
         assert_eq!(super::route_label("/docs/swagger-ui.css"), "/docs");
+        assert_eq!(super::route_label("/metrics"), "/metrics");
+        for unknown in ["/", "/v2/evidence", "/v1/evidence/x/y/z", "/wp-admin.php", "/docsx", "/v1/evidence//complete"]
+        {
+            assert_eq!(super::route_label(unknown), "unmatched", "{unknown}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use api::AppState;
 use evidence::config::{self, ApiSettings, DatabaseSettings, IngestSettings, LogSettings, S3Settings};
-use evidence::{Service, startup};
+use evidence::{SearchLimits, Service, startup};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -24,8 +24,9 @@ async fn main() -> anyhow::Result<()> {
         jobs: Default::default(),
         max_object_bytes: ingest.max_object_bytes,
         max_attempts,
+        searches: SearchLimits::new(api.search_concurrency, api.search_timeout),
     };
-    let state = AppState::new(service, Some(metrics));
+    let state = AppState::new(service, Some(metrics)).with_cors(api.cors_origins);
     let listener = tokio::net::TcpListener::bind(api.bind).await.with_context(|| format!("API_BIND {}", api.bind))?;
     let bind = listener.local_addr()?;
     let public_url = api.public_url.unwrap_or_else(|| format!("http://{bind}"));

@@ -23,7 +23,9 @@ enum Tag {
     Search,
 }
 
+/// Fields other than these are refused (422 `unknown_field`), not ignored.
 #[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
 pub struct CreateEvidence {
     /// The file's name as the client knows it (no path). Used for display and search only: the
     /// storage key is made by the server.

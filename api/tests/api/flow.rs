@@ -250,6 +250,7 @@ async fn complete_without_upload_or_with_wrong_size_is_refused(pool: PgPool) {
     app.storage.put(&key, b"short", "text/plain").await.unwrap();
     let (status, err) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
     assert_eq!((status, err["code"].as_str()), (422, Some("size_mismatch")), "{err}");
+    assert_eq!(app.storage.head(&key).await.unwrap(), None, "the refused object was deleted");
     assert_eq!(count(&pool, "SELECT count(*) FROM job").await, 0, "nothing was queued");
     assert_eq!(app.get(&format!("/v1/evidence/{id}")).await.1["status"], "awaiting_upload");
     app.stop().await;
@@ -310,7 +311,7 @@ async fn checksum_mismatch_ends_in_index_error_with_a_reason(pool: PgPool) {
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn storage_outage_is_retried_until_the_object_store_is_back(pool: PgPool) {
-    let app = TestApp::start(pool.clone(), Options { proxy: true, max_attempts: 50 }).await;
+    let app = TestApp::start(pool.clone(), Options { proxy: true, max_attempts: 50, ..Options::default() }).await;
     let proxy = app.proxy.as_ref().unwrap();
     proxy.set_up(false);
     let s = sample("incident-timeline.md");

@@ -3,5 +3,6 @@
 //! scripts/test starts s3s-fs). Each test uses its own bucket.
 
 mod flow;
+mod hardening;
 mod ops;
 mod support;

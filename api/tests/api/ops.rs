@@ -173,7 +173,18 @@ async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool:
     assert_eq!(series(&worker, r#"jobs_claimed_total{queue="default"}"#), Some(3.0));
     assert_eq!(series(&worker, "evidence_bytes_ingested_total"), Some(bytes as f64));
     assert!(worker.contains("job_duration_seconds_bucket"), "{worker}");
+    // Paths no route matches share one label, however many distinct ones arrive.
+    for n in 0..30 {
+        let resp = http.get(format!("{}/probe-{n}/x", p.api_url)).send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+    }
     let api: String = http.get(format!("{}/metrics", p.api_url)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        series(&api, r#"http_requests_total{method="GET",route="unmatched",status="404"}"#),
+        Some(30.0),
+        "{api}"
+    );
+    assert!(!api.contains("probe-"), "an unmatched path became a label: {api}");
     assert_eq!(
         series(&api, r#"http_requests_total{method="POST",route="/v1/evidence/{id}/complete",status="202"}"#),
         Some(3.0),

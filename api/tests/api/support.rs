@@ -11,7 +11,7 @@ use api::AppState;
 use evidence::config::{IngestSettings, S3Settings};
 use evidence::samples::Sample;
 use evidence::storage::Storage;
-use evidence::{IngestHandler, Service, register};
+use evidence::{IngestHandler, SearchLimits, Service, register};
 pub use queue::testing::poll_for;
 use queue::{Registry, RetryPolicy, Worker, WorkerConfig};
 use serde_json::{Value, json};
@@ -58,11 +58,12 @@ pub struct Options {
     /// Put a cuttable proxy between the worker and S3.
     pub proxy: bool,
     pub max_attempts: i32,
+    pub searches: SearchLimits,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { proxy: false, max_attempts: 5 }
+        Self { proxy: false, max_attempts: 5, searches: SearchLimits::default() }
     }
 }
 
@@ -109,6 +110,7 @@ impl TestApp {
             jobs: Default::default(),
             max_object_bytes: 10 << 20,
             max_attempts: options.max_attempts,
+            searches: options.searches.clone(),
         };
         let state = AppState::new(service, None);
         let stop = shutdown.clone();

@@ -213,20 +213,44 @@ pub fn ingest_retry_from_env() -> Result<(i32, RetryPolicy), ConfigError> {
     Ok((attempts, policy))
 }
 
-/// Where the API listens and the base URL its spec names.
+/// Where the API listens, the base URL its spec names, how much searches may take, and which
+/// browser origins may call it.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub bind: SocketAddr,
     /// `None`: `http://` and the address actually bound (API_BIND may ask for port 0).
     pub public_url: Option<String>,
+    /// Searches at once per process (`API_SEARCH_CONCURRENCY`).
+    pub search_concurrency: usize,
+    /// Server-side limit of one search (`API_SEARCH_TIMEOUT_MS`).
+    pub search_timeout: Duration,
+    /// Origins allowed by CORS (`API_CORS_ORIGINS`, comma-separated); empty: no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 impl ApiSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let public_url: String = var("API_PUBLIC_URL", String::new())?;
+        let search_concurrency: usize = var("API_SEARCH_CONCURRENCY", 4)?;
+        if search_concurrency == 0 {
+            return Err(ConfigError::out_of_range("API_SEARCH_CONCURRENCY", 0, "must be at least 1"));
+        }
+        let search_timeout = millis("API_SEARCH_TIMEOUT_MS", 5000)?;
+        if search_timeout.is_zero() {
+            return Err(ConfigError::out_of_range("API_SEARCH_TIMEOUT_MS", 0, "must be greater than zero"));
+        }
+        let origins: String = var("API_CORS_ORIGINS", String::new())?;
+        let cors_origins: Vec<String> =
+            origins.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
+        if let Some(bad) = cors_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+            return Err(ConfigError::out_of_range("API_CORS_ORIGINS", bad, "each origin is scheme://host[:port]"));
+        }
         Ok(Self {
             bind: var("API_BIND", "127.0.0.1:8080".parse().expect("literal address"))?,
             public_url: (!public_url.is_empty()).then_some(public_url),
+            search_concurrency,
+            search_timeout,
+            cors_origins,
         })
     }
 }

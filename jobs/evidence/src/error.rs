@@ -20,6 +20,8 @@ pub enum EvidenceError {
     WrongStatus { id: EvidenceId, status: EvidenceStatus, action: &'static str, needs: &'static str },
     #[error("an ingest job for evidence {0} is already active")]
     JobActive(EvidenceId),
+    #[error("searches are at their limit (too many at once, or this one ran past its time)")]
+    SearchBusy,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("database: {0}")]

@@ -21,7 +21,7 @@ pub mod telemetry;
 pub use error::EvidenceError;
 pub use ingest::{IngestEvidence, IngestHandler, register};
 pub use model::*;
-pub use service::{Created, DownloadUrl, Service, report_status_counts};
+pub use service::{Created, DownloadUrl, SearchLimits, Service, report_status_counts};
 pub use store::IngestObject;
 
 /// Every migration in `sql/` (the queue's and the evidence schema), embedded at compile time;

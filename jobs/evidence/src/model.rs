@@ -80,17 +80,25 @@ impl NewEvidence {
     }
 
     /// Check the declaration; each failure says which field is wrong and what it must be.
+    /// Lengths count characters, not bytes.
     pub fn validate(&self, max_object_bytes: u64) -> Result<(), Invalid> {
         let invalid = |m: String| Err(Invalid(m));
-        if self.filename.trim().is_empty() || self.filename.len() > 255 {
-            return invalid("filename must be 1 to 255 characters".into());
+        let chars = |s: &str| s.chars().count();
+        let name = self.filename.trim();
+        if name.is_empty() || chars(name) > 255 {
+            return invalid(format!("filename must be 1 to 255 characters (it has {})", chars(name)));
         }
-        if self.filename.contains(['/', '\\', '\0']) {
-            return invalid("filename must not contain '/', '\\' or NUL: send the name only, not a path".into());
+        if self.filename.contains(['/', '\\']) {
+            return invalid("filename must not contain '/' or '\\': send the name only, not a path".into());
         }
-        let ct = &self.content_type;
-        if ct.len() > 255 || !ct.contains('/') || ct.chars().any(|c| c.is_control()) {
-            return invalid(format!("content_type {ct:?} is not a media type like text/plain"));
+        if let Some(c) = self.filename.chars().find(|c| c.is_control() || is_bidi_control(*c)) {
+            return invalid(format!(
+                "filename must not contain control or bidirectional-override characters (found U+{:04X})",
+                c as u32
+            ));
+        }
+        if let Err(why) = check_media_type(&self.content_type) {
+            return invalid(format!("content_type {:?} is not a media type like text/plain: {why}", self.content_type));
         }
         if self.size_bytes < 0 || self.size_bytes as u64 > max_object_bytes {
             return invalid(format!("size_bytes must be between 0 and {max_object_bytes}"));
@@ -100,16 +108,22 @@ impl NewEvidence {
         {
             return invalid("sha256 must be 64 lower-case hex characters".into());
         }
-        if self.tags.len() > 50 || self.tags.iter().any(|t| t.trim().is_empty() || t.len() > 100) {
-            return invalid("tags: at most 50, each 1 to 100 characters".into());
+        let plain = |s: &str| !s.chars().any(|c| c.is_control() || is_bidi_control(c));
+        if self.tags.len() > 50 || self.tags.iter().any(|t| t.trim().is_empty() || chars(t) > 100 || !plain(t)) {
+            return invalid("tags: at most 50, each 1 to 100 characters without control characters".into());
         }
-        if self.case_id.as_ref().is_some_and(|c| c.trim().is_empty() || c.len() > 200) {
-            return invalid("case_id must be 1 to 200 characters".into());
+        if self.case_id.as_ref().is_some_and(|c| c.trim().is_empty() || chars(c) > 200 || !plain(c)) {
+            return invalid("case_id must be 1 to 200 characters without control characters".into());
         }
-        if self.description.as_ref().is_some_and(|d| d.len() > 10_000) {
-            return invalid("description must be at most 10000 characters".into());
+        if let Some(d) = &self.description {
+            if chars(d) > 10_000 {
+                return invalid(format!("description must be at most 10000 characters (it has {})", chars(d)));
+            }
+            if d.contains('\0') {
+                return invalid("description must not contain NUL characters".into());
+            }
         }
-        if self.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        if self.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || chars(k) > 200 || !plain(k)) {
             return invalid("Idempotency-Key must be 1 to 200 characters".into());
         }
         Ok(())
@@ -182,6 +196,45 @@ impl Evidence {
     }
 }
 
+/// Characters that reorder how text is shown (embeddings, overrides, isolates, marks): in a
+/// filename they can make `exe.txt` read as `txt.exe`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// `type/subtype` with optional `; name=value` parameters (RFC 9110 media types: ASCII tokens,
+/// values a token or a quoted string), at most 255 characters. The reason when it is not.
+fn check_media_type(media_type: &str) -> Result<(), &'static str> {
+    fn token(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    }
+    if media_type.len() > 255 {
+        return Err("at most 255 characters");
+    }
+    if !media_type.is_ascii() {
+        return Err("only ASCII characters are allowed");
+    }
+    let mut parts = media_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return Err("it needs a type and a subtype: type/subtype");
+    };
+    if !token(kind) || !token(subtype) {
+        return Err("type and subtype must be tokens (letters, digits and !#$%&'*+-.^_`|~)");
+    }
+    for parameter in parts {
+        let (name, value) = parameter.trim().split_once('=').ok_or("a parameter must be name=value")?;
+        let quoted = value.len() >= 2
+            && value.starts_with('"')
+            && value.ends_with('"')
+            && !value[1..value.len() - 1].bytes().any(|b| b.is_ascii_control());
+        if !token(name) || !(token(value) || quoted) {
+            return Err("a parameter must be name=value, the value a token or a quoted string");
+        }
+    }
+    Ok(())
+}
+
 /// A sha256 as this service writes it: 64 lower-case hex characters.
 pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
@@ -225,4 +278,52 @@ pub struct SearchHit {
     pub snippet: Option<String>,
     pub matched_text: bool,
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(filename: &str, content_type: &str) -> NewEvidence {
+        NewEvidence {
+            filename: filename.into(),
+            content_type: content_type.into(),
+            size_bytes: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn media_types_are_type_slash_subtype_with_parameters() {
+        for ok in [
+            "text/plain",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "text/plain; charset=utf-8",
+            "multipart/mixed; boundary=\"a b\"",
+        ] {
+            assert_eq!(check_media_type(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "text",
+            "text/",
+            "/plain",
+            "text/pl ain",
+            "téxt/plain",
+            "text/plain; charset",
+            "text/plain; a=b c",
+            &format!("text/{}", "x".repeat(300)),
+        ] {
+            assert!(check_media_type(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn filenames_are_counted_in_characters_and_show_what_they_are() {
+        assert!(declared(&"é".repeat(255), "text/plain").validate(10).is_ok(), "255 characters, 510 bytes");
+        let long = declared(&"é".repeat(256), "text/plain").validate(10).unwrap_err();
+        assert!(long.0.contains("it has 256"), "{long}");
+        for bad in ["a\u{202E}txt.exe", "tab\there", "a\0b", "dir/file", "dir\\file"] {
+            assert!(declared(bad, "text/plain").validate(10).is_err(), "{bad:?}");
+        }
+    }
 }

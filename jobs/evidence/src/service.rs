@@ -42,6 +42,28 @@ pub struct Service {
     pub max_object_bytes: u64,
     /// Attempts given to each ingest job.
     pub max_attempts: i32,
+    pub searches: SearchLimits,
+}
+
+/// How much of the database searches may take: at most `concurrency` at once per process (the
+/// rest of the pool stays free for uploads, reads and `/ready`), each cancelled by the server
+/// after `timeout`.
+#[derive(Debug, Clone)]
+pub struct SearchLimits {
+    permits: Arc<tokio::sync::Semaphore>,
+    pub timeout: Duration,
+}
+
+impl SearchLimits {
+    pub fn new(concurrency: usize, timeout: Duration) -> Self {
+        Self { permits: Arc::new(tokio::sync::Semaphore::new(concurrency)), timeout }
+    }
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        Self::new(4, Duration::from_secs(5))
+    }
 }
 
 impl Service {
@@ -57,7 +79,12 @@ impl Service {
         let upload = if evidence.status == EvidenceStatus::AwaitingUpload {
             Some(
                 self.storage
-                    .presign_put(&evidence.object_key, &evidence.content_type, evidence.declared_sha256.as_deref())
+                    .presign_put(
+                        &evidence.object_key,
+                        &evidence.content_type,
+                        evidence.size_bytes as u64,
+                        evidence.declared_sha256.as_deref(),
+                    )
                     .await?,
             )
         } else {
@@ -78,6 +105,11 @@ impl Service {
             return Err(EvidenceError::UploadMissing { id });
         };
         if size != evidence.size_bytes as u64 {
+            // Nothing that was refused stays in the bucket; the upload URL still works for the
+            // right bytes until it expires.
+            if let Err(e) = self.storage.delete(&evidence.object_key).await {
+                tracing::warn!(evidence_id = %id, error = %e, "could not delete the refused object");
+            }
             return Err(EvidenceError::SizeMismatch { declared: evidence.size_bytes as u64, actual: size });
         }
         match self.enqueue_ingest(id, EvidenceStatus::AwaitingUpload, request_id).await? {
@@ -104,9 +136,20 @@ impl Service {
         Ok(items)
     }
 
-    /// Ranked full-text search over indexed evidence.
+    /// Ranked full-text search over indexed evidence, within the search limits: beyond them, or
+    /// past the timeout, `SearchBusy` (the caller should retry shortly).
     pub async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, EvidenceError> {
-        Ok(store::search(&self.pool, query).await?)
+        let Ok(_permit) = self.searches.permits.try_acquire() else {
+            metrics::counter!("evidence_searches_refused_total", "reason" => "busy").increment(1);
+            return Err(EvidenceError::SearchBusy);
+        };
+        match store::search(&self.pool, query, self.searches.timeout).await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(store::QUERY_CANCELED) => {
+                metrics::counter!("evidence_searches_refused_total", "reason" => "timeout").increment(1);
+                Err(EvidenceError::SearchBusy)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// A presigned GET for evidence whose bytes were verified (`indexed`), with how long it is

@@ -112,16 +112,19 @@ impl Storage {
         }
     }
 
-    /// A URL the client PUTs the bytes to. The signature covers the content type and, when the
-    /// client declared one, the checksum header, so the store rejects other bytes or types.
+    /// A URL the client PUTs the bytes to. The signature covers the content type, the exact
+    /// length and, when the client declared one, the checksum header, so the store rejects
+    /// other types, more or fewer bytes, or other bytes.
     pub async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
+        size: u64,
         sha256_hex: Option<&str>,
     ) -> Result<PresignedPut, StorageError> {
         let mut headers = BTreeMap::new();
         headers.insert("content-type".to_owned(), content_type.to_owned());
+        headers.insert("content-length".to_owned(), size.to_string());
         if let Some(hex_digest) = sha256_hex {
             let bytes = hex::decode(hex_digest).map_err(|e| StorageError::Refused(format!("sha256: {e}")))?;
             headers.insert("x-amz-checksum-sha256".to_owned(), base64(&bytes));
@@ -185,6 +188,17 @@ impl Storage {
     pub async fn put(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<(), StorageError> {
         self.bucket.put_object_with_content_type(key, bytes, content_type).await?;
         Ok(())
+    }
+
+    /// Delete the object; one that is already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.bucket.delete_object(key).await {
+            Ok(_) => Ok(()),
+            Err(e) => match StorageError::from(e) {
+                StorageError::NotFound => Ok(()),
+                other => Err(other),
+            },
+        }
     }
 }
 

@@ -254,10 +254,23 @@ pub async fn mark_index_error(
     Ok(done.rows_affected() == 1)
 }
 
+/// SQLSTATE of a statement cancelled by `statement_timeout`.
+pub const QUERY_CANCELED: &str = "57014";
+
 /// Ranked full-text search over extracted text (per chunk) and metadata, with filters.
-/// Snippets are made for the returned page only: ts_headline is the expensive part.
-pub async fn search(pool: &PgPool, s: &SearchQuery) -> Result<Vec<SearchHit>, sqlx::Error> {
-    sqlx::query_as::<_, SearchHit>(
+/// Snippets are made for the returned page only: ts_headline is the expensive part. The server
+/// cancels it after `timeout` (`statement_timeout` for its own transaction only).
+pub async fn search(
+    pool: &PgPool,
+    s: &SearchQuery,
+    timeout: std::time::Duration,
+) -> Result<Vec<SearchHit>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(format!("{}ms", timeout.as_millis().max(1)))
+        .execute(&mut *tx)
+        .await?;
+    let hits = sqlx::query_as::<_, SearchHit>(
         "WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
          chunk_hits AS (
              SELECT DISTINCT ON (ch.sha256) ch.sha256, ch.seq, ts_rank_cd(ch.tsv, q.q) AS rank
@@ -296,8 +309,10 @@ pub async fn search(pool: &PgPool, s: &SearchQuery) -> Result<Vec<SearchHit>, sq
     .bind(&s.tag)
     .bind(&s.media_type)
     .bind(s.limit)
-    .fetch_all(pool)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(hits)
 }
 
 /// Evidence per status (for the `evidence_by_status` gauge).

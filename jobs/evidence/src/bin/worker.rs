@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use evidence::config::{self, DatabaseSettings, IngestSettings, LogSettings, S3Settings};
 use evidence::health::{Probe, WorkerFacts};
-use evidence::{IngestHandler, Service, startup};
+use evidence::{IngestHandler, SearchLimits, Service, startup};
 use queue::{Registry, Worker};
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +34,9 @@ async fn main() -> anyhow::Result<()> {
     let handler = IngestHandler { pool: pool.clone(), storage: storage.clone(), settings: Arc::new(ingest) };
     evidence::register(&mut registry, handler, retry);
     let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
-    let service = Service { pool: pool.clone(), storage, jobs: table.clone(), max_object_bytes, max_attempts };
+    let searches = SearchLimits::default();
+    let service =
+        Service { pool: pool.clone(), storage, jobs: table.clone(), max_object_bytes, max_attempts, searches };
     let worker = Worker::new(pool.clone(), registry, worker_config)?;
     let probe = Probe::worker(service, WorkerFacts { status: worker.status(), table, queue });
 
