@@ -135,11 +135,25 @@ pub fn from_poem(err: poem::Error) -> poem::Response {
             let message = format!("unknown field `{field}` in the request body; see the schema at /openapi.json");
             return json_error(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", message);
         }
+        // A value the schema's rules refuse (a length, a pattern, a minimum).
+        if e.reason.contains("verification failed") {
+            // "failed to parse \"X\": field `f` verification failed. pattern(\"…\")": name the
+            // field and the rule, not the regular expression.
+            let rule = e.reason.split("verification failed. ").nth(1).unwrap_or_default();
+            let field = e.reason.split("field `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("a field");
+            let rule = if rule.starts_with("pattern(") { "the pattern given for it in /openapi.json" } else { rule };
+            let message = format!("field `{field}` does not meet {rule}");
+            return json_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message);
+        }
         return json_error(
             StatusCode::BAD_REQUEST,
             "bad_request",
             format!("the request body could not be read: {}", e.reason),
         );
+    }
+    if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        let message = format!("query parameter `{}`: {}", e.name, e.reason);
+        return json_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message);
     }
     let status = err.status();
     let code = match status.as_u16() {

@@ -105,6 +105,11 @@ async fn request_context<E: Endpoint>(next: E, mut req: Request) -> poem::Result
         },
     };
     guard::secure(&mut resp, &path);
+    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allowed_methods(&route).and_then(|a| a.parse().ok())
+    {
+        resp.headers_mut().insert(poem::http::header::ALLOW, allow);
+    }
     if let Ok(value) = id.parse() {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
@@ -117,13 +122,30 @@ async fn request_context<E: Endpoint>(next: E, mut req: Request) -> poem::Result
     Ok(resp)
 }
 
-/// The route templates of the spec (`/v1/evidence/{id}/complete`, …), read from it once.
-static ROUTES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+/// The route templates of the spec (`/v1/evidence/{id}/complete`, …) and their methods, read
+/// from it once.
+static ROUTES: std::sync::LazyLock<Vec<(String, Vec<String>)>> = std::sync::LazyLock::new(|| {
     let spec: serde_json::Value = serde_json::from_str(&spec_json()).expect("the spec is JSON");
-    let mut routes: Vec<String> = spec["paths"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
-    routes.push("/openapi.json".into());
+    let mut routes: Vec<(String, Vec<String>)> = spec["paths"]
+        .as_object()
+        .map(|paths| {
+            let methods = |ops: &serde_json::Value| {
+                let mut methods: Vec<String> =
+                    ops.as_object().map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect()).unwrap_or_default();
+                methods.sort();
+                methods
+            };
+            paths.iter().map(|(path, ops)| (path.clone(), methods(ops))).collect()
+        })
+        .unwrap_or_default();
+    routes.push(("/openapi.json".into(), vec!["GET".into()]));
     routes
 });
+
+/// The methods a route template answers, for the `Allow` header of a 405.
+fn allowed_methods(template: &str) -> Option<String> {
+    ROUTES.iter().find(|(t, _)| t == template).map(|(_, methods)| methods.join(", "))
+}
 
 /// The metric label of a request: the template of the route it matched, `/docs` for Swagger UI,
 /// or `unmatched`, so that labels stay as few as the routes whatever clients send.
@@ -137,7 +159,7 @@ fn route_label(path: &str) -> String {
         parts.len() == segments.len()
             && parts.iter().zip(&segments).all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
     };
-    ROUTES.iter().find(|t| matches(t)).cloned().unwrap_or_else(|| "unmatched".into())
+    ROUTES.iter().find(|(t, _)| matches(t)).map(|(t, _)| t.clone()).unwrap_or_else(|| "unmatched".into())
 }
 
 /// Serve until `shutdown` is cancelled; in-flight requests finish first.
@@ -164,6 +186,7 @@ mod tests {
         assert_eq!(super::route_label("/v1/search"), "/v1/search");
         assert_eq!(super::route_label("/docs/swagger-ui.css"), "/docs");
         assert_eq!(super::route_label("/metrics"), "/metrics");
+        assert_eq!(super::allowed_methods("/v1/evidence").as_deref(), Some("GET, POST"));
         for unknown in ["/", "/v2/evidence", "/v1/evidence/x/y/z", "/wp-admin.php", "/docsx", "/v1/evidence//complete"]
         {
             assert_eq!(super::route_label(unknown), "unmatched", "{unknown}");

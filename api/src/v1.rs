@@ -27,19 +27,30 @@ enum Tag {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CreateEvidence {
-    /// The file's name as the client knows it (no path). Used for display and search only: the
-    /// storage key is made by the server.
+    /// The file's name as the client knows it (no path, no control or bidirectional-override
+    /// characters). Used for display and search only: the storage key is made by the server.
+    #[oai(validator(min_length = 1, max_length = 255))]
     pub filename: String,
-    /// The media type the upload will be sent with, e.g. `application/pdf`.
+    /// The media type the upload will be sent with, e.g. `application/pdf` or
+    /// `text/plain; charset=utf-8` (ASCII `type/subtype`, parameters allowed).
+    #[oai(validator(
+        max_length = 255,
+        pattern = r#"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+( *; *[!#$%&'*+.^_`|~0-9A-Za-z-]+=([!#$%&'*+.^_`|~0-9A-Za-z-]+|"[^"\u0000-\u001F]*"))*$"#
+    ))]
     pub content_type: String,
-    /// Exact size of the file in bytes.
+    /// Exact size of the file in bytes; the upload URL admits exactly this many.
+    #[oai(validator(minimum(value = "0")))]
     pub size_bytes: i64,
     /// Optional lower-case hex SHA-256 of the file. When given, the presigned URL pins it and
     /// the worker rejects other bytes.
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub sha256: Option<String>,
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub case_id: Option<String>,
-    #[oai(default)]
+    /// At most 50, each 1 to 100 characters.
+    #[oai(default, validator(max_items = 50))]
     pub tags: Vec<String>,
+    #[oai(validator(max_length = 10000))]
     pub description: Option<String>,
 }
 
@@ -55,6 +66,7 @@ pub struct Upload {
 
 /// Where to fetch verified evidence from.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Download {
     /// Always `GET`.
     pub method: String,
@@ -68,6 +80,7 @@ pub struct Download {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EvidenceCreated {
     pub evidence: EvidenceView,
     /// Absent once the upload has been completed.
@@ -86,6 +99,7 @@ pub enum StatusView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EvidenceView {
     pub id: Uuid,
     pub filename: String,
@@ -171,7 +185,29 @@ impl From<Evidence> for EvidenceView {
     }
 }
 
+/// The statuses a listing can filter by.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum StatusFilter {
+    AwaitingUpload,
+    Queued,
+    Indexed,
+    IndexError,
+}
+
+impl From<StatusFilter> for EvidenceStatus {
+    fn from(s: StatusFilter) -> Self {
+        match s {
+            StatusFilter::AwaitingUpload => EvidenceStatus::AwaitingUpload,
+            StatusFilter::Queued => EvidenceStatus::Queued,
+            StatusFilter::Indexed => EvidenceStatus::Indexed,
+            StatusFilter::IndexError => EvidenceStatus::IndexError,
+        }
+    }
+}
+
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EvidencePage {
     pub items: Vec<EvidenceView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -179,6 +215,7 @@ pub struct EvidencePage {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Hit {
     pub id: Uuid,
     pub filename: String,
@@ -260,7 +297,13 @@ fn encode_cursor(e: &Evidence) -> String {
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, EvidenceId), ApiError> {
     let bad = || ApiError::bad_request("bad_cursor", "cursor is not one returned by this endpoint");
     let (micros, id) = cursor.split_once('_').ok_or_else(bad)?;
-    let ts = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    // Postgres timestamps end at year 294276, chrono's far later: only times this API can have
+    // written (from 1970 to the end of year 9999) go on to the query.
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    if !(0..=253_402_300_799_999_999).contains(&micros) {
+        return Err(bad());
+    }
+    let ts = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
     Ok((ts, EvidenceId(id.parse().map_err(|_| bad())?)))
 }
 
@@ -275,7 +318,9 @@ impl EvidenceApi {
         &self,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 200))] idempotency_key: Header<
+            Option<String>,
+        >,
         body: Json<CreateEvidence>,
     ) -> Result<CreateResponse, ApiError> {
         let body = body.0;
@@ -354,30 +399,20 @@ impl EvidenceApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        /// awaiting_upload, queued, indexed or index_error.
-        status: Query<Option<String>>,
-        case_id: Query<Option<String>>,
-        tag: Query<Option<String>>,
+        status: Query<Option<StatusFilter>>,
+        #[oai(validator(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$"))] case_id: Query<Option<String>>,
+        #[oai(validator(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$"))] tag: Query<Option<String>>,
         /// Only evidence whose stored bytes have this sha256 (64 lower-case hex): every copy of one file.
+        #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
         sha256: Query<Option<String>>,
         /// 1 to 200; default 50.
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        #[oai(validator(pattern = "^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<EvidencePage>, ApiError> {
-        let status = match status.0.as_deref() {
-            None => None,
-            Some(s) => Some(EvidenceStatus::parse(s).ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_request",
-                    format!("status {s:?} is not one of awaiting_upload, queued, indexed, index_error"),
-                )
-            })?),
-        };
-        if let Some(sha) = sha256.0.as_deref()
-            && !evidence::is_sha256_hex(sha)
-        {
-            return Err(ApiError::unprocessable("invalid_request", "sha256 must be 64 lower-case hex characters"));
-        }
+        let status = status.0.map(EvidenceStatus::from);
         let limit = page_limit(limit.0, 50)?;
         let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
         let filter = ListFilter { status, case_id: case_id.0, tag: tag.0, sha256: sha256.0, after, limit: limit + 1 };
@@ -410,13 +445,16 @@ impl EvidenceApi {
     async fn search(
         &self,
         state: Data<&AppState>,
+        /// Web-search syntax, 1 to 1000 characters, not only spaces.
+        #[oai(validator(min_length = 1, max_length = 1000, pattern = r"^[^\u0000]*\S[^\u0000]*$"))]
         q: Query<String>,
-        case_id: Query<Option<String>>,
-        tag: Query<Option<String>>,
+        #[oai(validator(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$"))] case_id: Query<Option<String>>,
+        #[oai(validator(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$"))] tag: Query<Option<String>>,
         /// Declared content type or sniffed media type, e.g. application/pdf.
-        #[oai(name = "type")]
+        #[oai(name = "type", validator(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$"))]
         media_type: Query<Option<String>>,
         /// 1 to 200; default 20.
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<SearchResults>, ApiError> {
         let query = q.0.trim().to_owned();

@@ -230,7 +230,19 @@ async fn bad_input_gets_a_clear_json_error(pool: PgPool) {
     let (status, err) = app.get("/v1/evidence?status=lost").await;
     assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")));
     let (status, err) = app.get("/v1/evidence?cursor=zzz").await;
-    assert_eq!((status, err["code"].as_str()), (400, Some("bad_cursor")));
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")), "not a cursor's shape: {err}");
+    let (status, err) = app.get("/v1/evidence?cursor=999999999999999999_00000000-0000-0000-0000-000000000000").await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("bad_cursor")),
+        "a cursor's shape, a time this API never wrote: {err}"
+    );
+    // Before Postgres's first timestamp: this answered 500 (timestamp out of range).
+    let (status, err) = app.get("/v1/evidence?cursor=-7699017775043972060_ffb24d5b-8c01-db7e-023f-10d2b5787d3b").await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")), "{err}");
+    let resp = app.http.delete(format!("{}/v1/evidence", app.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
     let (status, _) = app.get("/health").await;
     assert_eq!(status, 200, "the service keeps running");
     app.stop().await;

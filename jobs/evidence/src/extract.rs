@@ -1,8 +1,10 @@
 //! Text extraction: sniff what the bytes really are, then pull their text within limits.
 //!
 //! This code parses untrusted files with third-party parsers that can panic, loop or overflow
-//! their stack on crafted input, so the worker never calls it in its own process: it runs the
-//! `extract` binary (src/bin/extract.rs) as a child with memory, CPU and wall-clock limits.
+//! their stack on crafted input, so the worker runs [`extract_file`] only inside the `extract`
+//! binary (src/bin/extract.rs), a child with memory, CPU and wall-clock limits. The one thing it
+//! calls in its own process is [`extract_plain_text`]: plain text, read with no third-party
+//! parser (UTF-8 decoding and a cap), which costs less than starting the child.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
