@@ -74,6 +74,13 @@ impl WorkerConfig {
         format!("{host}:{}:{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8])
     }
 
+    /// `lock_timeout` and `idle_in_transaction_session_timeout` of a finishing transaction: one
+    /// lease each. A finish that waits that long for a lock fails and is retried; a worker that
+    /// stalls inside its finish for that long loses the transaction, so its job can be rescued.
+    pub fn finish_bounds(&self) -> (Duration, Duration) {
+        (self.lease, self.lease)
+    }
+
     /// The heartbeat period in force.
     pub fn heartbeat_interval(&self) -> Duration {
         self.heartbeat.unwrap_or(self.lease / 3)

@@ -104,6 +104,8 @@ pub struct JobContext {
     pub(crate) lease_token: Uuid,
     pub(crate) pool: PgPool,
     pub(crate) table: JobTable,
+    /// `lock_timeout` and `idle_in_transaction_session_timeout` of the finishing transaction.
+    pub(crate) finish_bounds: (Duration, Duration),
     pub(crate) finished: Arc<AtomicBool>,
     /// Cancelled when the lease is lost or the worker gives up on the job at shutdown.
     pub cancelled: CancellationToken,
@@ -113,8 +115,12 @@ impl JobContext {
     /// Begin the finishing transaction: the job is marked completed first, fenced on the claim,
     /// which also locks its row so no rescuer can take it meanwhile. Write the job's effects on
     /// the returned transaction and [`FinishTx::commit`] it; dropping it rolls everything back.
+    /// The server bounds it (`WorkerConfig::finish_bounds`): a statement waiting longer than the
+    /// lock timeout fails (a retryable error), and a transaction left idle (a stalled worker) is
+    /// ended, which frees the row for the rescuer.
     pub async fn begin_finish(&self) -> Result<FinishTx, JobError> {
         let mut tx = self.pool.begin().await?;
+        store::bound_transaction(&mut tx, self.finish_bounds.0, self.finish_bounds.1).await?;
         if !store::complete_if_running(&self.table, &mut *tx, self.id, self.lease_token).await? {
             return Err(JobError::LeaseLost);
         }

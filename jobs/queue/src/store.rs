@@ -269,27 +269,68 @@ pub async fn fail_if_running<'e>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Extend the leases of the jobs this worker still runs, each fenced on its token. Returns the ids
-/// whose fence held: a missing id has lost its lease (rescued or cancelled). Matched like
-/// [`complete_many_if_running`].
+/// What one heartbeat found for each job it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Beat {
+    /// Still held by this claim (renewed, or skipped because its row is locked right now).
+    pub held: Vec<JobId>,
+    /// Held, but not renewed: its row was locked (most often by the job's own finishing
+    /// transaction). Alive, never mistaken for lost.
+    pub skipped: Vec<JobId>,
+}
+
+/// Extend the leases of the jobs this worker still runs, each fenced on its token, without ever
+/// waiting for a row lock: a row another transaction holds (its job's finish, most often) is
+/// skipped this round and counted as held. An id missing from [`Beat::held`] has lost its lease
+/// (rescued or cancelled). Matched like [`complete_many_if_running`].
 pub async fn heartbeat<'e>(
     t: &JobTable,
     exec: impl PgExecutor<'e>,
     ids: &[JobId],
     tokens: &[Uuid],
     lease: Duration,
-) -> Result<Vec<JobId>, Error> {
-    let renewed = sqlx::query_scalar(t.sql(
-        "UPDATE {job} SET locked_until = now() + make_interval(secs => $3)
-         WHERE id = ANY($1) AND state = 'running' AND lease_token = ANY($2)
-         RETURNING id",
+) -> Result<Beat, Error> {
+    let rows: Vec<(JobId, bool)> = sqlx::query_as(t.sql(
+        "WITH held AS (
+             SELECT id FROM {job} WHERE id = ANY($1) AND state = 'running' AND lease_token = ANY($2)
+         ),
+         renewed AS (
+             UPDATE {job} SET locked_until = now() + make_interval(secs => $3)
+             WHERE id IN (
+                 SELECT id FROM {job} WHERE id = ANY($1) AND state = 'running' AND lease_token = ANY($2)
+                 FOR UPDATE SKIP LOCKED
+             )
+             RETURNING id
+         )
+         SELECT held.id, renewed.id IS NOT NULL FROM held LEFT JOIN renewed ON renewed.id = held.id",
     ))
     .bind(ids)
     .bind(tokens)
     .bind(secs(lease))
     .fetch_all(exec)
     .await?;
-    Ok(renewed)
+    let skipped = rows.iter().filter(|(_, renewed)| !renewed).map(|(id, _)| *id).collect();
+    Ok(Beat { held: rows.into_iter().map(|(id, _)| id).collect(), skipped })
+}
+
+/// Bound the rest of this transaction: the server ends a statement that waits longer than
+/// `lock_timeout` for a lock, and the whole session when it sits idle inside the transaction for
+/// `idle_timeout` (a stalled or partitioned worker), so its locks are freed and its job rescued.
+/// Both settings end with the transaction.
+pub async fn bound_transaction(
+    conn: &mut PgConnection,
+    lock_timeout: Duration,
+    idle_timeout: Duration,
+) -> Result<(), Error> {
+    let ms = |d: Duration| format!("{}ms", d.as_millis().max(1));
+    sqlx::query(
+        "SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true)",
+    )
+    .bind(ms(lock_timeout))
+    .bind(ms(idle_timeout))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Lock up to `limit` running jobs of the given kinds whose lease expired (database clock). Call

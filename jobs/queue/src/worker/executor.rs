@@ -44,6 +44,7 @@ pub(crate) async fn run_job(shared: &Shared, job: ClaimedJob) {
             lease_token: job.lease_token,
             pool: shared.pool.clone(),
             table: shared.config.table.clone(),
+            finish_bounds: shared.config.finish_bounds(),
             finished: Arc::new(AtomicBool::new(false)),
             cancelled: cancel.clone(),
         };

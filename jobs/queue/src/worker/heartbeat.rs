@@ -1,5 +1,7 @@
 //! One heartbeat per worker: every heartbeat interval, one statement renews the lease of every
-//! job it runs; a job whose fence failed (rescued, cancelled) is told to stop.
+//! job it runs; a job whose fence failed (rescued, cancelled) is told to stop. A job whose row is
+//! locked (its finish is committing) is skipped, not waited for, and still counts as alive: no
+//! slow finish can hold back the other leases.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,8 +62,14 @@ pub(crate) async fn run(pool: PgPool, config: WorkerConfig, inflight: InFlightMa
             continue;
         }
         match store::heartbeat(&config.table, &pool, &ids, &tokens, config.lease).await {
-            Ok(renewed) if renewed.len() < ids.len() => inflight.cancel_lost(&ids, &tokens, &renewed),
-            Ok(_) => {}
+            Ok(beat) => {
+                if !beat.skipped.is_empty() {
+                    metrics::counter!("jobs_heartbeat_skipped_total").increment(beat.skipped.len() as u64);
+                }
+                if beat.held.len() < ids.len() {
+                    inflight.cancel_lost(&ids, &tokens, &beat.held);
+                }
+            }
             Err(e) => tracing::warn!(error = %e, jobs = ids.len(), "heartbeat failed"),
         }
     }

@@ -459,7 +459,10 @@ async fn a_heartbeat_that_lands_first_beats_the_rescuer(pool: PgPool) {
     // The heartbeat renews the expired lease and has not committed yet when the rescuer runs:
     // the rescuer skips the row it holds instead of waiting for it or taking it.
     let mut beat = pool.begin().await.unwrap();
-    assert_eq!(store::heartbeat(&T, &mut *beat, &[id], &[token], Duration::from_secs(60)).await.unwrap(), vec![id]);
+    assert_eq!(
+        store::heartbeat(&T, &mut *beat, &[id], &[token], Duration::from_secs(60)).await.unwrap().held,
+        vec![id]
+    );
     let during = tokio::time::timeout(WAIT, run_maintenance(&pool, &T, &registry, Duration::from_secs(3600)))
         .await
         .expect("the rescuer does not wait for the heartbeat's row")
@@ -836,4 +839,73 @@ async fn claims_commit_asynchronously_without_changing_the_connection(_opts: PgP
     let inside: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(inside, default);
     tx.rollback().await.unwrap();
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_heartbeat_never_waits_for_a_finishing_job_and_counts_it_alive(pool: PgPool) {
+    let kinds = vec![Noop::KIND.to_owned()];
+    store::enqueue_many(&T, &pool, &[NewJob::from_args(&Noop {}).unwrap(), NewJob::from_args(&Noop {}).unwrap()])
+        .await
+        .unwrap();
+    let claimed = store::claim(&T, &pool, "default", &kinds, 2, "w", Duration::from_secs(60)).await.unwrap();
+    let (ids, tokens): (Vec<JobId>, Vec<_>) = claimed.iter().map(|j| (j.id, j.lease_token)).unzip();
+    // The first job is inside its finishing transaction (completed, not yet committed).
+    let mut finishing = pool.begin().await.unwrap();
+    assert!(store::complete_if_running(&T, &mut *finishing, ids[0], tokens[0]).await.unwrap());
+
+    let beat = tokio::time::timeout(
+        Duration::from_secs(5),
+        store::heartbeat(&T, &pool, &ids, &tokens, Duration::from_secs(60)),
+    )
+    .await
+    .expect("the heartbeat does not wait for the finishing transaction's row lock")
+    .unwrap();
+    let mut held = beat.held.clone();
+    held.sort();
+    assert_eq!(held, ids, "both jobs are still ours: neither is cancelled");
+    assert_eq!(beat.skipped, vec![ids[0]], "the finishing one was skipped, not renewed");
+    finishing.commit().await.unwrap();
+}
+
+/// Its first attempt stalls inside its finishing transaction (a worker paused by the OS); later
+/// attempts complete.
+#[derive(Serialize, Deserialize)]
+struct StallInFinish {}
+impl JobArgs for StallInFinish {
+    const KIND: &'static str = "stall_in_finish";
+}
+struct StallInFinishHandler;
+impl Handler for StallInFinishHandler {
+    type Args = StallInFinish;
+    async fn run(&self, ctx: JobContext, _args: StallInFinish) -> Result<(), JobError> {
+        let tx = ctx.begin_finish().await?;
+        if ctx.attempt == 1 {
+            std::future::pending::<()>().await;
+        }
+        tx.commit().await
+    }
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_worker_stalled_inside_its_finish_loses_the_transaction_and_the_job_is_rescued(pool: PgPool) {
+    let mut registry = Registry::new();
+    registry.register(StallInFinishHandler, fast_retry());
+    // A 3 s lease: the server ends the stalled transaction after 3 s idle, the lease runs out,
+    // and the rescuer (every 200 ms) hands the job to a free slot.
+    let config = queue::WorkerConfig {
+        lease: Duration::from_secs(3),
+        heartbeat: Some(Duration::from_millis(500)),
+        ..test_config()
+    };
+    let id = enqueue(&pool, &StallInFinish {}).await;
+    let worker = RunningWorker::start(&pool, registry, config);
+    wait_until(WAIT, "the job completed on a later attempt", || async {
+        let row = job(&pool, id).await;
+        row.state == JobState::Completed
+    })
+    .await;
+    worker.stop().await;
+    let row = job(&pool, id).await;
+    assert_eq!(row.attempt, 2, "the stalled attempt was rescued once");
+    assert!(row.errors[0]["error"].as_str().unwrap().starts_with("lease expired"), "{}", row.errors);
 }
