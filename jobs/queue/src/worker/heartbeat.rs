@@ -50,7 +50,11 @@ impl InFlightMap {
 }
 
 pub(crate) async fn run(pool: PgPool, config: WorkerConfig, inflight: InFlightMap, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(config.heartbeat_interval());
+    // The first renewal one period after start: a job claimed now has a whole lease, and a tick
+    // at start could renew a claim made moments later behind anyone's back (a test that expires
+    // a lease by hand saw it renewed again by a heartbeat task that had started late).
+    let period = config.heartbeat_interval();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
