@@ -39,10 +39,6 @@ impl EvidenceStatus {
             EvidenceStatus::IndexError => "index_error",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
 }
 
 impl std::fmt::Display for EvidenceStatus {

@@ -50,10 +50,6 @@ impl JobState {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|state| state.as_str() == s)
-    }
-
     pub fn is_finished(self) -> bool {
         matches!(self, JobState::Completed | JobState::Discarded | JobState::Cancelled)
     }
