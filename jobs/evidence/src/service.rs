@@ -121,8 +121,13 @@ impl Service {
 
     /// One evidence with its current job.
     pub async fn get(&self, id: EvidenceId) -> Result<Evidence, EvidenceError> {
-        let evidence = store::get(&self.pool, id).await?.ok_or(EvidenceError::NotFound(id))?;
+        let evidence = self.row(id).await?;
         self.with_job(evidence).await
+    }
+
+    /// One evidence without its job, for operations that only look at its own columns.
+    async fn row(&self, id: EvidenceId) -> Result<Evidence, EvidenceError> {
+        store::get(&self.pool, id).await?.ok_or(EvidenceError::NotFound(id))
     }
 
     /// One page of evidence, newest first, each with its current job.
@@ -155,7 +160,7 @@ impl Service {
     /// A presigned GET for evidence whose bytes were verified (`indexed`), with how long it is
     /// valid. Earlier the object may be missing or not yet checked against its checksum.
     pub async fn download(&self, id: EvidenceId) -> Result<DownloadUrl, EvidenceError> {
-        let evidence = self.get(id).await?;
+        let evidence = self.row(id).await?;
         if evidence.status != EvidenceStatus::Indexed {
             return Err(EvidenceError::WrongStatus {
                 id,
@@ -171,7 +176,7 @@ impl Service {
     /// Queue an indexed or failed evidence again (after fixing the cause of an `index_error`, or
     /// to re-extract). Its content row is kept; the job re-checks the object.
     pub async fn reindex(&self, id: EvidenceId, request_id: Option<&str>) -> Result<Evidence, EvidenceError> {
-        let evidence = self.get(id).await?;
+        let evidence = self.row(id).await?;
         let needs = "indexed or index_error";
         let from = match evidence.status {
             EvidenceStatus::Indexed | EvidenceStatus::IndexError => evidence.status,
@@ -181,7 +186,7 @@ impl Service {
             Some(queued) => Ok(queued),
             // Someone else moved it first; report what it is now.
             None => {
-                Err(EvidenceError::WrongStatus { id, status: self.get(id).await?.status, action: "reindex", needs })
+                Err(EvidenceError::WrongStatus { id, status: self.row(id).await?.status, action: "reindex", needs })
             }
         }
     }
