@@ -84,3 +84,12 @@ stop_pid() { # pid
   for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$1" 2>/dev/null || true
 }
+
+# A new API key (`api keys create`, as the database owner), printed alone: the last line of its
+# output. Needs the migrations applied and the api binary built (debug unless $1 says release).
+new_api_key() { # profile tenant role name
+  "$TARGET_DIR/$1/api" keys create --tenant "$2" --role "$3" --name "$4" | tail -n 1
+}
+
+# The public prefix of an API key (evk_<prefix>_<secret>), for `api keys revoke`.
+api_key_prefix() { local rest="${1#evk_}"; printf '%s' "${rest%%_*}"; }

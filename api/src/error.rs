@@ -19,6 +19,15 @@ pub enum ApiError {
     /// The request could not be read (malformed JSON, a bad parameter).
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// `unauthorized`: no API key, or one that is malformed, unknown or revoked. Send
+    /// `Authorization: Bearer <key>`.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// The key may not do this: `role_not_allowed`, or `case_out_of_scope` for evidence of a case
+    /// the key is not limited to.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `not_found`: no such evidence in the key's tenant (or no such key).
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// The request conflicts with the evidence's current state.
@@ -41,6 +50,9 @@ pub enum ApiError {
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
+
+/// The challenge of every 401 (RFC 6750).
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"evidence\"";
 
 /// Seconds a client should wait before retrying a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
@@ -74,13 +86,21 @@ impl ApiError {
     pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
         ApiError::Unavailable(body(code, message), RETRY_AFTER_SECS)
     }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::Unauthorized(body("unauthorized", message), WWW_AUTHENTICATE.to_owned())
+    }
 }
 
 impl From<EvidenceError> for ApiError {
     fn from(e: EvidenceError) -> Self {
         let message = e.to_string();
         match e {
-            EvidenceError::NotFound(_) => ApiError::NotFound(body("not_found", message)),
+            EvidenceError::NotFound(_) | EvidenceError::KeyNotFound(_) => {
+                ApiError::NotFound(body("not_found", message))
+            }
+            EvidenceError::Unauthenticated(_) => ApiError::unauthorized(message),
+            EvidenceError::Forbidden { code, .. } => ApiError::Forbidden(body(code, message)),
             EvidenceError::Invalid(_) => ApiError::Unprocessable(body("invalid_request", message)),
             EvidenceError::IdempotencyMismatch(_) => ApiError::Conflict(body("idempotency_key_reused", message)),
             EvidenceError::UploadMissing { .. } => ApiError::Conflict(body("upload_missing", message)),
@@ -124,6 +144,9 @@ pub fn from_poem(err: poem::Error) -> poem::Response {
     }
     // poem-openapi names path parameters `param0`, `param1`… internally, and its message says so;
     // every path parameter of this API is an evidence id.
+    if err.downcast_ref::<poem_openapi::error::AuthorizationError>().is_some() {
+        return ApiError::unauthorized("an API key is required: send `Authorization: Bearer <key>`").into_response();
+    }
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParsePathError>() {
         let message = format!("the evidence id in the path must be a UUID ({})", e.reason);
         return ApiError::bad_request("invalid_id", message).into_response();

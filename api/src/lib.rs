@@ -2,8 +2,11 @@
 //! metrics, with Swagger UI at `/docs` and the spec at `/openapi.json`. HTTP only: requests
 //! become calls to `evidence::Service`; domain logic and SQL live in the `evidence` crate.
 
+mod auth;
+pub mod cli;
 mod error;
 mod guard;
+mod keys;
 mod ops;
 mod v1;
 
@@ -44,14 +47,20 @@ impl AppState {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-fn openapi(public_url: &str) -> OpenApiService<(v1::EvidenceApi, ops::OpsApi), ()> {
-    OpenApiService::new((v1::EvidenceApi, ops::OpsApi), "Evidence ingestion API", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Upload evidence through presigned S3 URLs, follow it until it is verified and indexed, and \
+fn openapi(public_url: &str) -> OpenApiService<(v1::EvidenceApi, keys::KeysApi, ops::OpsApi), ()> {
+    OpenApiService::new(
+        (v1::EvidenceApi, keys::KeysApi, ops::OpsApi),
+        "Evidence ingestion API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Upload evidence through presigned S3 URLs, follow it until it is verified and indexed, and \
              search it. Flow: POST /v1/evidence → PUT the bytes to upload.url with upload.headers → \
-             POST /v1/evidence/{id}/complete → GET /v1/evidence/{id} until status is indexed → GET /v1/search.",
-        )
-        .server(public_url)
+             POST /v1/evidence/{id}/complete → GET /v1/evidence/{id} until status is indexed → GET /v1/search. \
+             Every /v1 operation needs an API key (Authorize: the key alone, without `Bearer`); its role \
+             says what it may do, and it sees its own tenant only.",
+    )
+    .server(public_url)
 }
 
 /// The OpenAPI document as JSON (for snapshots and clients).
@@ -95,7 +104,14 @@ async fn request_context<E: Endpoint>(next: E, mut req: Request) -> poem::Result
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let route = route_label(&path);
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        key = tracing::field::Empty,
+        tenant = tracing::field::Empty
+    );
     let started = Instant::now();
     let mut resp = match guard::check_request(&mut req).await {
         Err(refused) => refused.into_response(),

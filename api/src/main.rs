@@ -1,4 +1,5 @@
-//! The API process: serves the HTTP API on API_BIND until SIGTERM or Ctrl-C.
+//! The API process: serves the HTTP API on API_BIND until SIGTERM or Ctrl-C; `api keys …`
+//! manages API keys from the command line (see `api::cli`).
 
 use std::sync::Arc;
 
@@ -10,6 +11,22 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.split_first() {
+        None => {}
+        Some((command, rest)) if command == "keys" => {
+            // An operator's command: the message alone, not a backtrace.
+            if let Err(e) = api::cli::keys(rest).await {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
+            return Ok(());
+        }
+        Some(_) => {
+            eprintln!("{}", api::cli::USAGE);
+            std::process::exit(2);
+        }
+    }
     let metrics = evidence::telemetry::init(&LogSettings::from_env()?)?;
     let api = ApiSettings::from_env()?;
     let database = DatabaseSettings::from_env()?;

@@ -12,6 +12,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use uuid::Uuid;
 
+use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::{AppState, RequestId};
 
@@ -317,12 +318,14 @@ impl EvidenceApi {
     async fn create(
         &self,
         state: Data<&AppState>,
+        key: ApiKey,
         request_id: Data<&RequestId>,
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 200))] idempotency_key: Header<
             Option<String>,
         >,
         body: Json<CreateEvidence>,
     ) -> Result<CreateResponse, ApiError> {
+        let caller = key.caller(&state).await?;
         let body = body.0;
         let new = NewEvidence {
             filename: body.filename,
@@ -335,7 +338,7 @@ impl EvidenceApi {
             idempotency_key: idempotency_key.0,
             request_id: Some(request_id.0.0.clone()),
         };
-        let created = state.service.create(new).await?;
+        let created = state.service.create(&caller, new).await?;
         let upload = created.upload.map(|u| Upload {
             method: "PUT".into(),
             url: u.url,
@@ -355,11 +358,13 @@ impl EvidenceApi {
     async fn complete(
         &self,
         state: Data<&AppState>,
+        key: ApiKey,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
     ) -> Result<QueuedResponse, ApiError> {
+        let caller = key.caller(&state).await?;
         let id = EvidenceId(id.0);
-        let (evidence, queued) = state.service.complete(id, Some(&request_id.0.0)).await?;
+        let (evidence, queued) = state.service.complete(&caller, id, Some(&request_id.0.0)).await?;
         tracing::info!(evidence_id = %id, status = %evidence.status, queued, "upload completed");
         Ok(if queued {
             QueuedResponse::Accepted(Json(evidence.into()))
@@ -370,9 +375,9 @@ impl EvidenceApi {
 
     /// One evidence: status, checksum, attempts, last error, extraction facts.
     #[oai(path = "/evidence/:id", method = "get", tag = "Tag::Evidence", operation_id = "get_evidence")]
-    async fn get(&self, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<EvidenceView>, ApiError> {
-        let id = EvidenceId(id.0);
-        Ok(Json(state.service.get(id).await?.into()))
+    async fn get(&self, state: Data<&AppState>, key: ApiKey, id: Path<Uuid>) -> Result<Json<EvidenceView>, ApiError> {
+        let caller = key.caller(&state).await?;
+        Ok(Json(state.service.get(&caller, EvidenceId(id.0)).await?.into()))
     }
 
     /// A presigned URL to download the evidence's original bytes.
@@ -380,9 +385,10 @@ impl EvidenceApi {
     /// Only for `indexed` evidence, whose bytes were stored and checked against their sha256;
     /// otherwise 409 `wrong_status`.
     #[oai(path = "/evidence/:id/download", method = "get", tag = "Tag::Evidence", operation_id = "download_evidence")]
-    async fn download(&self, state: Data<&AppState>, id: Path<Uuid>) -> Result<Json<Download>, ApiError> {
+    async fn download(&self, state: Data<&AppState>, key: ApiKey, id: Path<Uuid>) -> Result<Json<Download>, ApiError> {
+        let caller = key.caller(&state).await?;
         let id = EvidenceId(id.0);
-        let d = state.service.download(id).await?;
+        let d = state.service.download(&caller, id).await?;
         tracing::info!(evidence_id = %id, "download presigned");
         Ok(Json(Download {
             method: "GET".into(),
@@ -396,9 +402,11 @@ impl EvidenceApi {
 
     /// Evidence, newest first, with filters; follow `next_cursor` for more.
     #[oai(path = "/evidence", method = "get", tag = "Tag::Evidence", operation_id = "list_evidence")]
+    #[allow(clippy::too_many_arguments, reason = "each query parameter of the operation is an argument")]
     async fn list(
         &self,
         state: Data<&AppState>,
+        key: ApiKey,
         status: Query<Option<StatusFilter>>,
         #[oai(validator(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$"))] case_id: Query<Option<String>>,
         #[oai(validator(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*$"))] tag: Query<Option<String>>,
@@ -412,11 +420,12 @@ impl EvidenceApi {
         #[oai(validator(pattern = "^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<EvidencePage>, ApiError> {
+        let caller = key.caller(&state).await?;
         let status = status.0.map(EvidenceStatus::from);
         let limit = page_limit(limit.0, 50)?;
         let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
         let filter = ListFilter { status, case_id: case_id.0, tag: tag.0, sha256: sha256.0, after, limit: limit + 1 };
-        let mut items = state.service.list(&filter).await?;
+        let mut items = state.service.list(&caller, &filter).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
             items.last().map(encode_cursor)
@@ -431,10 +440,12 @@ impl EvidenceApi {
     async fn reindex(
         &self,
         state: Data<&AppState>,
+        key: ApiKey,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
     ) -> Result<QueuedResponse, ApiError> {
-        let evidence = state.service.reindex(EvidenceId(id.0), Some(&request_id.0.0)).await?;
+        let caller = key.caller(&state).await?;
+        let evidence = state.service.reindex(&caller, EvidenceId(id.0), Some(&request_id.0.0)).await?;
         Ok(QueuedResponse::Accepted(Json(evidence.into())))
     }
 
@@ -445,6 +456,7 @@ impl EvidenceApi {
     async fn search(
         &self,
         state: Data<&AppState>,
+        key: ApiKey,
         /// Web-search syntax, 1 to 1000 characters, not only spaces.
         #[oai(validator(min_length = 1, max_length = 1000, pattern = r"^[^\u0000]*\S[^\u0000]*$"))]
         q: Query<String>,
@@ -457,6 +469,7 @@ impl EvidenceApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<SearchResults>, ApiError> {
+        let caller = key.caller(&state).await?;
         let query = q.0.trim().to_owned();
         if query.is_empty() || query.len() > 1000 {
             return Err(ApiError::unprocessable("invalid_request", "q must be 1 to 1000 characters"));
@@ -468,7 +481,7 @@ impl EvidenceApi {
             media_type: media_type.0,
             limit: page_limit(limit.0, 20)?,
         };
-        let hits = state.service.search(&search).await?;
+        let hits = state.service.search(&caller, &search).await?;
         Ok(Json(SearchResults { query, hits: hits.into_iter().map(Into::into).collect() }))
     }
 }

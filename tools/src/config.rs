@@ -17,3 +17,12 @@ pub fn first_set(names: &[&str]) -> Option<String> {
 pub fn database_url() -> anyhow::Result<String> {
     first_set(&["DATABASE_URL"]).ok_or_else(|| anyhow::anyhow!("DATABASE_URL must be set"))
 }
+
+/// `EVIDENCE_API_KEY`: the key the clients send (`api keys create` makes one).
+pub fn api_key() -> anyhow::Result<String> {
+    first_set(&["EVIDENCE_API_KEY"]).ok_or_else(|| {
+        anyhow::anyhow!(
+            "EVIDENCE_API_KEY must be set: make a key with `api keys create --tenant <tenant> --role admin --name <name>`"
+        )
+    })
+}

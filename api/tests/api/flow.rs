@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::support::{Options, TestApp, WAIT, count, poll_for};
+use crate::support::{Options, TENANT, TestApp, WAIT, count, poll_for};
 
 fn sample(name: &str) -> Sample {
     samples::named("t35tm4rk", name)
@@ -113,7 +113,7 @@ async fn verified_evidence_downloads_through_a_presigned_url(pool: PgPool) {
     let disposition = got.headers()["content-disposition"].to_str().unwrap().to_owned();
     assert!(disposition.ends_with("filename*=UTF-8''Protokoll%20M%C3%A4rz.docx"), "{disposition}");
     assert_eq!(sha256_hex(&got.bytes().await.unwrap()), download["sha256"].as_str().unwrap());
-    let other_key = url.replacen(&format!("evidence/{id}"), &format!("evidence/{}", uuid::Uuid::new_v4()), 1);
+    let other_key = url.replacen(&format!("uploads/{id}"), &format!("uploads/{}", uuid::Uuid::new_v4()), 1);
     assert_eq!(reqwest::get(other_key).await.unwrap().status(), 403, "the signature covers the key");
     app.stop().await;
 }
@@ -258,7 +258,7 @@ async fn complete_without_upload_or_with_wrong_size_is_refused(pool: PgPool) {
     assert_eq!((status, err["code"].as_str()), (409, Some("upload_missing")));
 
     // Bytes of another size under the same key (as if uploaded around the presigned URL).
-    let key = format!("evidence/{id}");
+    let key = format!("{TENANT}/uploads/{id}");
     app.storage.put(&key, b"short", "text/plain").await.unwrap();
     let (status, err) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
     assert_eq!((status, err["code"].as_str()), (422, Some("size_mismatch")), "{err}");
@@ -282,7 +282,7 @@ async fn presigned_url_pins_content_type_and_checksum(pool: PgPool) {
         .header("x-amz-checksum-sha256", checksum)
         .body(s.bytes.clone());
     assert_eq!(other_type.send().await.unwrap().status().as_u16(), 403);
-    let no_checksum = app.http.put(url).header("content-type", "text/plain").body(s.bytes.clone());
+    let no_checksum = app.plain.put(url).header("content-type", "text/plain").body(s.bytes.clone());
     assert_eq!(no_checksum.send().await.unwrap().status().as_u16(), 403);
     let mut tampered = url.to_owned();
     tampered.pop();
@@ -306,7 +306,7 @@ async fn checksum_mismatch_ends_in_index_error_with_a_reason(pool: PgPool) {
     let created = app.create(&s, json!({"sha256": wrong})).await;
     let id = created["evidence"]["id"].as_str().unwrap();
     // The presigned URL would refuse these bytes; write them around it, as a replaced object.
-    app.storage.put(&format!("evidence/{id}"), &s.bytes, "text/plain").await.unwrap();
+    app.storage.put(&format!("{TENANT}/uploads/{id}"), &s.bytes, "text/plain").await.unwrap();
     let (status, _) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
     assert_eq!(status, 202);
     let ev = app.wait_status(id, "index_error").await;
@@ -461,9 +461,11 @@ async fn a_job_made_by_hand_with_only_the_evidence_id_is_ingested(pool: PgPool) 
         .unwrap();
     let job: i64 = sqlx::query_scalar(
         "INSERT INTO job (kind, payload, unique_key, max_attempts)
-         VALUES ('ingest_evidence', jsonb_build_object('evidence_id', $1::text), $1, 8) RETURNING id",
+         VALUES ('ingest_evidence', jsonb_build_object('evidence_id', $1::text, 'tenant', $2::text), $1, 8)
+         RETURNING id",
     )
     .bind(&id)
+    .bind(TENANT)
     .fetch_one(&mut *tx)
     .await
     .unwrap();

@@ -2,6 +2,7 @@
 //! worker, a real Postgres (a fresh database per test) and a real S3 server (S3_* variables;
 //! scripts/test starts s3s-fs). Each test uses its own bucket.
 
+mod access;
 mod flow;
 mod hardening;
 mod ops;

@@ -9,7 +9,9 @@ use evidence::samples;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{Proxy, WAIT, binary, poll_for};
+use evidence::Role;
+
+use crate::support::{Proxy, WAIT, binary, client, make_key, poll_for};
 
 /// The address a binary bound, from its JSON log line `msg` (each binds port 0: no port is
 /// chosen before it is taken).
@@ -107,7 +109,8 @@ async fn upload(http: &reqwest::Client, api: &str, s: &samples::Sample, request_
         .json()
         .await
         .unwrap();
-    let mut put = http.put(created["upload"]["url"].as_str().unwrap()).body(s.bytes.clone());
+    // Presigned: the URL carries its own signature, and no API key goes to the store.
+    let mut put = reqwest::Client::new().put(created["upload"]["url"].as_str().unwrap()).body(s.bytes.clone());
     for (k, v) in created["upload"]["headers"].as_object().unwrap() {
         put = put.header(k, v.as_str().unwrap());
     }
@@ -142,7 +145,7 @@ fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
 async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool: PgPool) {
     let url = database_url(&pool, None, "ops-test").await;
     let p = Processes::start(&url, &url).await;
-    let http = reqwest::Client::new();
+    let http = client(&make_key(&pool, "ops", Role::Admin, None).await);
     let all = samples::all("ops");
     let mut bytes = 0;
     for (i, s) in all.iter().take(3).enumerate() {
@@ -207,7 +210,7 @@ async fn worker_readiness_follows_the_database_away_and_back_without_a_restart(p
     let direct = database_url(&pool, None, "ops-api").await;
     let through_proxy = database_url(&pool, Some(&proxy.addr.to_string()), &app).await;
     let mut p = Processes::start(&direct, &through_proxy).await;
-    let http = reqwest::Client::new();
+    let http = client(&make_key(&pool, "ops", Role::Admin, None).await);
     let status = |url: String| {
         let http = http.clone();
         async move { http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
@@ -247,7 +250,7 @@ async fn real_worker_retries_through_an_s3_outage_and_indexes_when_it_ends(pool:
     let url = database_url(&pool, None, "ops-outage").await;
     let p = Processes::start_with(&url, &url, Some(format!("http://{}", proxy.addr))).await;
     proxy.set_up(false);
-    let http = reqwest::Client::new();
+    let http = client(&make_key(&pool, "ops", Role::Admin, None).await);
     let s = &samples::named("outage", "board-minutes.docx");
     let id = upload(&http, &p.api_url, s, "outage-1").await;
     poll_for(WAIT, "two failed attempts against the unreachable store", || async {
@@ -283,4 +286,53 @@ async fn a_worker_with_an_impossible_setting_exits_at_once_naming_it() {
         assert!(!out.status.success(), "{name}={value} was accepted");
         assert!(stderr.contains(says), "{name}={value}: {stderr}");
     }
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn keys_made_on_the_command_line_work_until_revoked(pool: PgPool) {
+    let url = database_url(&pool, None, "keys-cli").await;
+    let api_keys = |args: &[&str]| {
+        let out = std::process::Command::new(binary("api")).arg("keys").args(args).env("DATABASE_URL", &url).output();
+        let out = out.expect("api keys");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) =
+        api_keys(&["create", "--tenant", "acme", "--role", "viewer", "--name", "cli", "--case", "c1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let key = stdout.lines().last().unwrap().to_owned();
+    assert!(key.starts_with("evk_") && key.len() == 81, "the key alone on the last line: {stdout}");
+    let prefix = &key[4..16];
+
+    let app = crate::support::TestApp::start(pool.clone(), Default::default()).await;
+    let viewer = client(&key);
+    let (status, page) = app.send(viewer.get(format!("{}/v1/evidence", app.base))).await;
+    assert_eq!((status, &page["items"]), (200, &json!([])), "a new tenant starts empty");
+    let upload = json!({"filename": "a.txt", "content_type": "text/plain", "size_bytes": 1, "case_id": "c1"});
+    let (status, _) = app.send(viewer.post(format!("{}/v1/evidence", app.base)).json(&upload)).await;
+    assert_eq!(status, 403, "a viewer may not upload");
+
+    let (code, listing, _) = api_keys(&["list", "--tenant", "acme"]);
+    assert_eq!(code, Some(0));
+    assert!(listing.contains(prefix) && listing.contains("viewer") && listing.contains("active"), "{listing}");
+    assert!(!listing.contains(&key[17..]), "no secret in the listing");
+    let (code, _, stderr) = api_keys(&["revoke", prefix]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(app.send(viewer.get(format!("{}/v1/evidence", app.base))).await.0, 401, "refused at once");
+
+    // Mistakes are named, with the usage, and exit 2.
+    for (args, says) in [
+        (&["create", "--tenant", "Acme", "--role", "viewer", "--name", "x"][..], "tenant `Acme`"),
+        (&["create", "--tenant", "acme", "--role", "root", "--name", "x"][..], "--role root"),
+        (&["create", "--tenant", "acme", "--role", "viewer"][..], "--name is required"),
+        (&["revoke", "000000000000"][..], "no API key with prefix"),
+    ] {
+        let (code, _, stderr) = api_keys(args);
+        assert_eq!(code, Some(2), "{args:?}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(says), "{args:?}: {stderr}");
+    }
+    app.stop().await;
 }

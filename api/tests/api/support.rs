@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use api::AppState;
 use evidence::config::{IngestSettings, S3Settings};
+use evidence::keys::NewKey;
 use evidence::samples::Sample;
 use evidence::storage::Storage;
-use evidence::{IngestHandler, SearchLimits, Service, register};
+use evidence::{IngestHandler, Role, SearchLimits, Service, TenantId, register};
 pub use queue::testing::poll_for;
 use queue::{Registry, RetryPolicy, Worker, WorkerConfig};
 use serde_json::{Value, json};
@@ -43,11 +44,21 @@ pub fn extract_bin() -> PathBuf {
     binary("extract")
 }
 
+/// The tenant of the key every `TestApp` starts with.
+pub const TENANT: &str = "t1";
+
 pub struct TestApp {
+    /// The owner's pool (not subject to row-level security), for looking at the database.
     #[allow(dead_code, reason = "kept for tests that query the database directly")]
     pub pool: PgPool,
+    /// The application role's pool, as the API and the worker use it.
+    #[allow(dead_code, reason = "kept for tests that query the database directly")]
+    pub app_pool: PgPool,
     pub base: String,
+    /// Sends the admin key of tenant `t1` with every request.
     pub http: reqwest::Client,
+    /// Sends no key: for presigned URLs and unauthenticated requests.
+    pub plain: reqwest::Client,
     pub storage: Arc<Storage>,
     pub proxy: Option<Proxy>,
     shutdown: CancellationToken,
@@ -68,7 +79,16 @@ impl Default for Options {
 }
 
 impl TestApp {
-    pub async fn start(pool: PgPool, options: Options) -> Self {
+    pub async fn start(owner: PgPool, options: Options) -> Self {
+        // The API and the worker run as the application role, as in production: row-level
+        // security applies to every statement they make.
+        let app_pool = evidence::startup::app_pool(
+            (*owner.connect_options()).clone(),
+            Some("evidence_app".into()),
+            20,
+            Duration::from_secs(10),
+        );
+        let pool = app_pool.clone();
         let bucket = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let api_settings = s3_settings(&bucket, None);
         let storage = Arc::new(Storage::new(&api_settings).unwrap());
@@ -116,7 +136,28 @@ impl TestApp {
         let stop = shutdown.clone();
         let url = base.clone();
         tasks.push(tokio::spawn(async move { api::serve(listener, state, url, stop).await.expect("api") }));
-        Self { pool, base, http: reqwest::Client::new(), storage, proxy, shutdown, tasks }
+        let admin = make_key(&owner, TENANT, Role::Admin, None).await;
+        Self {
+            pool: owner,
+            app_pool,
+            base,
+            http: client(&admin),
+            plain: reqwest::Client::new(),
+            storage,
+            proxy,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// A client with a new key of `role` in `tenant` (limited to `cases` when given).
+    pub async fn client_for(&self, tenant: &str, role: Role, cases: Option<&[&str]>) -> reqwest::Client {
+        client(&self.key_for(tenant, role, cases).await)
+    }
+
+    /// A new key of `role` in `tenant`.
+    pub async fn key_for(&self, tenant: &str, role: Role, cases: Option<&[&str]>) -> String {
+        make_key(&self.pool, tenant, role, cases.map(|c| c.iter().map(|s| s.to_string()).collect())).await
     }
 
     pub async fn stop(self) {
@@ -148,13 +189,18 @@ impl TestApp {
 
     /// POST /v1/evidence for a sample; returns the 201 body.
     pub async fn create(&self, sample: &Sample, extra: Value) -> Value {
+        self.create_as(&self.http, sample, extra).await
+    }
+
+    /// `create` with another key's client.
+    pub async fn create_as(&self, http: &reqwest::Client, sample: &Sample, extra: Value) -> Value {
         let mut body = json!({
             "filename": sample.filename,
             "content_type": sample.content_type,
             "size_bytes": sample.bytes.len(),
         });
         body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-        let (status, created) = self.post("/v1/evidence", body).await;
+        let (status, created) = self.send(http.post(format!("{}/v1/evidence", self.base)).json(&body)).await;
         assert_eq!(status, 201, "{created}");
         created
     }
@@ -162,7 +208,7 @@ impl TestApp {
     /// PUT the bytes to the presigned URL with the headers the API said to send.
     pub async fn put(&self, created: &Value, bytes: &[u8]) -> u16 {
         let upload = &created["upload"];
-        let mut req = self.http.put(upload["url"].as_str().unwrap()).body(bytes.to_vec());
+        let mut req = self.plain.put(upload["url"].as_str().unwrap()).body(bytes.to_vec());
         for (k, v) in upload["headers"].as_object().unwrap() {
             req = req.header(k, v.as_str().unwrap());
         }
@@ -171,22 +217,46 @@ impl TestApp {
 
     /// The whole client side: create, PUT, complete. Returns the evidence id.
     pub async fn upload(&self, sample: &Sample, extra: Value) -> String {
-        let created = self.create(sample, extra).await;
+        self.upload_as(&self.http, sample, extra).await
+    }
+
+    /// `upload` with another key's client.
+    pub async fn upload_as(&self, http: &reqwest::Client, sample: &Sample, extra: Value) -> String {
+        let created = self.create_as(http, sample, extra).await;
         assert_eq!(self.put(&created, &sample.bytes).await, 200);
         let id = created["evidence"]["id"].as_str().unwrap().to_owned();
-        let (status, body) = self.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+        let (status, body) = self.send(http.post(format!("{}/v1/evidence/{id}/complete", self.base))).await;
         assert_eq!(status, 202, "{body}");
         id
     }
 
     /// Poll GET /v1/evidence/{id} until its status is `want`.
     pub async fn wait_status(&self, id: &str, want: &str) -> Value {
+        self.wait_status_as(&self.http, id, want).await
+    }
+
+    /// `wait_status` with another key's client.
+    pub async fn wait_status_as(&self, http: &reqwest::Client, id: &str, want: &str) -> Value {
         poll_for(WAIT, &format!("evidence {id} to be {want}"), || async {
-            let (_, body) = self.get(&format!("/v1/evidence/{id}")).await;
+            let (_, body) = self.send(http.get(format!("{}/v1/evidence/{id}", self.base))).await;
             (body["status"] == want).then_some(body)
         })
         .await
     }
+}
+
+/// A new API key (made as an operator would, on the command line's path).
+pub async fn make_key(owner: &PgPool, tenant: &str, role: Role, cases: Option<Vec<String>>) -> String {
+    let tenant = TenantId::new(tenant).unwrap();
+    let new = NewKey { name: format!("test {role}"), role, cases };
+    evidence::keys::create(owner, &tenant, &new).await.expect("create a key").secret
+}
+
+/// An HTTP client that sends `key` with every request.
+pub fn client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 /// A TCP proxy in front of the S3 server. While it is down it accepts and drops connections

@@ -69,8 +69,12 @@ fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
-    /// Apply the embedded migrations at start (`DATABASE_MIGRATE`).
+    /// Apply the embedded migrations at start (`DATABASE_MIGRATE`), as the user of the URL.
     pub migrate: bool,
+    /// The role every connection switches to (`DATABASE_APP_ROLE`, default `evidence_app`, the
+    /// role the migrations create); empty: stay the user of the URL, which must then itself be
+    /// subject to row-level security.
+    pub app_role: Option<String>,
 }
 
 impl DatabaseSettings {
@@ -79,6 +83,10 @@ impl DatabaseSettings {
             url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/evidence".to_owned())?,
             max_connections: var("DATABASE_MAX_CONNECTIONS", 10)?,
             migrate: flag("DATABASE_MIGRATE", false)?,
+            app_role: match std::env::var("DATABASE_APP_ROLE") {
+                Ok(role) => Some(role.trim().to_owned()).filter(|r| !r.is_empty()),
+                Err(_) => Some("evidence_app".to_owned()),
+            },
         })
     }
 }

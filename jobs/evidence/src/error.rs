@@ -22,6 +22,14 @@ pub enum EvidenceError {
     JobActive(EvidenceId),
     #[error("searches are at their limit (too many at once, or this one ran past its time)")]
     SearchBusy,
+    /// No usable API key: missing, not shaped like one, unknown, or revoked.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The key is valid but may not do this (`role_not_allowed`, `case_out_of_scope`).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("no API key with prefix `{0}`")]
+    KeyNotFound(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("database: {0}")]

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use queue::{DiscardInfo, Handler, JobArgs, JobContext, JobError, KindOptions, Registry, RetryPolicy};
 
+use crate::access::TenantId;
 use crate::config::IngestSettings;
 use crate::extract::Extracted;
 use crate::model::{EvidenceId, EvidenceStatus};
@@ -24,10 +25,18 @@ const CHUNK_BYTES: usize = 8 * 1024;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestEvidence {
     pub evidence_id: Uuid,
+    /// The evidence's tenant: every statement of the job runs in it. Jobs enqueued before
+    /// tenancy name none; their evidence belongs to `default`.
+    #[serde(default = "tenant_before_tenancy")]
+    pub tenant: TenantId,
     /// The object's facts, copied when the job is enqueued so the worker need not read the
     /// evidence row. Absent in jobs made by hand (runbooks/jobs-by-hand.md): then it is read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<store::IngestObject>,
+}
+
+fn tenant_before_tenancy() -> TenantId {
+    TenantId::new("default").expect("a valid tenant id")
 }
 
 impl JobArgs for IngestEvidence {
@@ -52,9 +61,10 @@ impl Handler for IngestHandler {
 
     async fn run(&self, ctx: JobContext, args: IngestEvidence) -> Result<(), JobError> {
         let id = EvidenceId(args.evidence_id);
+        let tenant = &args.tenant;
         let target = match args.object {
             Some(object) => object,
-            None => match store::ingest_target(&self.pool, id).await? {
+            None => match self.ingest_target(tenant, id).await? {
                 None => return Err(JobError::permanent(format!("evidence {id} no longer exists"))),
                 Some((status, _)) if status != EvidenceStatus::Queued => {
                     tracing::info!(evidence_id = %id, %status, "evidence is not queued; nothing to do");
@@ -105,20 +115,22 @@ impl Handler for IngestHandler {
         let (path, declared, name) = (staging.path(), &target.content_type, &target.filename);
         let extracted = match self.extract_plain(path, declared, name).await {
             Some(plain) => Some(plain.unwrap_or_else(|reason| metadata_only(declared, &reason))),
-            None if store::content_exists(&self.pool, &downloaded.sha256).await? => None,
+            None if self.content_exists(tenant, &downloaded.sha256).await? => None,
             None => {
                 Some(self.run_extractor(path, declared, name).await.unwrap_or_else(|r| metadata_only(declared, &r)))
             }
         };
 
         let mut tx = ctx.begin_finish().await?;
+        store::set_tenant(&mut tx, tenant).await?;
         let created = match &extracted {
             Some(x) => {
-                store::insert_content(&mut tx, &downloaded.sha256, downloaded.size as i64, x, CHUNK_BYTES).await?
+                let size = downloaded.size as i64;
+                store::insert_content(&mut tx, tenant, &downloaded.sha256, size, x, CHUNK_BYTES).await?
             }
             None => false,
         };
-        let indexed = store::mark_indexed(&mut tx, id, &downloaded.sha256, !created, ctx.attempt).await?;
+        let indexed = store::mark_indexed(&mut tx, tenant, id, &downloaded.sha256, !created, ctx.attempt).await?;
         tx.commit().await?;
         if let Some(duplicate) = indexed {
             tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate, "evidence indexed");
@@ -142,13 +154,32 @@ impl Handler for IngestHandler {
         };
         let reason =
             format!("{} (after {} attempt{})", job.error, job.attempt, if job.attempt == 1 { "" } else { "s" });
-        store::mark_index_error(conn, EvidenceId(args.evidence_id), &reason, job.attempt).await?;
+        store::set_tenant(conn, &args.tenant).await?;
+        store::mark_index_error(conn, &args.tenant, EvidenceId(args.evidence_id), &reason, job.attempt).await?;
         tracing::warn!(evidence_id = %args.evidence_id, error = reason, "evidence could not be indexed");
         Ok(())
     }
 }
 
 impl IngestHandler {
+    async fn ingest_target(
+        &self,
+        tenant: &TenantId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceStatus, store::IngestObject)>, sqlx::Error> {
+        let mut tx = store::begin(&self.pool, tenant).await?;
+        let target = store::ingest_target(&mut *tx, tenant, id).await?;
+        tx.commit().await?;
+        Ok(target)
+    }
+
+    async fn content_exists(&self, tenant: &TenantId, sha256: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = store::begin(&self.pool, tenant).await?;
+        let exists = store::content_exists(&mut *tx, tenant, sha256).await?;
+        tx.commit().await?;
+        Ok(exists)
+    }
+
     /// Plain text, extracted in process (see `extract::extract_plain_text`); `None` for anything
     /// that needs the sandboxed child.
     async fn extract_plain(

@@ -2,13 +2,16 @@
 //! extract, index), storage, search, and what the `worker` and `extract` binaries (in `src/bin`,
 //! thin mains) need around them: configuration, start-up, telemetry, health endpoints.
 //!
-//! Built on the `queue` crate, which knows nothing of evidence. The API calls [`Service`].
+//! Built on the `queue` crate, which knows nothing of evidence. The API calls [`Service`], on
+//! behalf of a [`Caller`] (an API key's tenant, role and cases).
 
+pub mod access;
 pub mod config;
 mod error;
 pub mod extract;
 pub mod health;
 mod ingest;
+pub mod keys;
 mod model;
 #[cfg(any(test, feature = "testing"))]
 pub mod samples;
@@ -18,6 +21,7 @@ pub mod storage;
 mod store;
 pub mod telemetry;
 
+pub use access::{Action, Caller, Role, TenantId};
 pub use error::EvidenceError;
 pub use ingest::{IngestEvidence, IngestHandler, register};
 pub use model::*;

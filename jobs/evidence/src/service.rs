@@ -1,6 +1,11 @@
-//! What the API calls: uploads (presign → complete), reading, listing, download, reindex and
-//! search, each one function over the store, the object store and the queue. The API never
-//! writes SQL and never reads the job table: the job an evidence points at comes from here.
+//! What the API calls: authentication, uploads (presign → complete), reading, listing,
+//! download, reindex, search and key management, each one function over the store, the object
+//! store and the queue. The API never writes SQL and never reads the job table: the job an
+//! evidence points at comes from here.
+//!
+//! Every operation takes the [`Caller`] and checks its role first, then works inside the
+//! caller's tenant only (see `store` for the two walls). Evidence outside a key's cases is
+//! refused (403); another tenant's evidence does not exist (404).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +14,10 @@ use queue::{JobTable, NewJob};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Action, Caller, TenantId};
 use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
+use crate::keys::{self, ApiKey, IssuedKey, NewKey};
 use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
 use crate::storage::{PresignedPut, Storage};
 use crate::store;
@@ -69,9 +76,13 @@ impl Default for SearchLimits {
 impl Service {
     /// Validate, insert and presign. A repeated Idempotency-Key with the same request returns the
     /// same evidence (with a fresh URL while the upload is still awaited).
-    pub async fn create(&self, new: NewEvidence) -> Result<Created, EvidenceError> {
+    pub async fn create(&self, caller: &Caller, new: NewEvidence) -> Result<Created, EvidenceError> {
+        caller.require(Action::Upload)?;
         new.validate(self.max_object_bytes)?;
-        let (evidence, created) = store::insert(&self.pool, &new).await?;
+        caller.require_case(new.case_id.as_deref().map(str::trim))?;
+        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let (evidence, created) = store::insert(&mut tx, &caller.tenant, &new).await?;
+        tx.commit().await?;
         if !created && !evidence.same_request(&new) {
             return Err(EvidenceError::IdempotencyMismatch(evidence.id));
         }
@@ -96,8 +107,14 @@ impl Service {
     /// The client says the bytes are uploaded: check the object, then in one transaction mark the
     /// evidence queued and enqueue its ingest job. Repeating it is a no-op that returns the state.
     /// The flag is true when this call queued it.
-    pub async fn complete(&self, id: EvidenceId, request_id: Option<&str>) -> Result<(Evidence, bool), EvidenceError> {
-        let evidence = self.get(id).await?;
+    pub async fn complete(
+        &self,
+        caller: &Caller,
+        id: EvidenceId,
+        request_id: Option<&str>,
+    ) -> Result<(Evidence, bool), EvidenceError> {
+        caller.require(Action::Upload)?;
+        let evidence = self.with_job(self.row(caller, id).await?).await?;
         if evidence.status != EvidenceStatus::AwaitingUpload {
             return Ok((evidence, false));
         }
@@ -112,27 +129,37 @@ impl Service {
             }
             return Err(EvidenceError::SizeMismatch { declared: evidence.size_bytes as u64, actual: size });
         }
-        match self.enqueue_ingest(id, EvidenceStatus::AwaitingUpload, request_id).await? {
+        match self.enqueue_ingest(&caller.tenant, id, EvidenceStatus::AwaitingUpload, request_id).await? {
             Some(queued) => Ok((queued, true)),
             // Another complete won the race: answer with the state it left.
-            None => Ok((self.get(id).await?, false)),
+            None => Ok((self.with_job(self.row(caller, id).await?).await?, false)),
         }
     }
 
     /// One evidence with its current job.
-    pub async fn get(&self, id: EvidenceId) -> Result<Evidence, EvidenceError> {
-        let evidence = self.row(id).await?;
+    pub async fn get(&self, caller: &Caller, id: EvidenceId) -> Result<Evidence, EvidenceError> {
+        caller.require(Action::ReadMetadata)?;
+        let evidence = self.row(caller, id).await?;
         self.with_job(evidence).await
     }
 
-    /// One evidence without its job, for operations that only look at its own columns.
-    async fn row(&self, id: EvidenceId) -> Result<Evidence, EvidenceError> {
-        store::get(&self.pool, id).await?.ok_or(EvidenceError::NotFound(id))
+    /// One evidence of the caller's tenant and cases, without its job, for operations that only
+    /// look at its own columns.
+    async fn row(&self, caller: &Caller, id: EvidenceId) -> Result<Evidence, EvidenceError> {
+        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let evidence = store::get(&mut *tx, &caller.tenant, id).await?.ok_or(EvidenceError::NotFound(id))?;
+        tx.commit().await?;
+        caller.require_case(evidence.case_id.as_deref())?;
+        Ok(evidence)
     }
 
     /// One page of evidence, newest first, each with its current job.
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Evidence>, EvidenceError> {
-        let mut items = store::list(&self.pool, filter).await?;
+    pub async fn list(&self, caller: &Caller, filter: &ListFilter) -> Result<Vec<Evidence>, EvidenceError> {
+        caller.require(Action::ReadMetadata)?;
+        let cases = caller.case_scope(filter.case_id.as_deref())?;
+        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let mut items = store::list(&mut *tx, &caller.tenant, cases.as_deref(), filter).await?;
+        tx.commit().await?;
         let ids: Vec<_> = items.iter().filter_map(|e| e.job_id).collect();
         let jobs = queue::store::summaries(&self.jobs, &self.pool, &ids).await?;
         for e in &mut items {
@@ -143,12 +170,14 @@ impl Service {
 
     /// Ranked full-text search over indexed evidence, within the search limits: beyond them, or
     /// past the timeout, `SearchBusy` (the caller should retry shortly).
-    pub async fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, EvidenceError> {
+    pub async fn search(&self, caller: &Caller, query: &SearchQuery) -> Result<Vec<SearchHit>, EvidenceError> {
+        caller.require(Action::Search)?;
+        let cases = caller.case_scope(query.case_id.as_deref())?;
         let Ok(_permit) = self.searches.permits.try_acquire() else {
             metrics::counter!("evidence_searches_refused_total", "reason" => "busy").increment(1);
             return Err(EvidenceError::SearchBusy);
         };
-        match store::search(&self.pool, query, self.searches.timeout).await {
+        match store::search(&self.pool, &caller.tenant, cases.as_deref(), query, self.searches.timeout).await {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(store::QUERY_CANCELED) => {
                 metrics::counter!("evidence_searches_refused_total", "reason" => "timeout").increment(1);
                 Err(EvidenceError::SearchBusy)
@@ -159,8 +188,9 @@ impl Service {
 
     /// A presigned GET for evidence whose bytes were verified (`indexed`), with how long it is
     /// valid. Earlier the object may be missing or not yet checked against its checksum.
-    pub async fn download(&self, id: EvidenceId) -> Result<DownloadUrl, EvidenceError> {
-        let evidence = self.row(id).await?;
+    pub async fn download(&self, caller: &Caller, id: EvidenceId) -> Result<DownloadUrl, EvidenceError> {
+        caller.require(Action::Download)?;
+        let evidence = self.row(caller, id).await?;
         if evidence.status != EvidenceStatus::Indexed {
             return Err(EvidenceError::WrongStatus {
                 id,
@@ -175,20 +205,90 @@ impl Service {
 
     /// Queue an indexed or failed evidence again (after fixing the cause of an `index_error`, or
     /// to re-extract). Its content row is kept; the job re-checks the object.
-    pub async fn reindex(&self, id: EvidenceId, request_id: Option<&str>) -> Result<Evidence, EvidenceError> {
-        let evidence = self.row(id).await?;
+    pub async fn reindex(
+        &self,
+        caller: &Caller,
+        id: EvidenceId,
+        request_id: Option<&str>,
+    ) -> Result<Evidence, EvidenceError> {
+        caller.require(Action::Reindex)?;
+        let evidence = self.row(caller, id).await?;
         let needs = "indexed or index_error";
         let from = match evidence.status {
             EvidenceStatus::Indexed | EvidenceStatus::IndexError => evidence.status,
             status => return Err(EvidenceError::WrongStatus { id, status, action: "reindex", needs }),
         };
-        match self.enqueue_ingest(id, from, request_id).await? {
+        match self.enqueue_ingest(&caller.tenant, id, from, request_id).await? {
             Some(queued) => Ok(queued),
             // Someone else moved it first; report what it is now.
-            None => {
-                Err(EvidenceError::WrongStatus { id, status: self.row(id).await?.status, action: "reindex", needs })
+            None => Err(EvidenceError::WrongStatus {
+                id,
+                status: self.row(caller, id).await?.status,
+                action: "reindex",
+                needs,
+            }),
+        }
+    }
+
+    /// The caller an `Authorization: Bearer` key stands for; `Unauthenticated` when the key is
+    /// not shaped like one, unknown, or revoked (checked on every request: a revoke holds at once).
+    pub async fn authenticate(&self, key: &str) -> Result<Caller, EvidenceError> {
+        let (prefix, hash) = keys::parse(key.trim())
+            .ok_or(EvidenceError::Unauthenticated("the API key is malformed: keys look like evk_<12 hex>_<64 hex>"))?;
+        match store::authenticate(&self.pool, prefix, &hash).await? {
+            None => Err(EvidenceError::Unauthenticated("unknown API key")),
+            Some(k) if k.revoked => Err(EvidenceError::Unauthenticated("this API key was revoked")),
+            Some(k) => Ok(Caller {
+                key_id: k.key_id,
+                key_prefix: prefix.to_owned(),
+                key_name: k.name,
+                tenant: TenantId::new(&k.tenant_id)?,
+                role: k.role,
+                cases: k.case_ids,
+            }),
+        }
+    }
+
+    /// A new key in the caller's tenant. An admin key limited to some cases makes keys limited
+    /// to (some of) the same cases only.
+    pub async fn create_key(&self, caller: &Caller, new: &NewKey) -> Result<IssuedKey, EvidenceError> {
+        caller.require(Action::ManageKeys)?;
+        new.validate()?;
+        if let Some(scope) = &caller.cases {
+            let within = new.cases.as_ref().is_some_and(|cases| cases.iter().all(|c| scope.contains(c)));
+            if !within {
+                return Err(EvidenceError::Forbidden {
+                    code: "case_out_of_scope",
+                    message: format!("this key is limited to cases {}: so are the keys it makes", scope.join(", ")),
+                });
             }
         }
+        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let issued = store::insert_key(&mut tx, &caller.tenant, new, Some(caller.key_id)).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// The keys of the caller's tenant (those within its cases, for a key limited to some).
+    pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>, EvidenceError> {
+        caller.require(Action::ManageKeys)?;
+        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let keys = store::list_keys(&mut *tx, self.key_scope(caller)).await?;
+        tx.commit().await?;
+        Ok(keys)
+    }
+
+    /// Revoke a key of the caller's tenant by its prefix; from then on it is refused.
+    pub async fn revoke_key(&self, caller: &Caller, prefix: &str) -> Result<ApiKey, EvidenceError> {
+        caller.require(Action::ManageKeys)?;
+        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let key = store::revoke_key(&mut *tx, prefix, self.key_scope(caller)).await?;
+        tx.commit().await?;
+        key.ok_or_else(|| EvidenceError::KeyNotFound(prefix.to_owned()))
+    }
+
+    fn key_scope<'a>(&self, caller: &'a Caller) -> store::KeyScope<'a> {
+        store::KeyScope { tenant: Some(&caller.tenant), within: caller.cases.as_deref() }
     }
 
     /// The database answers within 2 s (for `/ready`).
@@ -200,23 +300,25 @@ impl Service {
     /// the row was not in `from`.
     async fn enqueue_ingest(
         &self,
+        tenant: &TenantId,
         id: EvidenceId,
         from: EvidenceStatus,
         request_id: Option<&str>,
     ) -> Result<Option<Evidence>, EvidenceError> {
-        let mut tx = self.pool.begin().await?;
-        let Some(object) = store::mark_queued(&mut tx, id, from, request_id).await? else {
+        let mut tx = store::begin(&self.pool, tenant).await?;
+        let Some(object) = store::mark_queued(&mut tx, tenant, id, from, request_id).await? else {
             return Ok(None);
         };
-        let job = NewJob::from_args(&IngestEvidence { evidence_id: id.0, object: Some(object) })
-            .map_err(|e| EvidenceError::Invalid(e.to_string()))?
-            .unique_key(id.0.to_string())
-            .max_attempts(self.max_attempts)
-            .correlation_id(request_id.map(str::to_owned));
+        let job =
+            NewJob::from_args(&IngestEvidence { evidence_id: id.0, tenant: tenant.clone(), object: Some(object) })
+                .map_err(|e| EvidenceError::Invalid(e.to_string()))?
+                .unique_key(id.0.to_string())
+                .max_attempts(self.max_attempts)
+                .correlation_id(request_id.map(str::to_owned));
         // The status guard above means no ingest job is active for this evidence; if one is anyway
         // (a hand-made row), refuse rather than leave the evidence queued without its own job.
         let job_id = queue::store::enqueue(&self.jobs, &mut *tx, &job).await?.ok_or(EvidenceError::JobActive(id))?;
-        let mut queued = store::set_job(&mut tx, id, job_id).await?;
+        let mut queued = store::set_job(&mut tx, tenant, id, job_id).await?;
         queued.job = queue::store::summaries(&self.jobs, &mut *tx, &[job_id]).await?.pop();
         tx.commit().await?;
         Ok(Some(queued))

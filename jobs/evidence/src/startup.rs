@@ -1,29 +1,91 @@
-//! What both binaries do around their work: connect to Postgres (applying migrations when
-//! asked) and to the object store (creating the bucket when asked), and wait for the signal to
+//! What both binaries do around their work: connect to Postgres as the application role
+//! (applying migrations first, as the owner, when asked) and to the object store (creating the bucket when asked), and wait for the signal to
 //! stop.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::{DatabaseSettings, S3Settings};
 use crate::storage::Storage;
+use crate::store;
 
 /// A lazily connecting pool of at least `min_pool` connections (more if the settings say so),
 /// migrated first when the settings ask. Lazy, so a process starts (and reports not ready) while
-/// Postgres is still coming up.
+/// Postgres is still coming up. Every connection switches to the application role and refuses to
+/// serve if it would escape row-level security (see [`app_pool`]).
 pub async fn database(db: &DatabaseSettings, min_pool: u32, acquire_timeout: Duration) -> anyhow::Result<PgPool> {
-    let pool = PgPoolOptions::new()
-        .max_connections(db.max_connections.max(min_pool))
-        .acquire_timeout(acquire_timeout)
-        .connect_lazy(&db.url)
-        .context("DATABASE_URL")?;
+    let options: PgConnectOptions = db.url.parse().context("DATABASE_URL")?;
     if db.migrate {
-        crate::MIGRATOR.run(&pool).await.context("applying migrations")?;
+        // As the user of the URL (the owner), on a connection of its own: the application role
+        // may not change the schema.
+        let mut conn = PgConnection::connect_with(&options).await.context("connecting to apply migrations")?;
+        crate::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+        conn.close().await.ok();
     }
-    Ok(pool)
+    check_app_role(&options, db.app_role.as_deref()).await?;
+    Ok(app_pool(options, db.app_role.clone(), db.max_connections.max(min_pool), acquire_timeout))
+}
+
+/// A lazy pool whose every connection first switches to `role` (when given) and then checks that
+/// row-level security applies to it: a connection as a superuser, a BYPASSRLS role or the owner of
+/// the tables fails (and the log says why), rather than serve every tenant's rows.
+pub fn app_pool(options: PgConnectOptions, role: Option<String>, max: u32, acquire_timeout: Duration) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(acquire_timeout)
+        .after_connect(move |conn, _| {
+            let role = role.clone();
+            Box::pin(async move {
+                let checked = as_app_role(conn, role.as_deref()).await;
+                if let Err(e) = &checked {
+                    tracing::error!(error = %e, "database connection refused");
+                }
+                checked
+            })
+        })
+        .connect_lazy_with(options)
+}
+
+/// Check once, at start, what every connection of [`app_pool`] will be checked for, so that a
+/// misconfigured role stops the process with its reason. A database that cannot be reached yet
+/// passes: the pool waits it out, and checks each connection it makes.
+pub async fn check_app_role(options: &PgConnectOptions, role: Option<&str>) -> anyhow::Result<()> {
+    let Ok(mut conn) = PgConnection::connect_with(options).await else { return Ok(()) };
+    let checked = as_app_role(&mut conn, role).await;
+    conn.close().await.ok();
+    checked.context("DATABASE_URL / DATABASE_APP_ROLE")
+}
+
+async fn as_app_role(conn: &mut PgConnection, role: Option<&str>) -> Result<(), sqlx::Error> {
+    if let Some(role) = role {
+        store::set_role(conn, role).await?;
+    }
+    let (user, bypasses) = store::bypasses_row_security(conn).await?;
+    if bypasses {
+        return Err(sqlx::Error::Configuration(
+            format!(
+                "the database role `{user}` bypasses row-level security (superuser, BYPASSRLS or table owner): \
+                 connect as, or set DATABASE_APP_ROLE to, a role like evidence_app"
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One connection as the user of DATABASE_URL itself, without the switch to the application
+/// role: for operator commands (`api keys …`) that work across tenants, run with the owner's URL
+/// like migrations.
+pub async fn owner_pool(db: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&db.url)
+        .await
+        .context("connecting to DATABASE_URL")
 }
 
 /// The object store client, with the bucket created first when S3_CREATE_BUCKET is set.

@@ -1,13 +1,32 @@
-//! Every SQL statement about evidence and content. Status changes are guarded by the expected
-//! status and report whether the guard held. The job table is the queue's: nothing here reads
-//! it (the service asks the queue for the jobs evidence points at).
+//! Every SQL statement about evidence, content and API keys. Status changes are guarded by the
+//! expected status and report whether the guard held. The job table is the queue's: nothing
+//! here reads it (the service asks the queue for the jobs evidence points at).
+//!
+//! Tenancy has two walls. Every statement names its tenant (`tenant_id = $n`); and every
+//! transaction of the application role first names it with [`set_tenant`], so that row-level
+//! security shows that tenant's rows only, even to a statement that forgot its filter.
 
 use queue::JobId;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::access::{Role, TenantId};
 use crate::extract::Extracted;
+use crate::keys::{ApiKey, IssuedKey, NewKey};
 use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+
+/// Name the tenant whose rows the rest of this transaction may see and write (row-level
+/// security; the setting ends with the transaction).
+pub async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.as_str()).execute(conn).await.map(|_| ())
+}
+
+/// A transaction in `tenant`.
+pub async fn begin(pool: &PgPool, tenant: &TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    set_tenant(&mut tx, tenant).await?;
+    Ok(tx)
+}
 
 /// The evidence columns plus its content, as [`Evidence`] reads them, from a relation named `e`
 /// (the table, or a CTE that inserted or updated rows).
@@ -22,22 +41,27 @@ macro_rules! evidence_columns {
 
 macro_rules! evidence_joins {
     () => {
-        " LEFT JOIN content c ON c.sha256 = e.sha256 "
+        " LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256 "
     };
 }
 
 const SELECT_EVIDENCE: &str = concat!(evidence_columns!(), " FROM evidence e", evidence_joins!());
 
 /// Insert new evidence and read it back in one statement; with an Idempotency-Key already used,
-/// return that row instead (`created == false`). The object key is made here, from the id.
-pub async fn insert(pool: &PgPool, new: &NewEvidence) -> Result<(Evidence, bool), sqlx::Error> {
+/// return that row instead (`created == false`). The object key is made here, from the tenant
+/// and the id.
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    new: &NewEvidence,
+) -> Result<(Evidence, bool), sqlx::Error> {
     let id = Uuid::new_v4();
     let tags = new.normalized_tags();
     let inserted = sqlx::query_as::<_, Evidence>(concat!(
         "WITH e AS (
-             INSERT INTO evidence (id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
+             INSERT INTO evidence (id, tenant_id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
                                    description, object_key, idempotency_key, request_id, meta_tsv)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'evidence/' || $1::text, $9, $10,
+             VALUES ($1, $11, $2, $3, $4, $5, $6, $7, $8, $11 || '/uploads/' || $1::text, $9, $10,
                      to_tsvector('english', $2 || ' ' || regexp_replace($2, '[^[:alnum:]]+', ' ', 'g') || ' '
                                              || array_to_string($7, ' ') || ' ' || coalesce($8, '')))
              ON CONFLICT ON CONSTRAINT evidence_idempotency_key_unique DO NOTHING
@@ -57,32 +81,49 @@ pub async fn insert(pool: &PgPool, new: &NewEvidence) -> Result<(Evidence, bool)
     .bind(&new.description)
     .bind(&new.idempotency_key)
     .bind(&new.request_id)
-    .fetch_optional(pool)
+    .bind(tenant.as_str())
+    .fetch_optional(&mut *conn)
     .await?;
     if let Some(evidence) = inserted {
         return Ok((evidence, true));
     }
-    let existing =
-        sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!("{SELECT_EVIDENCE} WHERE e.idempotency_key = $1")))
-            .bind(&new.idempotency_key)
-            .fetch_one(pool)
-            .await?;
+    let existing = sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVIDENCE} WHERE e.tenant_id = $2 AND e.idempotency_key = $1"
+    )))
+    .bind(&new.idempotency_key)
+    .bind(tenant.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
     Ok((existing, false))
 }
 
-pub async fn get<'e>(exec: impl PgExecutor<'e>, id: EvidenceId) -> Result<Option<Evidence>, sqlx::Error> {
-    sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!("{SELECT_EVIDENCE} WHERE e.id = $1")))
-        .bind(id)
-        .fetch_optional(exec)
-        .await
+pub async fn get<'e>(
+    exec: impl PgExecutor<'e>,
+    tenant: &TenantId,
+    id: EvidenceId,
+) -> Result<Option<Evidence>, sqlx::Error> {
+    sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVIDENCE} WHERE e.tenant_id = $2 AND e.id = $1"
+    )))
+    .bind(id)
+    .bind(tenant.as_str())
+    .fetch_optional(exec)
+    .await
 }
 
-/// Newest first, filtered, one page after the keyset position.
-pub async fn list(pool: &PgPool, f: &ListFilter) -> Result<Vec<Evidence>, sqlx::Error> {
+/// Newest first, filtered, one page after the keyset position; within `cases` when given.
+pub async fn list<'e>(
+    exec: impl PgExecutor<'e>,
+    tenant: &TenantId,
+    cases: Option<&[String]>,
+    f: &ListFilter,
+) -> Result<Vec<Evidence>, sqlx::Error> {
     let (after_ts, after_id) = f.after.map(|(ts, id)| (Some(ts), Some(id))).unwrap_or((None, None));
     sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!(
         "{SELECT_EVIDENCE}
-         WHERE ($1::text IS NULL OR e.status = $1)
+         WHERE e.tenant_id = $8
+           AND ($9::text[] IS NULL OR e.case_id = ANY($9))
+           AND ($1::text IS NULL OR e.status = $1)
            AND ($2::text IS NULL OR e.case_id = $2)
            AND ($3::text IS NULL OR e.tags @> ARRAY[$3])
            AND ($4::timestamptz IS NULL OR (e.created_at, e.id) < ($4, $5))
@@ -97,7 +138,9 @@ pub async fn list(pool: &PgPool, f: &ListFilter) -> Result<Vec<Evidence>, sqlx::
     .bind(after_id)
     .bind(f.limit)
     .bind(&f.sha256)
-    .fetch_all(pool)
+    .bind(tenant.as_str())
+    .bind(cases)
+    .fetch_all(exec)
     .await
 }
 
@@ -105,6 +148,7 @@ pub async fn list(pool: &PgPool, f: &ListFilter) -> Result<Vec<Evidence>, sqlx::
 /// object, or `None` when the row was not in `from`.
 pub async fn mark_queued(
     conn: &mut PgConnection,
+    tenant: &TenantId,
     id: EvidenceId,
     from: EvidenceStatus,
     request_id: Option<&str>,
@@ -112,26 +156,33 @@ pub async fn mark_queued(
     sqlx::query_as(
         "UPDATE evidence SET status = 'queued', queued_at = now(), updated_at = now(), attempts = 0,
                              last_error = NULL, request_id = coalesce($3, request_id)
-         WHERE id = $1 AND status = $2
+         WHERE tenant_id = $4 AND id = $1 AND status = $2
          RETURNING object_key, size_bytes, declared_sha256, content_type, filename",
     )
     .bind(id)
     .bind(from.as_str())
     .bind(request_id)
+    .bind(tenant.as_str())
     .fetch_optional(conn)
     .await
 }
 
 /// Point the evidence at its new job and read it back (with that job) in one statement.
-pub async fn set_job(conn: &mut PgConnection, id: EvidenceId, job: JobId) -> Result<Evidence, sqlx::Error> {
+pub async fn set_job(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: EvidenceId,
+    job: JobId,
+) -> Result<Evidence, sqlx::Error> {
     sqlx::query_as::<_, Evidence>(concat!(
-        "WITH e AS (UPDATE evidence SET job_id = $2 WHERE id = $1 RETURNING *) ",
+        "WITH e AS (UPDATE evidence SET job_id = $2 WHERE tenant_id = $3 AND id = $1 RETURNING *) ",
         evidence_columns!(),
         " FROM e",
         evidence_joins!()
     ))
     .bind(id)
     .bind(job)
+    .bind(tenant.as_str())
     .fetch_one(conn)
     .await
 }
@@ -150,12 +201,15 @@ pub struct IngestObject {
 /// The evidence's status and object, for jobs whose payload carries only the id.
 pub async fn ingest_target<'e>(
     exec: impl PgExecutor<'e>,
+    tenant: &TenantId,
     id: EvidenceId,
 ) -> Result<Option<(EvidenceStatus, IngestObject)>, sqlx::Error> {
     let row: Option<(EvidenceStatus, String, i64, Option<String>, String, String)> = sqlx::query_as(
-        "SELECT status, object_key, size_bytes, declared_sha256, content_type, filename FROM evidence WHERE id = $1",
+        "SELECT status, object_key, size_bytes, declared_sha256, content_type, filename FROM evidence
+         WHERE tenant_id = $2 AND id = $1",
     )
     .bind(id)
+    .bind(tenant.as_str())
     .fetch_optional(exec)
     .await?;
     Ok(row.map(|(status, object_key, size_bytes, declared_sha256, content_type, filename)| {
@@ -163,15 +217,24 @@ pub async fn ingest_target<'e>(
     }))
 }
 
-pub async fn content_exists<'e>(exec: impl PgExecutor<'e>, sha256: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM content WHERE sha256 = $1)").bind(sha256).fetch_one(exec).await
+pub async fn content_exists<'e>(
+    exec: impl PgExecutor<'e>,
+    tenant: &TenantId,
+    sha256: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM content WHERE tenant_id = $2 AND sha256 = $1)")
+        .bind(sha256)
+        .bind(tenant.as_str())
+        .fetch_one(exec)
+        .await
 }
 
-/// Store extracted text under its checksum. Concurrent ingests of the same bytes do not race:
+/// Store extracted text under its checksum, in the tenant. Concurrent ingests of the same bytes do not race:
 /// the second insert waits for the first to commit and then does nothing. Returns whether this
 /// call created the row (false: the content was already known — a duplicate).
 pub async fn insert_content(
     conn: &mut PgConnection,
+    tenant: &TenantId,
     sha256: &str,
     size: i64,
     x: &Extracted,
@@ -183,14 +246,15 @@ pub async fn insert_content(
     let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
-             INSERT INTO content (sha256, size_bytes, media_type, extractor, text_bytes, text_truncated, extract_note)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (sha256) DO NOTHING
-             RETURNING sha256
+             INSERT INTO content (tenant_id, sha256, size_bytes, media_type, extractor, text_bytes, text_truncated,
+                                  extract_note)
+             VALUES ($10, $1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (tenant_id, sha256) DO NOTHING
+             RETURNING tenant_id, sha256
          ),
          ch AS (
-             INSERT INTO content_chunk (sha256, seq, body, tsv)
-             SELECT c.sha256, t.seq, t.body, to_tsvector('english', t.body)
+             INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv)
+             SELECT c.tenant_id, c.sha256, t.seq, t.body, to_tsvector('english', t.body)
              FROM c, unnest($8::int[], $9::text[]) AS t(seq, body)
              RETURNING 1
          )
@@ -205,6 +269,7 @@ pub async fn insert_content(
     .bind(&x.note)
     .bind(&seqs)
     .bind(&chunks)
+    .bind(tenant.as_str())
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)
@@ -215,6 +280,7 @@ pub async fn insert_content(
 /// longer queued.
 pub async fn mark_indexed(
     conn: &mut PgConnection,
+    tenant: &TenantId,
     id: EvidenceId,
     sha256: &str,
     duplicate: bool,
@@ -224,13 +290,14 @@ pub async fn mark_indexed(
         "UPDATE evidence SET status = 'indexed', sha256 = $2, attempts = $4, last_error = NULL,
                              duplicate = CASE WHEN sha256 = $2 AND duplicate IS NOT NULL THEN duplicate ELSE $3 END,
                              indexed_at = now(), updated_at = now()
-         WHERE id = $1 AND status = 'queued'
+         WHERE tenant_id = $5 AND id = $1 AND status = 'queued'
          RETURNING duplicate",
     )
     .bind(id)
     .bind(sha256)
     .bind(duplicate)
     .bind(attempt)
+    .bind(tenant.as_str())
     .fetch_optional(conn)
     .await
 }
@@ -238,17 +305,19 @@ pub async fn mark_indexed(
 /// `queued → index_error` with the reason (the ingest job's discard hook).
 pub async fn mark_index_error(
     conn: &mut PgConnection,
+    tenant: &TenantId,
     id: EvidenceId,
     error: &str,
     attempt: i32,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE evidence SET status = 'index_error', last_error = $2, attempts = $3, updated_at = now()
-         WHERE id = $1 AND status = 'queued'",
+         WHERE tenant_id = $4 AND id = $1 AND status = 'queued'",
     )
     .bind(id)
     .bind(error)
     .bind(attempt)
+    .bind(tenant.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -257,15 +326,18 @@ pub async fn mark_index_error(
 /// SQLSTATE of a statement cancelled by `statement_timeout`.
 pub const QUERY_CANCELED: &str = "57014";
 
-/// Ranked full-text search over extracted text (per chunk) and metadata, with filters.
+/// Ranked full-text search over one tenant's extracted text (per chunk) and metadata, with
+/// filters, within `cases` when given.
 /// Snippets are made for the returned page only: ts_headline is the expensive part. The server
 /// cancels it after `timeout` (`statement_timeout` for its own transaction only).
 pub async fn search(
     pool: &PgPool,
+    tenant: &TenantId,
+    cases: Option<&[String]>,
     s: &SearchQuery,
     timeout: std::time::Duration,
 ) -> Result<Vec<SearchHit>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin(pool, tenant).await?;
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(format!("{}ms", timeout.as_millis().max(1)))
         .execute(&mut *tx)
@@ -275,7 +347,7 @@ pub async fn search(
          chunk_hits AS (
              SELECT DISTINCT ON (ch.sha256) ch.sha256, ch.seq, ts_rank_cd(ch.tsv, q.q) AS rank
              FROM content_chunk ch, q
-             WHERE ch.tsv @@ q.q
+             WHERE ch.tenant_id = $6 AND ch.tsv @@ q.q
              ORDER BY ch.sha256, rank DESC, ch.seq
          ),
          page AS (
@@ -285,8 +357,9 @@ pub async fn search(
              FROM evidence e
              CROSS JOIN q
              LEFT JOIN chunk_hits h ON h.sha256 = e.sha256
-             LEFT JOIN content c ON c.sha256 = e.sha256
-             WHERE e.status = 'indexed'
+             LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256
+             WHERE e.tenant_id = $6 AND e.status = 'indexed'
+               AND ($7::text[] IS NULL OR e.case_id = ANY($7))
                AND (h.sha256 IS NOT NULL OR e.meta_tsv @@ q.q)
                AND ($2::text IS NULL OR e.case_id = $2)
                AND ($3::text IS NULL OR e.tags @> ARRAY[$3])
@@ -301,7 +374,7 @@ pub async fn search(
                 END AS snippet
          FROM page p
          CROSS JOIN q
-         LEFT JOIN content_chunk ch ON ch.sha256 = p.sha256 AND ch.seq = p.seq
+         LEFT JOIN content_chunk ch ON ch.tenant_id = $6 AND ch.sha256 = p.sha256 AND ch.seq = p.seq
          ORDER BY p.rank DESC, p.created_at DESC, p.id",
     )
     .bind(&s.q)
@@ -309,18 +382,144 @@ pub async fn search(
     .bind(&s.tag)
     .bind(&s.media_type)
     .bind(s.limit)
+    .bind(tenant.as_str())
+    .bind(cases)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(hits)
 }
 
-/// Evidence per status (for the `evidence_by_status` gauge).
+/// Evidence per status over every tenant (for the `evidence_by_status` gauge), through the
+/// view that the application role may read (it sees counts, not rows).
 pub async fn status_counts<'e>(exec: impl PgExecutor<'e>) -> Result<Vec<(EvidenceStatus, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT status, count(*) FROM evidence GROUP BY status").fetch_all(exec).await
+    sqlx::query_as("SELECT status, evidence FROM evidence_status_counts").fetch_all(exec).await
 }
 
 /// The database answers (for `/ready`).
 pub async fn ping<'e>(exec: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(exec).await.map(|_| ())
+}
+
+/// The application role's identity, for the start-up check: whether it escapes row-level
+/// security (superuser, BYPASSRLS, or owner of the evidence table).
+pub async fn bypasses_row_security(conn: &mut PgConnection) -> Result<(String, bool), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT current_user::text,
+                r.rolsuper OR r.rolbypassrls
+                  OR coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE')
+                               FROM pg_class c WHERE c.oid = to_regclass('evidence')), false)
+         FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Switch this session to `role` (what every connection of the API and the worker does first).
+pub async fn set_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('role', $1, false)").bind(role).execute(conn).await.map(|_| ())
+}
+
+// --- API keys
+
+/// A key that matched, as `authenticate_api_key` returns it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct KeyMatch {
+    pub key_id: Uuid,
+    pub tenant_id: String,
+    pub name: String,
+    pub role: Role,
+    pub case_ids: Option<Vec<String>>,
+    pub revoked: bool,
+}
+
+/// The key with this prefix and hash, if any (and note its use).
+pub async fn authenticate<'e>(
+    exec: impl PgExecutor<'e>,
+    prefix: &str,
+    sha256: &[u8],
+) -> Result<Option<KeyMatch>, sqlx::Error> {
+    sqlx::query_as("SELECT key_id, tenant_id, name, role, case_ids, revoked FROM authenticate_api_key($1, $2)")
+        .bind(prefix)
+        .bind(sha256)
+        .fetch_optional(exec)
+        .await
+}
+
+/// Make the tenant if it is new (the database owner only).
+pub async fn ensure_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO tenant (id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(tenant.as_str())
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+const KEY_COLUMNS: &str =
+    "id, tenant_id, prefix, name, role, case_ids, created_by, created_at, last_used_at, revoked_at";
+
+/// A new key in `tenant`; its secret is in the answer and nowhere else.
+pub async fn insert_key(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    new: &NewKey,
+    created_by: Option<Uuid>,
+) -> Result<IssuedKey, sqlx::Error> {
+    let (prefix, secret, hash) = crate::keys::generate();
+    let key = sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO api_key (id, tenant_id, prefix, secret_sha256, name, role, case_ids, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {KEY_COLUMNS}"
+    )))
+    .bind(Uuid::new_v4())
+    .bind(tenant.as_str())
+    .bind(&prefix)
+    .bind(&hash)
+    .bind(new.name.trim())
+    .bind(new.role)
+    .bind(&new.cases)
+    .bind(created_by)
+    .fetch_one(conn)
+    .await?;
+    Ok(IssuedKey { key, secret })
+}
+
+/// Which keys a listing or revoke reaches: one tenant's or (for the owner) every tenant's, and
+/// with `within`, only keys limited to some of those cases (what an admin key limited to them
+/// may manage).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyScope<'a> {
+    pub tenant: Option<&'a TenantId>,
+    pub within: Option<&'a [String]>,
+}
+
+/// Keys, oldest first, in `scope`.
+pub async fn list_keys<'e>(exec: impl PgExecutor<'e>, scope: KeyScope<'_>) -> Result<Vec<ApiKey>, sqlx::Error> {
+    sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
+        "SELECT {KEY_COLUMNS} FROM api_key
+         WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text[] IS NULL OR case_ids <@ $2)
+         ORDER BY tenant_id, created_at, id"
+    )))
+    .bind(scope.tenant.map(TenantId::as_str))
+    .bind(scope.within)
+    .fetch_all(exec)
+    .await
+}
+
+/// Revoke the key with this prefix, in `scope`; a second revoke keeps the first time.
+pub async fn revoke_key<'e>(
+    exec: impl PgExecutor<'e>,
+    prefix: &str,
+    scope: KeyScope<'_>,
+) -> Result<Option<ApiKey>, sqlx::Error> {
+    sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(format!(
+        "UPDATE api_key SET revoked_at = coalesce(revoked_at, now())
+         WHERE prefix = $1 AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text[] IS NULL OR case_ids <@ $3)
+         RETURNING {KEY_COLUMNS}"
+    )))
+    .bind(prefix)
+    .bind(scope.tenant.map(TenantId::as_str))
+    .bind(scope.within)
+    .fetch_optional(exec)
+    .await
 }

@@ -5,7 +5,8 @@
 //! 3. one large file (its worker's peak RSS is read by the script).
 //!
 //! Prints figures; asserts nothing. BENCH_DOCS (2000), BENCH_DOC_BYTES (4096), BENCH_CLIENTS (32),
-//! BENCH_RATE (20/s), BENCH_RATE_DOCS (400), BENCH_BIG_BYTES (1 GiB; 0 skips), DEMO_API_URL.
+//! BENCH_RATE (20/s), BENCH_RATE_DOCS (400), BENCH_BIG_BYTES (1 GiB; 0 skips), DEMO_API_URL,
+//! EVIDENCE_API_KEY.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,11 +15,12 @@ use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
-use tools::config::{database_url, first_set, var_or};
+use tools::config::{api_key, database_url, first_set, var_or};
 
 /// create → PUT → complete for one document; returns the evidence id.
 async fn ingest_one(
     http: &reqwest::Client,
+    store: &reqwest::Client,
     base: &str,
     case_id: &str,
     name: String,
@@ -34,7 +36,7 @@ async fn ingest_one(
         .json()
         .await?;
     let upload = &created["upload"];
-    let mut put = http.put(upload["url"].as_str().context("upload.url")?).body(bytes);
+    let mut put = store.put(upload["url"].as_str().context("upload.url")?).body(bytes);
     for (k, v) in upload["headers"].as_object().context("headers")? {
         put = put.header(k, v.as_str().unwrap_or_default());
     }
@@ -95,7 +97,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let base = first_set(&["DEMO_API_URL"]).unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let pool = PgPool::connect(&database_url()?).await?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let (http, store) = tools::clients(&api_key()?, Duration::from_secs(600))?;
     let docs: usize = var_or("BENCH_DOCS", 2000);
     let doc_bytes: usize = var_or("BENCH_DOC_BYTES", 4096);
     let clients: usize = var_or("BENCH_CLIENTS", 32);
@@ -111,10 +113,10 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..docs {
         let permit = sem.clone().acquire_owned().await?;
-        let (http, base, case) = (http.clone(), base.clone(), case.clone());
+        let (http, store, base, case) = (http.clone(), store.clone(), base.clone(), case.clone());
         let bytes = document(i, doc_bytes, &run);
         tasks.spawn(async move {
-            let r = ingest_one(&http, &base, &case, format!("doc-{i}.txt"), bytes, "text/plain").await;
+            let r = ingest_one(&http, &store, &base, &case, format!("doc-{i}.txt"), bytes, "text/plain").await;
             drop(permit);
             r
         });
@@ -143,11 +145,11 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..rate_docs {
         tick.tick().await;
-        let (http, base, case) = (http.clone(), base.clone(), case.clone());
+        let (http, store, base, case) = (http.clone(), store.clone(), base.clone(), case.clone());
         let bytes = document(docs + i, doc_bytes, &run);
-        tasks.spawn(
-            async move { ingest_one(&http, &base, &case, format!("steady-{i}.txt"), bytes, "text/plain").await },
-        );
+        tasks.spawn(async move {
+            ingest_one(&http, &store, &base, &case, format!("steady-{i}.txt"), bytes, "text/plain").await
+        });
     }
     while let Some(r) = tasks.join_next().await {
         r??;
@@ -189,7 +191,8 @@ async fn main() -> anyhow::Result<()> {
         let file = tokio::fs::File::open(&path).await?;
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
         let upload = &created["upload"];
-        http.put(upload["url"].as_str().context("url")?)
+        store
+            .put(upload["url"].as_str().context("url")?)
             .header("content-type", "text/plain")
             .header("content-length", big)
             .body(body)

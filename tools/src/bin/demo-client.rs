@@ -2,20 +2,21 @@
 //! for an upload, PUT the bytes to the presigned URL, complete, wait until every file is
 //! indexed, then search for each one. Prints a summary; exits 0 only if all of it worked.
 //!
-//! DEMO_API_URL (default API_PUBLIC_URL, else http://127.0.0.1:8080), DEMO_TIMEOUT_SECS (60).
+//! EVIDENCE_API_KEY (a key that may upload and search), DEMO_API_URL (default API_PUBLIC_URL,
+//! else http://127.0.0.1:8080), DEMO_TIMEOUT_SECS (60).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tools::config::{first_set, var_or};
+use tools::config::{api_key, first_set, var_or};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let base = first_set(&["DEMO_API_URL", "API_PUBLIC_URL"]).unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let timeout = Duration::from_secs(var_or("DEMO_TIMEOUT_SECS", 60));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let (http, store) = tools::clients(&api_key()?, Duration::from_secs(30))?;
     let marker = format!("run{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let case_id = format!("demo-{marker}");
     let samples = evidence::samples::all(&marker);
@@ -38,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
             .json()
             .await?;
         let upload = &created["upload"];
-        let mut put = http.put(upload["url"].as_str().context("upload.url")?).body(s.bytes.clone());
+        let mut put = store.put(upload["url"].as_str().context("upload.url")?).body(s.bytes.clone());
         for (k, v) in upload["headers"].as_object().context("upload.headers")? {
             put = put.header(k, v.as_str().unwrap_or_default());
         }

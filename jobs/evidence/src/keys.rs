@@ -1,0 +1,125 @@
+//! API keys: `evk_<prefix>_<secret>`, 12 hex characters of public prefix (how a key is named in
+//! listings and logs, and looked up) and 64 of secret (256 random bits). Only the SHA-256 of the
+//! whole key is stored; the key itself is shown once, when it is made.
+//!
+//! Keys are made and revoked by admin keys through the API (within their tenant) or by an
+//! operator with `api keys …` (any tenant), which runs as the database owner like migrations.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::access::{Role, TenantId};
+use crate::error::EvidenceError;
+use crate::model::Invalid;
+use crate::store;
+
+const SCHEME: &str = "evk_";
+
+/// A key as listed: everything but its secret.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub prefix: String,
+    pub name: String,
+    pub role: Role,
+    /// `None`: every case of the tenant.
+    pub case_ids: Option<Vec<String>>,
+    /// The admin key that made it; `None`: the command line.
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    /// To the minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A key to make.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub role: Role,
+    pub cases: Option<Vec<String>>,
+}
+
+impl NewKey {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(Invalid("name must be 1 to 100 characters, without control characters".into()));
+        }
+        if let Some(cases) = &self.cases {
+            if cases.is_empty() || cases.len() > 50 {
+                return Err(Invalid("case_ids must name 1 to 50 cases (omit it for every case)".into()));
+            }
+            if let Some(bad) = cases.iter().find(|c| c.trim().is_empty() || c.chars().count() > 200) {
+                return Err(Invalid(format!("case id `{bad}` must be 1 to 200 characters")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key just made, with the secret that is never shown again.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+/// A fresh key: its prefix, the whole key, and the hash that is stored.
+pub(crate) fn generate() -> (String, String, Vec<u8>) {
+    let prefix = hex::encode(rand::random::<[u8; 6]>());
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let key = format!("{SCHEME}{prefix}_{secret}");
+    let hash = Sha256::digest(key.as_bytes()).to_vec();
+    (prefix, key, hash)
+}
+
+/// The prefix and hash of a key as a client sent it, or `None` when it is not shaped like one.
+pub(crate) fn parse(key: &str) -> Option<(&str, Vec<u8>)> {
+    let rest = key.strip_prefix(SCHEME)?;
+    let (prefix, secret) = rest.split_once('_')?;
+    let hex_of =
+        |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex_of(prefix, 12) && hex_of(secret, 64)).then(|| (prefix, Sha256::digest(key.as_bytes()).to_vec()))
+}
+
+/// `api keys create`: a key for `tenant` (made if new), as the database owner.
+pub async fn create(pool: &PgPool, tenant: &TenantId, new: &NewKey) -> Result<IssuedKey, EvidenceError> {
+    new.validate()?;
+    let mut tx = pool.begin().await?;
+    store::ensure_tenant(&mut tx, tenant).await?;
+    let issued = store::insert_key(&mut tx, tenant, new, None).await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// `api keys list`: every key, or one tenant's, oldest first.
+pub async fn list(pool: &PgPool, tenant: Option<&TenantId>) -> Result<Vec<ApiKey>, EvidenceError> {
+    Ok(store::list_keys(pool, store::KeyScope { tenant, within: None }).await?)
+}
+
+/// `api keys revoke`: the key with this prefix, in any tenant. Revoking twice keeps the first time.
+pub async fn revoke(pool: &PgPool, prefix: &str) -> Result<ApiKey, EvidenceError> {
+    store::revoke_key(pool, prefix, store::KeyScope::default())
+        .await?
+        .ok_or_else(|| EvidenceError::KeyNotFound(prefix.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_parse_back_to_their_prefix_and_hash() {
+        let (prefix, key, hash) = super::generate();
+        assert_eq!(key.len(), 4 + 12 + 1 + 64);
+        let (p, h) = super::parse(&key).expect("a generated key parses");
+        assert_eq!((p, h), (prefix.as_str(), hash));
+        for bad in ["", "evk_", "Bearer x", &key[1..], &key.to_uppercase(), &format!("{key}0"), &key.replace('_', "-")]
+        {
+            assert!(super::parse(bad).is_none(), "{bad}");
+        }
+        assert_ne!(super::generate().1, key, "two keys differ");
+    }
+}
