@@ -38,4 +38,6 @@ CMD ["sqlx", "migrate", "run", "--source", "/app/sql"]
 
 FROM runtime AS demo-runner
 COPY --from=build /src/target/release/demo-client /usr/local/bin/demo-client
-CMD ["demo-client"]
+COPY --from=build /src/target/release/api /usr/local/bin/api
+# A key of its own for the run (`api keys create` prints the key alone on its last line).
+CMD ["/bin/sh", "-c", "EVIDENCE_API_KEY=$(api keys create --tenant demo --role admin --name compose-demo | tail -n 1) && export EVIDENCE_API_KEY && exec demo-client"]

@@ -93,3 +93,22 @@ new_api_key() { # profile tenant role name
 
 # The public prefix of an API key (evk_<prefix>_<secret>), for `api keys revoke`.
 api_key_prefix() { local rest="${1#evk_}"; printf '%s' "${rest%%_*}"; }
+
+# Start the api and the worker of a build profile (debug or release) in the background, logs in
+# .run/[<name>-]api.log and .run/[<name>-]worker.log, and wait until both answer /ready. Sets
+# API_PID and WORKER_PID (stop them with stop_pid).
+start_services() { # profile [name]
+  local api_log="$RUN_DIR/${2:+$2-}api.log" worker_log="$RUN_DIR/${2:+$2-}worker.log"
+  mkdir -p "$RUN_DIR"
+  "$TARGET_DIR/$1/api" >"$api_log" 2>&1 & API_PID=$!
+  "$TARGET_DIR/$1/worker" >"$worker_log" 2>&1 & WORKER_PID=$!
+  for _ in $(seq 100); do
+    if curl -fsS "http://$API_BIND/ready" >/dev/null 2>&1 && curl -fsS "http://$WORKER_BIND/ready" >/dev/null 2>&1; then
+      return 0
+    fi
+    kill -0 "$API_PID" 2>/dev/null || { tail -20 "$api_log" >&2; die "the API exited"; }
+    kill -0 "$WORKER_PID" 2>/dev/null || { tail -20 "$worker_log" >&2; die "the worker exited"; }
+    sleep 0.1
+  done
+  die "the API or the worker is not ready after 10 s (see $api_log, $worker_log)"
+}

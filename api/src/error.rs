@@ -103,6 +103,7 @@ impl From<EvidenceError> for ApiError {
             EvidenceError::Forbidden { code, .. } => ApiError::Forbidden(body(code, message)),
             EvidenceError::Invalid(_) => ApiError::Unprocessable(body("invalid_request", message)),
             EvidenceError::IdempotencyMismatch(_) => ApiError::Conflict(body("idempotency_key_reused", message)),
+            EvidenceError::OwnKey => ApiError::Conflict(body("own_key", message)),
             EvidenceError::UploadMissing { .. } => ApiError::Conflict(body("upload_missing", message)),
             EvidenceError::SizeMismatch { .. } => ApiError::Unprocessable(body("size_mismatch", message)),
             EvidenceError::WrongStatus { .. } => ApiError::Conflict(body("wrong_status", message)),

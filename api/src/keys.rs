@@ -152,7 +152,7 @@ impl KeysApi {
     }
 
     /// Revoke a key by its prefix (admin): every later request with it answers 401. Revoking
-    /// twice keeps the first time.
+    /// twice keeps the first time; a key cannot revoke itself (409 `own_key`).
     #[oai(path = "/keys/:prefix/revoke", method = "post", tag = "Tag::Keys", operation_id = "revoke_key")]
     async fn revoke(
         &self,

@@ -189,6 +189,9 @@ async fn a_revoked_key_is_refused_at_once(pool: PgPool) {
     let (_, again) = app.post(&format!("/v1/keys/{prefix}/revoke"), json!({})).await;
     assert_eq!(again["revoked_at"], revoked["revoked_at"]);
     assert_eq!(app.post("/v1/keys/0123456789ab/revoke", json!({})).await.0, 404);
+    let me = keys["items"].as_array().unwrap().iter().find(|k| k["name"] == "test admin").unwrap();
+    let (status, err) = app.post(&format!("/v1/keys/{}/revoke", me["prefix"].as_str().unwrap()), json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("own_key")), "a key cannot revoke itself: {err}");
     app.stop().await;
 }
 

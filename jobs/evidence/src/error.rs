@@ -30,6 +30,8 @@ pub enum EvidenceError {
     Forbidden { code: &'static str, message: String },
     #[error("no API key with prefix `{0}`")]
     KeyNotFound(String),
+    #[error("a key cannot revoke itself: revoke it with another admin key, or with `api keys revoke`")]
+    OwnKey,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("database: {0}")]

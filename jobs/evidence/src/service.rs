@@ -278,9 +278,13 @@ impl Service {
         Ok(keys)
     }
 
-    /// Revoke a key of the caller's tenant by its prefix; from then on it is refused.
+    /// Revoke a key of the caller's tenant by its prefix; from then on it is refused. Not the
+    /// caller's own key: a tenant's last admin key cannot lock the tenant out by mistake.
     pub async fn revoke_key(&self, caller: &Caller, prefix: &str) -> Result<ApiKey, EvidenceError> {
         caller.require(Action::ManageKeys)?;
+        if prefix == caller.key_prefix {
+            return Err(EvidenceError::OwnKey);
+        }
         let mut tx = store::begin(&self.pool, &caller.tenant).await?;
         let key = store::revoke_key(&mut *tx, prefix, self.key_scope(caller)).await?;
         tx.commit().await?;
