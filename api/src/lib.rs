@@ -30,11 +30,17 @@ pub struct AppState {
     pub metrics: Option<MetricsHandle>,
     /// Browser origins allowed by CORS; empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// `/ready` and `/metrics` are served on `API_OPS_BIND`, not here.
+    pub ops_elsewhere: bool,
 }
 
 impl AppState {
     pub fn new(service: Service, metrics: Option<MetricsHandle>) -> Self {
-        Self { probe: Probe::api(service.clone()), service, metrics, cors_origins: Vec::new() }
+        Self { probe: Probe::api(service.clone()), service, metrics, cors_origins: Vec::new(), ops_elsewhere: false }
+    }
+
+    pub fn with_ops_elsewhere(self, elsewhere: bool) -> Self {
+        Self { ops_elsewhere: elsewhere, ..self }
     }
 
     pub fn with_cors(self, origins: Vec<String>) -> Self {

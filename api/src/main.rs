@@ -43,16 +43,29 @@ async fn main() -> anyhow::Result<()> {
         max_attempts,
         searches: SearchLimits::new(api.search_concurrency, api.search_timeout),
     };
-    let state = AppState::new(service, Some(metrics)).with_cors(api.cors_origins);
+    let shutdown = CancellationToken::new();
+    let ops_server = match api.ops_bind {
+        Some(bind) => {
+            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("API_OPS_BIND {bind}"))?;
+            tracing::info!(bind = %listener.local_addr()?, "api operations endpoints listening");
+            let probe = evidence::health::Probe::api(service.clone());
+            Some(tokio::spawn(evidence::health::serve(listener, probe, metrics.clone(), shutdown.clone())))
+        }
+        None => None,
+    };
+    let state =
+        AppState::new(service, Some(metrics)).with_cors(api.cors_origins).with_ops_elsewhere(ops_server.is_some());
     let listener = tokio::net::TcpListener::bind(api.bind).await.with_context(|| format!("API_BIND {}", api.bind))?;
     let bind = listener.local_addr()?;
     let public_url = api.public_url.unwrap_or_else(|| format!("http://{bind}"));
     tracing::info!(%bind, docs = format!("{public_url}/docs"), "api listening");
-    let shutdown = CancellationToken::new();
     let server = tokio::spawn(api::serve(listener, state, public_url, shutdown.clone()));
     startup::shutdown_signal().await;
     tracing::info!("shutdown requested");
     shutdown.cancel();
     server.await??;
+    if let Some(ops) = ops_server {
+        ops.await??;
+    }
     Ok(())
 }

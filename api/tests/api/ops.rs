@@ -336,3 +336,40 @@ async fn keys_made_on_the_command_line_work_until_revoked(pool: PgPool) {
     }
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn ready_and_metrics_move_to_their_own_address_when_asked(pool: PgPool) {
+    let url = database_url(&pool, None, "ops-bind").await;
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("api.log");
+    let mut api = tokio::process::Command::new(binary("api"))
+        .env("DATABASE_URL", &url)
+        .env("DATABASE_MIGRATE", "false")
+        .env("API_BIND", "127.0.0.1:0")
+        .env("API_OPS_BIND", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let api_url = format!("http://{}", bound_address(&log, "api listening").await);
+    let ops_url = format!("http://{}", bound_address(&log, "api operations endpoints listening").await);
+    let http = reqwest::Client::new();
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    poll_for(WAIT, "the operations address to be ready", || async {
+        (status(format!("{ops_url}/ready")).await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(status(format!("{api_url}/metrics")).await, 404, "not beside the API any more");
+    assert_eq!(status(format!("{api_url}/ready")).await, 404);
+    assert_eq!(status(format!("{api_url}/health")).await, 200, "/health stays");
+    assert_eq!(status(format!("{ops_url}/v1/evidence")).await, 404, "the operations address serves no API");
+    let page = http.get(format!("{ops_url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let answered = r#"http_requests_total{method="GET",route="/health",status="200"} 1"#;
+    assert!(page.contains(answered), "the API's own metrics, on the operations address: {page}");
+    api.kill().await.unwrap();
+}

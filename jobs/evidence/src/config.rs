@@ -234,6 +234,9 @@ pub struct ApiSettings {
     pub search_timeout: Duration,
     /// Origins allowed by CORS (`API_CORS_ORIGINS`, comma-separated); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Where `/ready` and `/metrics` are served instead of `bind` (`API_OPS_BIND`); `None`: on
+    /// `bind`, beside the API.
+    pub ops_bind: Option<SocketAddr>,
 }
 
 impl ApiSettings {
@@ -259,6 +262,13 @@ impl ApiSettings {
             search_concurrency,
             search_timeout,
             cors_origins,
+            ops_bind: match var("API_OPS_BIND", String::new())? {
+                ops if ops.is_empty() => None,
+                ops => Some(
+                    ops.parse()
+                        .map_err(|e| ConfigError::out_of_range("API_OPS_BIND", ops, format!("host:port ({e})")))?,
+                ),
+            },
         })
     }
 }

@@ -1,8 +1,8 @@
 //! `/health`, `/ready` and `/metrics`, decided once for both binaries. [`Probe`] says whether a
 //! process is ready (the database answers; for a worker, its listener is connected too) and
 //! what to report; [`metrics_text`] renders the Prometheus page. The worker serves them with
-//! [`routes`]; the API serves the same answers through its OpenAPI operations, so they stay in
-//! its spec.
+//! [`serve`]; the API serves the same answers through its OpenAPI operations, so they stay in
+//! its spec, or with [`serve`] on `API_OPS_BIND` when that is set.
 
 use std::sync::Arc;
 
@@ -99,7 +99,20 @@ struct HealthState {
     metrics: PrometheusHandle,
 }
 
-/// The worker's HTTP side.
+/// Serve [`routes`] on `listener` until `stop` (the worker's `WORKER_BIND`, the API's
+/// `API_OPS_BIND`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    probe: Probe,
+    metrics: PrometheusHandle,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(routes(probe, metrics), stop.cancelled_owned(), None)
+        .await
+}
+
+/// `/health`, `/ready` and `/metrics` as plain routes.
 pub fn routes(probe: Probe, metrics: PrometheusHandle) -> impl poem::Endpoint {
     Route::new()
         .at("/health", get(health))

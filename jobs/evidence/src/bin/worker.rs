@@ -43,15 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("WORKER_BIND {bind}"))?;
     tracing::info!(bind = %listener.local_addr()?, "worker health endpoints listening");
-    let http = {
-        let shutdown = shutdown.clone();
-        let app = evidence::health::routes(probe, metrics);
-        tokio::spawn(async move {
-            poem::Server::new_with_acceptor(poem::listener::TcpAcceptor::from_tokio(listener)?)
-                .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), None)
-                .await
-        })
-    };
+    let http = tokio::spawn(evidence::health::serve(listener, probe, metrics, shutdown.clone()));
     let gauges = tokio::spawn(evidence::report_status_counts(pool.clone(), Duration::from_secs(15), shutdown.clone()));
     let run = tokio::spawn(worker.run(shutdown.clone()));
     startup::shutdown_signal().await;
