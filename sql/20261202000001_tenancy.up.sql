@@ -118,21 +118,23 @@ GRANT SELECT ON evidence_status_counts TO evidence_app;
 -- The key whose prefix and hash these are, and whether it was revoked; its last use is noted
 -- (at most once a minute). SECURITY DEFINER: before authentication there is no tenant to set,
 -- and the application role cannot read key hashes at all.
+-- PL/pgSQL, so its statements' plans are kept between calls, and the UPDATE runs only when the
+-- last use is older than a minute: it is called once per request.
 CREATE FUNCTION authenticate_api_key(key_prefix text, key_sha256 bytea)
 RETURNS TABLE (key_id uuid, tenant_id text, name text, role text, case_ids text[], revoked boolean)
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    WITH found AS (
-        SELECT k.id, k.tenant_id, k.name, k.role, k.case_ids, k.revoked_at IS NOT NULL AS revoked, k.last_used_at
-        FROM api_key k
-        WHERE k.prefix = key_prefix AND k.secret_sha256 = key_sha256
-    ),
-    touched AS (
-        UPDATE api_key k SET last_used_at = now()
-        FROM found f
-        WHERE k.id = f.id AND NOT f.revoked
-          AND (f.last_used_at IS NULL OR f.last_used_at < now() - interval '1 minute')
-    )
-    SELECT f.id, f.tenant_id, f.name, f.role, f.case_ids, f.revoked FROM found f
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    k api_key%ROWTYPE;
+BEGIN
+    SELECT * INTO k FROM api_key a WHERE a.prefix = key_prefix AND a.secret_sha256 = key_sha256;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF k.revoked_at IS NULL AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') THEN
+        UPDATE api_key a SET last_used_at = now() WHERE a.id = k.id;
+    END IF;
+    RETURN QUERY SELECT k.id, k.tenant_id, k.name, k.role, k.case_ids, k.revoked_at IS NOT NULL;
+END
 $$;
 REVOKE ALL ON FUNCTION authenticate_api_key(text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION authenticate_api_key(text, bytea) TO evidence_app;

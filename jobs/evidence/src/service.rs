@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use queue::{JobTable, NewJob};
+use queue::{JobState, JobSummary, JobTable, NewJob};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -323,7 +323,15 @@ impl Service {
         // (a hand-made row), refuse rather than leave the evidence queued without its own job.
         let job_id = queue::store::enqueue(&self.jobs, &mut *tx, &job).await?.ok_or(EvidenceError::JobActive(id))?;
         let mut queued = store::set_job(&mut tx, tenant, id, job_id).await?;
-        queued.job = queue::store::summaries(&self.jobs, &mut *tx, &[job_id]).await?.pop();
+        // The job as it was just inserted: its run_at is the transaction's now(), as queued_at is.
+        queued.job = Some(JobSummary {
+            id: job_id,
+            state: JobState::Available,
+            attempt: 0,
+            max_attempts: self.max_attempts,
+            run_at: queued.queued_at.unwrap_or(queued.updated_at),
+            last_error: None,
+        });
         tx.commit().await?;
         Ok(Some(queued))
     }
