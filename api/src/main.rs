@@ -1,8 +1,6 @@
 //! The API process: serves the HTTP API on API_BIND until SIGTERM or Ctrl-C; `api keys …`
 //! manages API keys from the command line (see `api::cli`).
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use api::AppState;
 use evidence::config::{self, ApiSettings, DatabaseSettings, IngestSettings, LogSettings, S3Settings};
@@ -34,10 +32,10 @@ async fn main() -> anyhow::Result<()> {
     let ingest = IngestSettings::from_env()?;
     let (max_attempts, _) = config::ingest_retry_from_env()?;
     let pool = startup::database(&database, 1, std::time::Duration::from_secs(5)).await?;
-    let storage = startup::storage(&s3).await?;
+    let storage = startup::storage(&s3)?;
     let service = Service {
         pool,
-        storage: Arc::new(storage),
+        storage,
         jobs: Default::default(),
         max_object_bytes: ingest.max_object_bytes,
         max_attempts,

@@ -51,6 +51,17 @@ impl Processes {
 
     /// `worker_s3`: another endpoint for the worker only (a proxy), the API keeps the real one.
     async fn start_with(database_url: &str, worker_database_url: &str, worker_s3: Option<String>) -> Self {
+        Self::start_on(database_url, worker_database_url, None, worker_s3).await
+    }
+
+    /// `api_s3`, `worker_s3`: other endpoints (proxies) for each, which then create the bucket
+    /// themselves; otherwise the API creates it on the real one and the worker does not.
+    async fn start_on(
+        database_url: &str,
+        worker_database_url: &str,
+        api_s3: Option<String>,
+        worker_s3: Option<String>,
+    ) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let bucket = format!("ops-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let spawn_command = |name: &str, db: &str, log: PathBuf| {
@@ -72,14 +83,20 @@ impl Processes {
                 .kill_on_drop(true);
             cmd
         };
-        let spawn = |name: &str, db: &str, log: PathBuf| spawn_command(name, db, log).spawn().expect(name);
         let api_log = logs.path().join("api.log");
-        let api = spawn("api", database_url, api_log.clone());
+        let api = {
+            let mut cmd = spawn_command("api", database_url, api_log.clone());
+            if let Some(endpoint) = &api_s3 {
+                cmd.env("S3_ENDPOINT", endpoint);
+            }
+            cmd.spawn().expect("api")
+        };
         let worker_log = logs.path().join("worker.log");
         let worker = {
             let mut cmd = spawn_command("worker", worker_database_url, worker_log.clone());
             if let Some(endpoint) = &worker_s3 {
-                cmd.env("S3_ENDPOINT", endpoint).env("S3_CREATE_BUCKET", "false");
+                cmd.env("S3_ENDPOINT", endpoint)
+                    .env("S3_CREATE_BUCKET", if api_s3.is_some() { "true" } else { "false" });
             }
             cmd.spawn().expect("worker")
         };
@@ -372,4 +389,30 @@ async fn ready_and_metrics_move_to_their_own_address_when_asked(pool: PgPool) {
     let answered = r#"http_requests_total{method="GET",route="/health",status="200"} 1"#;
     assert!(page.contains(answered), "the API's own metrics, on the operations address: {page}");
     api.kill().await.unwrap();
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn an_object_store_that_is_down_at_start_is_waited_out(pool: PgPool) {
+    let proxy = Proxy::start(&std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT")).await;
+    proxy.set_up(false);
+    let url = database_url(&pool, None, "ops-s3-start").await;
+    let store = Some(format!("http://{}", proxy.addr));
+    // Both start, serve and are ready (the database answers) while the store is down.
+    let mut p = Processes::start_on(&url, &url, store.clone(), store).await;
+    poll_for(WAIT, "the worker to say it will create the bucket later", || async {
+        let log = std::fs::read_to_string(&p.worker_log).ok()?;
+        log.contains("cannot create the bucket yet").then_some(())
+    })
+    .await;
+    assert!(p.api.try_wait().unwrap().is_none() && p.worker.try_wait().unwrap().is_none(), "neither exited");
+
+    proxy.set_up(true);
+    poll_for(WAIT, "the bucket to be made", || async {
+        let log = std::fs::read_to_string(&p.worker_log).ok()?;
+        log.contains("bucket ready").then_some(())
+    })
+    .await;
+    let http = client(&make_key(&pool, "ops", Role::Admin, None).await);
+    let id = upload(&http, &p.api_url, &samples::named("late", "interview-notes.txt"), "late-store").await;
+    wait_indexed(&http, &p.api_url, &id).await;
 }

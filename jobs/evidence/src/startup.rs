@@ -2,6 +2,7 @@
 //! (applying migrations first, as the owner, when asked) and to the object store (creating the bucket when asked), and wait for the signal to
 //! stop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -88,13 +89,33 @@ pub async fn owner_pool(db: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .context("connecting to DATABASE_URL")
 }
 
-/// The object store client, with the bucket created first when S3_CREATE_BUCKET is set.
-pub async fn storage(s3: &S3Settings) -> anyhow::Result<Storage> {
-    let storage = Storage::new(s3)?;
+/// The object store client. With S3_CREATE_BUCKET set, the bucket is made in the background, and
+/// again until it works: a store that is down at start is waited out (as a database that is down
+/// is), not a reason to exit. Until then, uploads answer 503 `storage_unavailable` and ingest jobs
+/// retry.
+pub fn storage(s3: &S3Settings) -> anyhow::Result<Arc<Storage>> {
+    let storage = Arc::new(Storage::new(s3)?);
     if s3.create_bucket {
-        storage.ensure_bucket().await.context("creating the bucket")?;
+        tokio::spawn(create_bucket_until_it_works(storage.clone()));
     }
     Ok(storage)
+}
+
+async fn create_bucket_until_it_works(storage: Arc<Storage>) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match storage.ensure_bucket().await {
+            Ok(()) => {
+                tracing::info!(bucket = storage.bucket_name(), "bucket ready");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot create the bucket yet (S3_CREATE_BUCKET); retrying");
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// Wait for Ctrl-C or SIGTERM (what `docker stop` and systemd send).

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Jobs at once, plus the listener, heartbeat, completer, maintenance and /ready.
     let pool = startup::database(&database, worker_config.concurrency as u32 + 5, Duration::from_secs(10)).await?;
-    let storage = Arc::new(startup::storage(&s3).await?);
+    let storage = startup::storage(&s3)?;
     anyhow::ensure!(
         ingest.extract_bin.is_file(),
         "the extract binary is not at {} (set INGEST_EXTRACT_BIN)",
