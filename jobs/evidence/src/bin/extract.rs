@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         eprintln!("cannot set resource limits: {e}");
         return ExitCode::from(70);
     }
-    // Parsers may panic on malformed input: report it as a failure with the panic's message.
+    // Parsers may panic on malformed input: report it as a failure in one line of our own. The
+    // default hook would print the panic's source location (a path on the build machine) and a
+    // note about RUST_BACKTRACE, and the worker shows what this process writes to its users.
+    std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| extract_file(&PathBuf::from(file), declared_type, filename, &limits));
     match result {
         Ok(Ok(extracted)) => match serde_json::to_writer(std::io::stdout().lock(), &extracted) {
@@ -42,8 +45,14 @@ fn main() -> ExitCode {
             eprintln!("{reason}");
             ExitCode::from(65)
         }
-        Err(_) => {
-            eprintln!("the parser crashed on this file (malformed or unsupported content)");
+        Err(panic) => {
+            let what = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+            let what: String = what.unwrap_or_default().lines().next().unwrap_or_default().chars().take(200).collect();
+            if what.is_empty() {
+                eprintln!("the parser crashed on this file (malformed or unsupported content)");
+            } else {
+                eprintln!("the parser crashed on this file (malformed or unsupported content): {what}");
+            }
             ExitCode::from(65)
         }
     }
