@@ -481,3 +481,53 @@ async fn a_job_made_by_hand_with_only_the_evidence_id_is_ingested(pool: PgPool) 
     assert_eq!(ev["sha256"], sha256_hex(&s.bytes));
     app.stop().await;
 }
+
+/// The runbook's cancel and retry, pasted into psql as an operator would, move the evidence with
+/// the job (the trigger of `…0002_evidence_follows_its_job`).
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn cancelling_and_retrying_an_ingest_job_by_hand_moves_its_evidence(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options { proxy: true, max_attempts: 50, ..Options::default() }).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set_up(false);
+    let id = app.upload(&sample("incident-timeline.md"), json!({})).await;
+    poll_for(WAIT, "a failed attempt", || async {
+        let errors: i32 =
+            sqlx::query_scalar("SELECT jsonb_array_length(errors) FROM job").fetch_one(&pool).await.unwrap();
+        (errors >= 1).then_some(())
+    })
+    .await;
+    let job: i64 = sqlx::query_scalar("SELECT id FROM job").fetch_one(&pool).await.unwrap();
+
+    // runbooks/jobs-by-hand.md, "Cancel a waiting or running job".
+    let cancelled = sqlx::query(
+        "UPDATE job SET state = 'cancelled', finished_at = now(), lease_token = NULL, locked_until = NULL
+         WHERE id = $1 AND state IN ('available', 'running')",
+    )
+    .bind(job)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(cancelled.rows_affected(), 1);
+    let ev = app.get(&format!("/v1/evidence/{id}")).await.1;
+    assert_eq!(ev["status"], "index_error", "{ev}");
+    let reason = ev["last_error"].as_str().unwrap();
+    assert!(reason.contains(&format!("the ingest job ({job}) was cancelled by an operator")), "{reason}");
+
+    // "Retry a discarded or cancelled job now": the evidence is queued again and gets indexed.
+    proxy.set_up(true);
+    let retried = sqlx::query(
+        "UPDATE job SET state = 'available', run_at = now(), attempt = 0, finished_at = NULL
+         WHERE id = $1 AND state IN ('discarded', 'cancelled')",
+    )
+    .bind(job)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(retried.rows_affected(), 1);
+    let ev = app.wait_status(&id, "indexed").await;
+    assert_eq!(ev["last_error"], Value::Null, "{ev}");
+    // A worker's own retry (a failed attempt back to available) does not touch the evidence: the
+    // trigger fires on operators' transitions only.
+    assert_eq!(count(&pool, "SELECT count(*) FROM evidence WHERE status = 'indexed'").await, 1);
+    app.stop().await;
+}
