@@ -531,3 +531,30 @@ async fn cancelling_and_retrying_an_ingest_job_by_hand_moves_its_evidence(pool: 
     assert_eq!(count(&pool, "SELECT count(*) FROM evidence WHERE status = 'indexed'").await, 1);
     app.stop().await;
 }
+
+/// Requests racing to queue the same evidence: one wins, the others answer with the state it left,
+/// and there is one job.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn concurrent_completes_and_reindexes_of_one_evidence_queue_it_once(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let s = sample("interview-notes.txt");
+    let created = app.create(&s, json!({})).await;
+    assert_eq!(app.put(&created, &s.bytes).await, 200);
+    let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+    let completes = (0..8).map(|_| app.post_owned(format!("/v1/evidence/{id}/complete")));
+    let mut statuses: Vec<u16> = futures_util::future::join_all(completes).await.into_iter().map(|(s, _)| s).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 202], "one complete queues it");
+    app.wait_status(&id, "indexed").await;
+
+    // The worker may index it again before the last of these arrives, so more than one may be
+    // accepted; each accepted one made exactly one job, and every other was refused as queued.
+    let reindexes = (0..8).map(|_| app.post_owned(format!("/v1/evidence/{id}/reindex")));
+    let answers = futures_util::future::join_all(reindexes).await;
+    let accepted = answers.iter().filter(|(s, _)| *s == 202).count() as i64;
+    let refused = answers.iter().filter(|(s, b)| *s == 409 && b["code"] == "wrong_status").count() as i64;
+    assert!(accepted >= 1 && accepted + refused == 8, "{answers:?}");
+    app.wait_status(&id, "indexed").await;
+    assert_eq!(count(&pool, "SELECT count(*) FROM job").await, 1 + accepted, "one job per queueing");
+    app.stop().await;
+}

@@ -129,7 +129,7 @@ impl Service {
             }
             return Err(EvidenceError::SizeMismatch { declared: evidence.size_bytes as u64, actual: size });
         }
-        match self.enqueue_ingest(&caller.tenant, id, EvidenceStatus::AwaitingUpload, request_id).await? {
+        match self.enqueue_ingest(&caller.tenant, &evidence, EvidenceStatus::AwaitingUpload, request_id).await? {
             Some(queued) => Ok((queued, true)),
             // Another complete won the race: answer with the state it left.
             None => Ok((self.with_job(self.row(caller, id).await?).await?, false)),
@@ -148,7 +148,7 @@ impl Service {
     async fn row(&self, caller: &Caller, id: EvidenceId) -> Result<Evidence, EvidenceError> {
         let mut tx = store::begin(&self.pool, &caller.tenant).await?;
         let evidence = store::get(&mut *tx, &caller.tenant, id).await?.ok_or(EvidenceError::NotFound(id))?;
-        tx.commit().await?;
+        store::end_read(tx);
         caller.require_case(evidence.case_id.as_deref())?;
         Ok(evidence)
     }
@@ -159,7 +159,7 @@ impl Service {
         let cases = caller.case_scope(filter.case_id.as_deref())?;
         let mut tx = store::begin(&self.pool, &caller.tenant).await?;
         let mut items = store::list(&mut *tx, &caller.tenant, cases.as_deref(), filter).await?;
-        tx.commit().await?;
+        store::end_read(tx);
         let ids: Vec<_> = items.iter().filter_map(|e| e.job_id).collect();
         let jobs = queue::store::summaries(&self.jobs, &self.pool, &ids).await?;
         for e in &mut items {
@@ -218,7 +218,7 @@ impl Service {
             EvidenceStatus::Indexed | EvidenceStatus::IndexError => evidence.status,
             status => return Err(EvidenceError::WrongStatus { id, status, action: "reindex", needs }),
         };
-        match self.enqueue_ingest(&caller.tenant, id, from, request_id).await? {
+        match self.enqueue_ingest(&caller.tenant, &evidence, from, request_id).await? {
             Some(queued) => Ok(queued),
             // Someone else moved it first; report what it is now.
             None => Err(EvidenceError::WrongStatus {
@@ -305,13 +305,18 @@ impl Service {
     async fn enqueue_ingest(
         &self,
         tenant: &TenantId,
-        id: EvidenceId,
+        evidence: &Evidence,
         from: EvidenceStatus,
         request_id: Option<&str>,
     ) -> Result<Option<Evidence>, EvidenceError> {
-        let mut tx = store::begin(&self.pool, tenant).await?;
-        let Some(object) = store::mark_queued(&mut tx, tenant, id, from, request_id).await? else {
-            return Ok(None);
+        let id = evidence.id;
+        // None of the object's facts changes after create: they come from the row already read.
+        let object = store::IngestObject {
+            object_key: evidence.object_key.clone(),
+            size_bytes: evidence.size_bytes,
+            declared_sha256: evidence.declared_sha256.clone(),
+            content_type: evidence.content_type.clone(),
+            filename: evidence.filename.clone(),
         };
         let job =
             NewJob::from_args(&IngestEvidence { evidence_id: id.0, tenant: tenant.clone(), object: Some(object) })
@@ -319,10 +324,26 @@ impl Service {
                 .unique_key(id.0.to_string())
                 .max_attempts(self.max_attempts)
                 .correlation_id(request_id.map(str::to_owned));
-        // The status guard above means no ingest job is active for this evidence; if one is anyway
-        // (a hand-made row), refuse rather than leave the evidence queued without its own job.
-        let job_id = queue::store::enqueue(&self.jobs, &mut *tx, &job).await?.ok_or(EvidenceError::JobActive(id))?;
-        let mut queued = store::set_job(&mut tx, tenant, id, job_id).await?;
+        let mut tx = store::begin(&self.pool, tenant).await?;
+        // The job first: its unique key makes a concurrent request for the same evidence wait here
+        // until this transaction ends, then find the job taken.
+        let Some(job_id) = queue::store::enqueue(&self.jobs, &mut *tx, &job).await? else {
+            drop(tx);
+            // An ingest job for this evidence is active. When the evidence has left `from`,
+            // another request queued it first; otherwise the job was made by hand, and the
+            // evidence is refused rather than queued without a job of its own.
+            let mut read = store::begin(&self.pool, tenant).await?;
+            let now = store::get(&mut *read, tenant, id).await?;
+            store::end_read(read);
+            return match now {
+                Some(now) if now.status == from => Err(EvidenceError::JobActive(id)),
+                _ => Ok(None),
+            };
+        };
+        // The status guard; when it fails, dropping the transaction takes the job back.
+        let Some(mut queued) = store::mark_queued(&mut tx, tenant, id, from, job_id, request_id).await? else {
+            return Ok(None);
+        };
         // The job as it was just inserted: its run_at is the transaction's now(), as queued_at is.
         queued.job = Some(JobSummary {
             id: job_id,

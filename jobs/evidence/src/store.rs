@@ -144,47 +144,41 @@ pub async fn list<'e>(
     .await
 }
 
-/// `from → queued`, recording who asked. Returns what the ingest job needs to know about the
-/// object, or `None` when the row was not in `from`.
+/// `from → queued` with its new job, recording who asked, and read back in one statement; `None`
+/// when the row was not in `from`.
 pub async fn mark_queued(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: EvidenceId,
     from: EvidenceStatus,
-    request_id: Option<&str>,
-) -> Result<Option<IngestObject>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE evidence SET status = 'queued', queued_at = now(), updated_at = now(), attempts = 0,
-                             last_error = NULL, request_id = coalesce($3, request_id)
-         WHERE tenant_id = $4 AND id = $1 AND status = $2
-         RETURNING object_key, size_bytes, declared_sha256, content_type, filename",
-    )
-    .bind(id)
-    .bind(from.as_str())
-    .bind(request_id)
-    .bind(tenant.as_str())
-    .fetch_optional(conn)
-    .await
-}
-
-/// Point the evidence at its new job and read it back (with that job) in one statement.
-pub async fn set_job(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    id: EvidenceId,
     job: JobId,
-) -> Result<Evidence, sqlx::Error> {
+    request_id: Option<&str>,
+) -> Result<Option<Evidence>, sqlx::Error> {
     sqlx::query_as::<_, Evidence>(concat!(
-        "WITH e AS (UPDATE evidence SET job_id = $2 WHERE tenant_id = $3 AND id = $1 RETURNING *) ",
+        "WITH e AS (
+             UPDATE evidence SET status = 'queued', job_id = $5, queued_at = now(), updated_at = now(), attempts = 0,
+                                 last_error = NULL, request_id = coalesce($3, request_id)
+             WHERE tenant_id = $4 AND id = $1 AND status = $2
+             RETURNING *
+         ) ",
         evidence_columns!(),
         " FROM e",
         evidence_joins!()
     ))
     .bind(id)
-    .bind(job)
+    .bind(from.as_str())
+    .bind(request_id)
     .bind(tenant.as_str())
-    .fetch_one(conn)
+    .bind(job)
+    .fetch_optional(conn)
     .await
+}
+
+/// End a transaction that only read. Dropping it rolls it back, and sqlx sends that `ROLLBACK`
+/// with the connection's next message (its check when it returns to the pool), so the request
+/// does not wait for it as it would for a `COMMIT`.
+pub fn end_read(tx: Transaction<'static, Postgres>) {
+    drop(tx);
 }
 
 /// What the ingest job needs to know about its evidence's object. None of it changes after the
