@@ -91,8 +91,28 @@ new_api_key() { # profile tenant role name
   "$TARGET_DIR/$1/api" keys create --tenant "$2" --role "$3" --name "$4" | tail -n 1
 }
 
-# The public prefix of an API key (evk_<prefix>_<secret>), for `api keys revoke`.
+# The public prefix of an API key (evk_<prefix>_<secret>), as listings and logs name it.
 api_key_prefix() { local rest="${1#evk_}"; printf '%s' "${rest%%_*}"; }
+
+# Revoke a key made by new_api_key (for a script's cleanup: failures are ignored).
+revoke_api_key() { # profile key
+  [[ -n "${2:-}" ]] || return 0
+  "$TARGET_DIR/$1/api" keys revoke "$(api_key_prefix "$2")" >/dev/null 2>&1 || true
+}
+
+# Wait until the api and the worker (pids $API_PID, $WORKER_PID) answer /ready; die with the tail
+# of a log (when given) if one exits or 10 s pass.
+wait_ready() { # [api_log worker_log]
+  for _ in $(seq 100); do
+    if curl -fsS "http://$API_BIND/ready" >/dev/null 2>&1 && curl -fsS "http://$WORKER_BIND/ready" >/dev/null 2>&1; then
+      return 0
+    fi
+    kill -0 "$API_PID" 2>/dev/null || { [[ -z "${1:-}" ]] || tail -20 "$1" >&2; die "the API exited"; }
+    kill -0 "$WORKER_PID" 2>/dev/null || { [[ -z "${2:-}" ]] || tail -20 "$2" >&2; die "the worker exited"; }
+    sleep 0.1
+  done
+  die "the API or the worker is not ready after 10 s${1:+ (see $1, $2)}"
+}
 
 # Start the api and the worker of a build profile (debug or release) in the background, logs in
 # .run/[<name>-]api.log and .run/[<name>-]worker.log, and wait until both answer /ready. Sets
@@ -102,13 +122,5 @@ start_services() { # profile [name]
   mkdir -p "$RUN_DIR"
   "$TARGET_DIR/$1/api" >"$api_log" 2>&1 & API_PID=$!
   "$TARGET_DIR/$1/worker" >"$worker_log" 2>&1 & WORKER_PID=$!
-  for _ in $(seq 100); do
-    if curl -fsS "http://$API_BIND/ready" >/dev/null 2>&1 && curl -fsS "http://$WORKER_BIND/ready" >/dev/null 2>&1; then
-      return 0
-    fi
-    kill -0 "$API_PID" 2>/dev/null || { tail -20 "$api_log" >&2; die "the API exited"; }
-    kill -0 "$WORKER_PID" 2>/dev/null || { tail -20 "$worker_log" >&2; die "the worker exited"; }
-    sleep 0.1
-  done
-  die "the API or the worker is not ready after 10 s (see $api_log, $worker_log)"
+  wait_ready "$api_log" "$worker_log"
 }

@@ -169,14 +169,14 @@ impl IngestHandler {
     ) -> Result<Option<(EvidenceStatus, store::IngestObject)>, sqlx::Error> {
         let mut tx = store::begin(&self.pool, tenant).await?;
         let target = store::ingest_target(&mut *tx, tenant, id).await?;
-        tx.commit().await?;
+        store::end_read(tx);
         Ok(target)
     }
 
     async fn content_exists(&self, tenant: &TenantId, sha256: &str) -> Result<bool, sqlx::Error> {
         let mut tx = store::begin(&self.pool, tenant).await?;
         let exists = store::content_exists(&mut *tx, tenant, sha256).await?;
-        tx.commit().await?;
+        store::end_read(tx);
         Ok(exists)
     }
 

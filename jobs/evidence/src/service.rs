@@ -273,7 +273,7 @@ impl Service {
     pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>, EvidenceError> {
         caller.require(Action::ManageKeys)?;
         let mut tx = store::begin(&self.pool, &caller.tenant).await?;
-        let keys = store::list_keys(&mut *tx, self.key_scope(caller)).await?;
+        let keys = store::list_keys(&mut *tx, key_scope(caller)).await?;
         tx.commit().await?;
         Ok(keys)
     }
@@ -286,13 +286,9 @@ impl Service {
             return Err(EvidenceError::OwnKey);
         }
         let mut tx = store::begin(&self.pool, &caller.tenant).await?;
-        let key = store::revoke_key(&mut *tx, prefix, self.key_scope(caller)).await?;
+        let key = store::revoke_key(&mut *tx, prefix, key_scope(caller)).await?;
         tx.commit().await?;
         key.ok_or_else(|| EvidenceError::KeyNotFound(prefix.to_owned()))
-    }
-
-    fn key_scope<'a>(&self, caller: &'a Caller) -> store::KeyScope<'a> {
-        store::KeyScope { tenant: Some(&caller.tenant), within: caller.cases.as_deref() }
     }
 
     /// The database answers within 2 s (for `/ready`).
@@ -364,6 +360,11 @@ impl Service {
         };
         Ok(evidence)
     }
+}
+
+/// The keys a caller's key management reaches: its tenant's, within its cases when it has some.
+fn key_scope(caller: &Caller) -> store::KeyScope<'_> {
+    store::KeyScope { tenant: Some(&caller.tenant), within: caller.cases.as_deref() }
 }
 
 /// Publish `evidence_by_status{status}` every `every` until `stop`; one process's view of a
