@@ -325,14 +325,15 @@ impl Service {
         // until this transaction ends, then find the job taken.
         let Some(job_id) = queue::store::enqueue(&self.jobs, &mut *tx, &job).await? else {
             drop(tx);
-            // An ingest job for this evidence is active. When the evidence has left `from`,
-            // another request queued it first; otherwise the job was made by hand, and the
-            // evidence is refused rather than queued without a job of its own.
+            // An ingest job for this evidence is active. When the evidence points at another job
+            // than when it was read, another request queued it first (its job may even be done
+            // already, and the evidence back in `from`); otherwise the job was made by hand, and
+            // the evidence is refused rather than queued without a job of its own.
             let mut read = store::begin(&self.pool, tenant).await?;
             let now = store::get(&mut *read, tenant, id).await?;
             store::end_read(read);
             return match now {
-                Some(now) if now.status == from => Err(EvidenceError::JobActive(id)),
+                Some(now) if now.status == from && now.job_id == evidence.job_id => Err(EvidenceError::JobActive(id)),
                 _ => Ok(None),
             };
         };
