@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         max_object_bytes: ingest.max_object_bytes,
         max_attempts,
         searches: SearchLimits::new(api.search_concurrency, api.search_timeout),
+        known_keys: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let ops_server = match api.ops_bind {

@@ -23,11 +23,13 @@ enum Who {
     /// A viewer key limited to a case the evidence is not in.
     OtherCase,
     Revoked,
+    /// An admin key revoked after this process checked it (and remembered it for a minute).
+    RevokedInUse,
     Malformed,
     NoKey,
 }
 
-const EVERYONE: [Who; 9] = [
+const EVERYONE: [Who; 10] = [
     Who::Admin,
     Who::Uploader,
     Who::Viewer,
@@ -35,6 +37,7 @@ const EVERYONE: [Who; 9] = [
     Who::OtherTenant,
     Who::OtherCase,
     Who::Revoked,
+    Who::RevokedInUse,
     Who::Malformed,
     Who::NoKey,
 ];
@@ -52,6 +55,9 @@ async fn every_role_gets_exactly_its_endpoints(pool: PgPool) {
     let revoked = app.key_for(TENANT, Role::Viewer, None).await;
     let prefix = &revoked[4..16];
     assert_eq!(app.post(&format!("/v1/keys/{prefix}/revoke"), json!({})).await.0, 200);
+    let in_use = app.key_for(TENANT, Role::Admin, None).await;
+    assert_eq!(app.send(client(&in_use).get(format!("{}/v1/evidence", app.base))).await.0, 200);
+    assert_eq!(app.post(&format!("/v1/keys/{}/revoke", &in_use[4..16]), json!({})).await.0, 200);
     let clients = [
         app.http.clone(),
         app.client_for(TENANT, Role::Uploader, None).await,
@@ -60,6 +66,7 @@ async fn every_role_gets_exactly_its_endpoints(pool: PgPool) {
         app.client_for("t2", Role::Admin, None).await,
         app.client_for(TENANT, Role::Viewer, Some(&["c2"])).await,
         client(&revoked),
+        client(&in_use),
         client("evk_not-a-key"),
         app.plain.clone(),
     ];
@@ -68,20 +75,21 @@ async fn every_role_gets_exactly_its_endpoints(pool: PgPool) {
     let new_key = json!({"name": "made in the matrix", "role": "viewer"});
     use Who::*;
     #[rustfmt::skip]
-    let rows: Vec<(&str, String, Option<Value>, [u16; 9])> = vec![
-        //                                                          Adm  Upl  Vie  Aud  Ten  Cas  Rev  Mal  No
-        ("POST", "/v1/evidence".into(), Some(new_evidence.clone()), [201, 201, 403, 403, 201, 403, 401, 401, 401]),
-        ("GET", format!("/v1/evidence/{e}"), None,                  [200, 200, 200, 200, 404, 403, 401, 401, 401]),
-        ("GET", "/v1/evidence".into(), None,                        [200, 200, 200, 200, 200, 200, 401, 401, 401]),
-        ("POST", format!("/v1/evidence/{e}/complete"), None,        [200, 200, 403, 403, 404, 403, 401, 401, 401]),
-        ("GET", format!("/v1/evidence/{e}/download"), None,         [200, 403, 200, 403, 404, 403, 401, 401, 401]),
-        ("GET", "/v1/search?q=courier".into(), None,                [200, 403, 200, 403, 200, 200, 401, 401, 401]),
-        ("GET", "/v1/keys".into(), None,                            [200, 403, 403, 403, 200, 403, 401, 401, 401]),
-        ("POST", "/v1/keys".into(), Some(new_key),                  [201, 403, 403, 403, 201, 403, 401, 401, 401]),
-        ("POST", format!("/v1/evidence/{e}/reindex"), None,         [403, 403, 403, 404, 403, 401, 401, 401, 202]),
+    let rows: Vec<(&str, String, Option<Value>, [u16; 10])> = vec![
+        //                                                          Adm  Upl  Vie  Aud  Ten  Cas  Rev  RvU  Mal  No
+        ("POST", "/v1/evidence".into(), Some(new_evidence.clone()), [201, 201, 403, 403, 201, 403, 401, 401, 401, 401]),
+        ("GET", format!("/v1/evidence/{e}"), None,                  [200, 200, 200, 200, 404, 403, 401, 401, 401, 401]),
+        ("GET", "/v1/evidence".into(), None,                        [200, 200, 200, 200, 200, 200, 401, 401, 401, 401]),
+        ("POST", format!("/v1/evidence/{e}/complete"), None,        [200, 200, 403, 403, 404, 403, 401, 401, 401, 401]),
+        ("GET", format!("/v1/evidence/{e}/download"), None,         [200, 403, 200, 403, 404, 403, 401, 401, 401, 401]),
+        ("GET", "/v1/search?q=courier".into(), None,                [200, 403, 200, 403, 200, 200, 401, 401, 401, 401]),
+        ("GET", "/v1/keys".into(), None,                            [200, 403, 403, 403, 200, 403, 401, 401, 401, 401]),
+        ("POST", "/v1/keys".into(), Some(new_key),                  [201, 403, 403, 403, 201, 403, 401, 401, 401, 401]),
+        ("POST", format!("/v1/evidence/{e}/reindex"), None,         [403, 403, 403, 404, 403, 401, 401, 401, 401, 202]),
     ];
     // The reindex row's callers run in a different order: admin last (it changes the state).
-    let reindex_order = [Uploader, Viewer, Auditor, OtherTenant, OtherCase, Revoked, Malformed, NoKey, Admin];
+    let reindex_order =
+        [Uploader, Viewer, Auditor, OtherTenant, OtherCase, Revoked, RevokedInUse, Malformed, NoKey, Admin];
 
     let mut wrong = Vec::new();
     for (method, path, body, expected) in &rows {

@@ -131,6 +131,7 @@ impl TestApp {
             max_object_bytes: 10 << 20,
             max_attempts: options.max_attempts,
             searches: options.searches.clone(),
+            known_keys: Default::default(),
         };
         let state = AppState::new(service, None);
         let stop = shutdown.clone();

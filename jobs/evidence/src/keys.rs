@@ -5,12 +5,16 @@
 //! Keys are made and revoked by admin keys through the API (within their tenant) or by an
 //! operator with `api keys …` (any tenant), which runs as the database owner like migrations.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::access::{Role, TenantId};
+use crate::access::{Caller, Role, TenantId};
 use crate::error::EvidenceError;
 use crate::model::Invalid;
 use crate::store;
@@ -75,6 +79,40 @@ pub(crate) fn generate() -> (String, String, Vec<u8>) {
     let key = format!("{SCHEME}{prefix}_{secret}");
     let hash = Sha256::digest(key.as_bytes()).to_vec();
     (prefix, key, hash)
+}
+
+/// Keys this process found valid in the last minute, by the hash of the whole key, so that a
+/// request with a known key needs no round trip of its own to check it. What a key stands for
+/// (tenant, role, cases) never changes; whether it was revoked since is checked by the database
+/// when each of the request's transactions begins (`store::begin_as_key`), so a revoke still
+/// holds at once. After a minute the full check runs again, which also notes the key's use.
+#[derive(Debug, Clone, Default)]
+pub struct KnownKeys(Arc<Mutex<HashMap<KeyHash, (Instant, Caller)>>>);
+
+/// The SHA-256 of a whole key.
+type KeyHash = Vec<u8>;
+
+impl KnownKeys {
+    /// How long a checked key is remembered.
+    pub const FOR: Duration = Duration::from_secs(60);
+    /// At most this many are remembered; a process that meets more forgets them all at once.
+    const MAX: usize = 10_000;
+
+    pub(crate) fn get(&self, hash: &[u8]) -> Option<Caller> {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(hash).filter(|(at, _)| at.elapsed() < Self::FOR).map(|(_, caller)| caller.clone())
+    }
+
+    pub(crate) fn remember(&self, hash: KeyHash, caller: &Caller) {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= Self::MAX {
+            known.retain(|_, (at, _)| at.elapsed() < Self::FOR);
+            if known.len() >= Self::MAX {
+                known.clear();
+            }
+        }
+        known.insert(hash, (Instant::now(), caller.clone()));
+    }
 }
 
 /// The prefix and hash of a key as a client sent it, or `None` when it is not shaped like one.

@@ -11,16 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use queue::{JobState, JobSummary, JobTable, NewJob};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Action, Caller, TenantId};
 use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
-use crate::keys::{self, ApiKey, IssuedKey, NewKey};
+use crate::keys::{self, ApiKey, IssuedKey, KnownKeys, NewKey};
 use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
 use crate::storage::{PresignedPut, Storage};
 use crate::store;
+
+/// What a request made with a revoked key is told.
+const KEY_REVOKED: &str = "this API key was revoked";
 
 /// A created (or, for a repeated Idempotency-Key, the existing) evidence row and its upload.
 #[derive(Debug)]
@@ -50,6 +53,8 @@ pub struct Service {
     /// Attempts given to each ingest job.
     pub max_attempts: i32,
     pub searches: SearchLimits,
+    /// Keys this process checked recently.
+    pub known_keys: KnownKeys,
 }
 
 /// How much of the database searches may take: at most `concurrency` at once per process (the
@@ -80,7 +85,7 @@ impl Service {
         caller.require(Action::Upload)?;
         new.validate(self.max_object_bytes)?;
         caller.require_case(new.case_id.as_deref().map(str::trim))?;
-        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let mut tx = self.begin(caller).await?;
         let (evidence, created) = store::insert(&mut tx, &caller.tenant, &new).await?;
         tx.commit().await?;
         if !created && !evidence.same_request(&new) {
@@ -129,7 +134,7 @@ impl Service {
             }
             return Err(EvidenceError::SizeMismatch { declared: evidence.size_bytes as u64, actual: size });
         }
-        match self.enqueue_ingest(&caller.tenant, &evidence, EvidenceStatus::AwaitingUpload, request_id).await? {
+        match self.enqueue_ingest(caller, &evidence, EvidenceStatus::AwaitingUpload, request_id).await? {
             Some(queued) => Ok((queued, true)),
             // Another complete won the race: answer with the state it left.
             None => Ok((self.with_job(self.row(caller, id).await?).await?, false)),
@@ -146,7 +151,7 @@ impl Service {
     /// One evidence of the caller's tenant and cases, without its job, for operations that only
     /// look at its own columns.
     async fn row(&self, caller: &Caller, id: EvidenceId) -> Result<Evidence, EvidenceError> {
-        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let mut tx = self.begin(caller).await?;
         let evidence = store::get(&mut *tx, &caller.tenant, id).await?.ok_or(EvidenceError::NotFound(id))?;
         store::end_read(tx);
         caller.require_case(evidence.case_id.as_deref())?;
@@ -157,7 +162,7 @@ impl Service {
     pub async fn list(&self, caller: &Caller, filter: &ListFilter) -> Result<Vec<Evidence>, EvidenceError> {
         caller.require(Action::ReadMetadata)?;
         let cases = caller.case_scope(filter.case_id.as_deref())?;
-        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let mut tx = self.begin(caller).await?;
         let mut items = store::list(&mut *tx, &caller.tenant, cases.as_deref(), filter).await?;
         store::end_read(tx);
         let ids: Vec<_> = items.iter().filter_map(|e| e.job_id).collect();
@@ -177,12 +182,16 @@ impl Service {
             metrics::counter!("evidence_searches_refused_total", "reason" => "busy").increment(1);
             return Err(EvidenceError::SearchBusy);
         };
-        match store::search(&self.pool, &caller.tenant, cases.as_deref(), query, self.searches.timeout).await {
+        let mut tx = self.begin(caller).await?;
+        match store::search(&mut tx, &caller.tenant, cases.as_deref(), query, self.searches.timeout).await {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(store::QUERY_CANCELED) => {
                 metrics::counter!("evidence_searches_refused_total", "reason" => "timeout").increment(1);
                 Err(EvidenceError::SearchBusy)
             }
-            other => Ok(other?),
+            hits => {
+                store::end_read(tx);
+                Ok(hits?)
+            }
         }
     }
 
@@ -218,7 +227,7 @@ impl Service {
             EvidenceStatus::Indexed | EvidenceStatus::IndexError => evidence.status,
             status => return Err(EvidenceError::WrongStatus { id, status, action: "reindex", needs }),
         };
-        match self.enqueue_ingest(&caller.tenant, &evidence, from, request_id).await? {
+        match self.enqueue_ingest(caller, &evidence, from, request_id).await? {
             Some(queued) => Ok(queued),
             // Someone else moved it first; report what it is now.
             None => Err(EvidenceError::WrongStatus {
@@ -231,22 +240,42 @@ impl Service {
     }
 
     /// The caller an `Authorization: Bearer` key stands for; `Unauthenticated` when the key is
-    /// not shaped like one, unknown, or revoked (checked on every request: a revoke holds at once).
+    /// not shaped like one, unknown, or revoked. A key this process checked in the last minute
+    /// is not looked up again: each transaction of the request checks it is still in force
+    /// ([`Service::begin`]), so a revoke holds at once all the same.
     pub async fn authenticate(&self, key: &str) -> Result<Caller, EvidenceError> {
         let (prefix, hash) = keys::parse(key.trim())
             .ok_or(EvidenceError::Unauthenticated("the API key is malformed: keys look like evk_<12 hex>_<64 hex>"))?;
+        if let Some(caller) = self.known_keys.get(&hash) {
+            return Ok(caller);
+        }
         match store::authenticate(&self.pool, prefix, &hash).await? {
             None => Err(EvidenceError::Unauthenticated("unknown API key")),
-            Some(k) if k.revoked => Err(EvidenceError::Unauthenticated("this API key was revoked")),
-            Some(k) => Ok(Caller {
-                key_id: k.key_id,
-                key_prefix: prefix.to_owned(),
-                key_name: k.name,
-                tenant: TenantId::new(&k.tenant_id)?,
-                role: k.role,
-                cases: k.case_ids,
-            }),
+            Some(k) if k.revoked => Err(EvidenceError::Unauthenticated(KEY_REVOKED)),
+            Some(k) => {
+                let caller = Caller {
+                    key_id: k.key_id,
+                    key_prefix: prefix.to_owned(),
+                    key_name: k.name,
+                    tenant: TenantId::new(&k.tenant_id)?,
+                    role: k.role,
+                    cases: k.case_ids,
+                };
+                self.known_keys.remember(hash, &caller);
+                Ok(caller)
+            }
         }
+    }
+
+    /// A transaction of `caller`'s request: in its tenant, and refused (`Unauthenticated`) when
+    /// its key was revoked since it was checked.
+    async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, EvidenceError> {
+        store::begin_as_key(&self.pool, caller.key_id).await.map_err(|e| match e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(store::KEY_REVOKED) => {
+                EvidenceError::Unauthenticated(KEY_REVOKED)
+            }
+            e => e.into(),
+        })
     }
 
     /// A new key in the caller's tenant. An admin key limited to some cases makes keys limited
@@ -263,7 +292,7 @@ impl Service {
                 });
             }
         }
-        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let mut tx = self.begin(caller).await?;
         let issued = store::insert_key(&mut tx, &caller.tenant, new, Some(caller.key_id)).await?;
         tx.commit().await?;
         Ok(issued)
@@ -272,7 +301,7 @@ impl Service {
     /// The keys of the caller's tenant (those within its cases, for a key limited to some).
     pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>, EvidenceError> {
         caller.require(Action::ManageKeys)?;
-        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let mut tx = self.begin(caller).await?;
         let keys = store::list_keys(&mut *tx, key_scope(caller)).await?;
         tx.commit().await?;
         Ok(keys)
@@ -285,7 +314,7 @@ impl Service {
         if prefix == caller.key_prefix {
             return Err(EvidenceError::OwnKey);
         }
-        let mut tx = store::begin(&self.pool, &caller.tenant).await?;
+        let mut tx = self.begin(caller).await?;
         let key = store::revoke_key(&mut *tx, prefix, key_scope(caller)).await?;
         tx.commit().await?;
         key.ok_or_else(|| EvidenceError::KeyNotFound(prefix.to_owned()))
@@ -300,7 +329,7 @@ impl Service {
     /// the row was not in `from`.
     async fn enqueue_ingest(
         &self,
-        tenant: &TenantId,
+        caller: &Caller,
         evidence: &Evidence,
         from: EvidenceStatus,
         request_id: Option<&str>,
@@ -314,13 +343,14 @@ impl Service {
             content_type: evidence.content_type.clone(),
             filename: evidence.filename.clone(),
         };
+        let tenant = &caller.tenant;
         let job =
             NewJob::from_args(&IngestEvidence { evidence_id: id.0, tenant: tenant.clone(), object: Some(object) })
                 .map_err(|e| EvidenceError::Invalid(e.to_string()))?
                 .unique_key(id.0.to_string())
                 .max_attempts(self.max_attempts)
                 .correlation_id(request_id.map(str::to_owned));
-        let mut tx = store::begin(&self.pool, tenant).await?;
+        let mut tx = self.begin(caller).await?;
         // The job first: its unique key makes a concurrent request for the same evidence wait here
         // until this transaction ends, then find the job taken.
         let Some(job_id) = queue::store::enqueue(&self.jobs, &mut *tx, &job).await? else {
@@ -329,7 +359,7 @@ impl Service {
             // than when it was read, another request queued it first (its job may even be done
             // already, and the evidence back in `from`); otherwise the job was made by hand, and
             // the evidence is refused rather than queued without a job of its own.
-            let mut read = store::begin(&self.pool, tenant).await?;
+            let mut read = self.begin(caller).await?;
             let now = store::get(&mut *read, tenant, id).await?;
             store::end_read(read);
             return match now {

@@ -3,7 +3,8 @@
 //! here reads it (the service asks the queue for the jobs evidence points at).
 //!
 //! Tenancy has two walls. Every statement names its tenant (`tenant_id = $n`); and every
-//! transaction of the application role first names it with [`set_tenant`], so that row-level
+//! transaction of the application role first names it ([`begin_as_key`] for a request, the
+//! tenant of its API key; [`begin`] or [`set_tenant`] for the worker), so that row-level
 //! security shows that tenant's rows only, even to a statement that forgot its filter.
 
 use queue::JobId;
@@ -26,6 +27,17 @@ pub async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<()
 pub async fn begin(pool: &PgPool, tenant: &TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     pool.begin_with(sqlx::AssertSqlSafe(format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)"))).await
 }
+
+/// A transaction of a request made with the API key `key`, in one round trip: the database
+/// checks that the key was not revoked (else the error has SQLSTATE [`KEY_REVOKED`]) and sets
+/// the key's tenant for the transaction (see the `enter_as_api_key` migration for why the call
+/// comes before `BEGIN`).
+pub async fn begin_as_key(pool: &PgPool, key: Uuid) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(sqlx::AssertSqlSafe(format!("SELECT enter_as_api_key('{key}'); BEGIN"))).await
+}
+
+/// The SQLSTATE of a transaction begun with a revoked key (invalid_authorization_specification).
+pub const KEY_REVOKED: &str = "28000";
 
 /// The evidence columns plus its content, as [`Evidence`] reads them, from a relation named `e`
 /// (the table, or a CTE that inserted or updated rows).
@@ -322,20 +334,20 @@ pub const QUERY_CANCELED: &str = "57014";
 /// Ranked full-text search over one tenant's extracted text (per chunk) and metadata, with
 /// filters, within `cases` when given.
 /// Snippets are made for the returned page only: ts_headline is the expensive part. The server
-/// cancels it after `timeout` (`statement_timeout` for its own transaction only).
+/// cancels it after `timeout` (`statement_timeout` for the rest of the caller's transaction,
+/// which should hold the search alone).
 pub async fn search(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: &TenantId,
     cases: Option<&[String]>,
     s: &SearchQuery,
     timeout: std::time::Duration,
 ) -> Result<Vec<SearchHit>, sqlx::Error> {
-    let mut tx = begin(pool, tenant).await?;
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(format!("{}ms", timeout.as_millis().max(1)))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    let hits = sqlx::query_as::<_, SearchHit>(
+    sqlx::query_as::<_, SearchHit>(
         "WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
          chunk_hits AS (
              SELECT DISTINCT ON (ch.sha256) ch.sha256, ch.seq, ts_rank_cd(ch.tsv, q.q) AS rank
@@ -377,10 +389,8 @@ pub async fn search(
     .bind(s.limit)
     .bind(tenant.as_str())
     .bind(cases)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(hits)
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// Evidence per status over every tenant (for the `evidence_by_status` gauge), through the

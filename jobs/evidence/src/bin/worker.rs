@@ -35,8 +35,15 @@ async fn main() -> anyhow::Result<()> {
     evidence::register(&mut registry, handler, retry);
     let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
     let searches = SearchLimits::default();
-    let service =
-        Service { pool: pool.clone(), storage, jobs: table.clone(), max_object_bytes, max_attempts, searches };
+    let service = Service {
+        pool: pool.clone(),
+        storage,
+        jobs: table.clone(),
+        max_object_bytes,
+        max_attempts,
+        searches,
+        known_keys: Default::default(),
+    };
     let worker = Worker::new(pool.clone(), registry, worker_config)?;
     let probe = Probe::worker(service, WorkerFacts { status: worker.status(), table, queue });
 

@@ -1,0 +1,1 @@
+DROP FUNCTION enter_as_api_key(uuid);
