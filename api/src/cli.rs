@@ -1,9 +1,10 @@
 //! `api keys …`: API keys from the command line, for operators (the first admin key of a tenant
-//! is made here). Runs as the user of DATABASE_URL, without the switch to the application role,
+//! is made here); `api custody verify`: the custody chain checked from the database alone. Runs as the user of DATABASE_URL, without the switch to the application role,
 //! so that it reaches every tenant: use the owner's URL, the one migrations run with.
 
 use anyhow::{Context, bail};
 use evidence::config::DatabaseSettings;
+use evidence::custody::{self, Verdict};
 use evidence::keys::{self, ApiKey, NewKey};
 use evidence::{Role, TenantId, startup};
 
@@ -12,7 +13,8 @@ pub const USAGE: &str = "usage:
   api keys create --tenant <tenant> --role <admin|uploader|viewer|auditor> --name <name> [--case <case>]...
                                           make a key; the key alone is on the last line of the output
   api keys list [--tenant <tenant>]       list keys (never their secrets)
-  api keys revoke <prefix>                revoke a key: every later request with it answers 401";
+  api keys revoke <prefix>                revoke a key: every later request with it answers 401
+  api custody verify --tenant <tenant>    recompute the tenant's custody chain; exit 1 if it is broken";
 
 /// Run `api keys <args>`.
 pub async fn keys(args: &[String]) -> anyhow::Result<()> {
@@ -74,6 +76,32 @@ pub async fn keys(args: &[String]) -> anyhow::Result<()> {
         _ => bail!("{USAGE}"),
     }
     Ok(())
+}
+
+/// Run `api custody <args>`; `Ok(false)` when the chain is broken.
+pub async fn custody(args: &[String]) -> anyhow::Result<bool> {
+    let db = DatabaseSettings::from_env()?;
+    match args.split_first() {
+        Some((command, rest)) if command == "verify" => {
+            let flags = Flags::parse(rest, &["--tenant"])?;
+            let tenant = TenantId::new(&flags.one("--tenant")?)?;
+            let pool = startup::owner_pool(&db).await?;
+            match custody::verify_tenant(&pool, &tenant).await? {
+                Verdict::Intact { count, head } => {
+                    println!("custody chain of tenant {tenant} is intact: {count} entries, head {head}");
+                    Ok(true)
+                }
+                Verdict::Broken(b) => {
+                    println!(
+                        "custody chain of tenant {tenant} is broken at entry {}: {} expected {}, found {}",
+                        b.seq, b.field, b.expected, b.found
+                    );
+                    Ok(false)
+                }
+            }
+        }
+        _ => bail!("{USAGE}"),
+    }
 }
 
 fn describe(k: &ApiKey) -> String {

@@ -27,9 +27,9 @@ pub enum RoleView {
     Admin,
     /// Create, upload and complete evidence; read metadata.
     Uploader,
-    /// Read metadata, search, download.
+    /// Read metadata and custody, search, download.
     Viewer,
-    /// Read metadata only (no text, no bytes).
+    /// Read metadata and custody, verify the custody chain (no text, no bytes).
     Auditor,
 }
 

@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod cli;
+mod custody;
 mod error;
 mod guard;
 mod keys;
@@ -53,9 +54,11 @@ impl AppState {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-fn openapi(public_url: &str) -> OpenApiService<(v1::EvidenceApi, keys::KeysApi, ops::OpsApi), ()> {
+type Apis = (v1::EvidenceApi, custody::CustodyApi, keys::KeysApi, ops::OpsApi);
+
+fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (v1::EvidenceApi, keys::KeysApi, ops::OpsApi),
+        (v1::EvidenceApi, custody::CustodyApi, keys::KeysApi, ops::OpsApi),
         "Evidence ingestion API",
         env!("CARGO_PKG_VERSION"),
     )

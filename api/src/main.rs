@@ -1,5 +1,6 @@
 //! The API process: serves the HTTP API on API_BIND until SIGTERM or Ctrl-C; `api keys …`
-//! manages API keys from the command line (see `api::cli`).
+//! manages API keys and `api custody verify` checks a custody chain, from the command line
+//! (see `api::cli`).
 
 use anyhow::Context;
 use api::AppState;
@@ -20,6 +21,14 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        Some((command, rest)) if command == "custody" => match api::cli::custody(rest).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
+        },
         Some(_) => {
             eprintln!("{}", api::cli::USAGE);
             std::process::exit(2);

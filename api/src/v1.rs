@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use evidence::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+use evidence::{CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
@@ -53,6 +53,14 @@ pub struct CreateEvidence {
     pub tags: Vec<String>,
     #[oai(validator(max_length = 10000))]
     pub description: Option<String>,
+    /// Who collected the file (a person or an office). Fixed once the bytes are uploaded.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub custodian: Option<String>,
+    /// When it was collected (RFC 3339). Fixed once the bytes are uploaded.
+    pub collected_at: Option<DateTime<Utc>>,
+    /// Where it came from (free text: a device, an account, a mailbox). Fixed once the bytes are uploaded.
+    #[oai(validator(min_length = 1, max_length = 2000))]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -107,11 +115,18 @@ pub struct EvidenceView {
     pub content_type: String,
     pub size_bytes: i64,
     pub declared_sha256: Option<String>,
-    /// SHA-256 of the stored bytes, once indexed.
+    /// SHA-256 of the stored bytes, once indexed (verified; never changes after).
     pub sha256: Option<String>,
+    /// SHA-1 of the same bytes, from the same pass (absent for evidence verified before it was kept).
+    pub sha1: Option<String>,
+    /// MD5 of the same bytes, from the same pass (absent for evidence verified before it was kept).
+    pub md5: Option<String>,
     pub case_id: Option<String>,
     pub tags: Vec<String>,
     pub description: Option<String>,
+    pub custodian: Option<String>,
+    pub collected_at: Option<DateTime<Utc>>,
+    pub source: Option<String>,
     pub status: StatusView,
     /// True when these bytes had already been ingested under other evidence.
     pub duplicate: Option<bool>,
@@ -162,9 +177,14 @@ impl From<Evidence> for EvidenceView {
             size_bytes: e.size_bytes,
             declared_sha256: e.declared_sha256,
             sha256: e.sha256,
+            sha1: e.sha1,
+            md5: e.md5,
             case_id: e.case_id,
             tags: e.tags,
             description: e.description,
+            custodian: e.custody.custodian,
+            collected_at: e.custody.collected_at,
+            source: e.custody.source,
             status,
             duplicate: e.duplicate,
             attempts,
@@ -335,6 +355,7 @@ impl EvidenceApi {
             case_id: body.case_id,
             tags: body.tags,
             description: body.description,
+            custody: CustodyFields { custodian: body.custodian, collected_at: body.collected_at, source: body.source },
             idempotency_key: idempotency_key.0,
             request_id: Some(request_id.0.0.clone()),
         };
@@ -373,11 +394,18 @@ impl EvidenceApi {
         })
     }
 
-    /// One evidence: status, checksum, attempts, last error, extraction facts.
+    /// One evidence: status, hashes, custody fields, attempts, last error, extraction facts.
+    /// Each read is recorded in the evidence's custody log (`viewed`).
     #[oai(path = "/evidence/:id", method = "get", tag = "Tag::Evidence", operation_id = "get_evidence")]
-    async fn get(&self, state: Data<&AppState>, key: ApiKey, id: Path<Uuid>) -> Result<Json<EvidenceView>, ApiError> {
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKey,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+    ) -> Result<Json<EvidenceView>, ApiError> {
         let caller = key.caller(&state).await?;
-        Ok(Json(state.service.get(&caller, EvidenceId(id.0)).await?.into()))
+        Ok(Json(state.service.get(&caller, EvidenceId(id.0), Some(&request_id.0.0)).await?.into()))
     }
 
     /// A presigned URL to download the evidence's original bytes.
@@ -385,10 +413,16 @@ impl EvidenceApi {
     /// Only for `indexed` evidence, whose bytes were stored and checked against their sha256;
     /// otherwise 409 `wrong_status`.
     #[oai(path = "/evidence/:id/download", method = "get", tag = "Tag::Evidence", operation_id = "download_evidence")]
-    async fn download(&self, state: Data<&AppState>, key: ApiKey, id: Path<Uuid>) -> Result<Json<Download>, ApiError> {
+    async fn download(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKey,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+    ) -> Result<Json<Download>, ApiError> {
         let caller = key.caller(&state).await?;
         let id = EvidenceId(id.0);
-        let d = state.service.download(&caller, id).await?;
+        let d = state.service.download(&caller, id, Some(&request_id.0.0)).await?;
         tracing::info!(evidence_id = %id, "download presigned");
         Ok(Json(Download {
             method: "GET".into(),
@@ -413,6 +447,12 @@ impl EvidenceApi {
         /// Only evidence whose stored bytes have this sha256 (64 lower-case hex): every copy of one file.
         #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
         sha256: Query<Option<String>>,
+        /// Only evidence whose stored bytes have this SHA-1 (40 lower-case hex).
+        #[oai(validator(pattern = "^[0-9a-f]{40}$"))]
+        sha1: Query<Option<String>>,
+        /// Only evidence whose stored bytes have this MD5 (32 lower-case hex).
+        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
+        md5: Query<Option<String>>,
         /// 1 to 200; default 50.
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
@@ -424,7 +464,16 @@ impl EvidenceApi {
         let status = status.0.map(EvidenceStatus::from);
         let limit = page_limit(limit.0, 50)?;
         let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
-        let filter = ListFilter { status, case_id: case_id.0, tag: tag.0, sha256: sha256.0, after, limit: limit + 1 };
+        let filter = ListFilter {
+            status,
+            case_id: case_id.0,
+            tag: tag.0,
+            sha256: sha256.0,
+            sha1: sha1.0,
+            md5: md5.0,
+            after,
+            limit: limit + 1,
+        };
         let mut items = state.service.list(&caller, &filter).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);

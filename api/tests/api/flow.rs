@@ -113,7 +113,9 @@ async fn verified_evidence_downloads_through_a_presigned_url(pool: PgPool) {
     let disposition = got.headers()["content-disposition"].to_str().unwrap().to_owned();
     assert!(disposition.ends_with("filename*=UTF-8''Protokoll%20M%C3%A4rz.docx"), "{disposition}");
     assert_eq!(sha256_hex(&got.bytes().await.unwrap()), download["sha256"].as_str().unwrap());
-    let other_key = url.replacen(&format!("uploads/{id}"), &format!("uploads/{}", uuid::Uuid::new_v4()), 1);
+    let sha256 = download["sha256"].as_str().unwrap();
+    assert!(url.contains(&format!("/{TENANT}/content/{sha256}?")), "served from the content key: {url}");
+    let other_key = url.replacen(sha256, &"0".repeat(64), 1);
     assert_eq!(reqwest::get(other_key).await.unwrap().status(), 403, "the signature covers the key");
     app.stop().await;
 }

@@ -3,7 +3,9 @@
 //! scripts/test starts s3s-fs). Each test uses its own bucket.
 
 mod access;
+mod custody;
 mod flow;
 mod hardening;
+mod integrity;
 mod ops;
 mod support;

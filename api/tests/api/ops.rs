@@ -26,7 +26,7 @@ async fn bound_address(log: &std::path::Path, msg: &str) -> String {
 
 /// The test database's URL, on the server DATABASE_URL names (or through `host_port`), with an
 /// application name to find the connections by (Postgres keeps 63 characters of it).
-async fn database_url(pool: &PgPool, host_port: Option<&str>, app: &str) -> String {
+pub(crate) async fn database_url(pool: &PgPool, host_port: Option<&str>, app: &str) -> String {
     let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(pool).await.unwrap();
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let (scheme_and_auth, rest) = base.rsplit_once('@').unwrap_or(("postgres://postgres", "127.0.0.1:5432/x"));

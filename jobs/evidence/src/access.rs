@@ -87,8 +87,8 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Uploader => matches!(action, Upload | ReadMetadata),
-            Role::Viewer => matches!(action, ReadMetadata | Search | Download),
-            Role::Auditor => matches!(action, ReadMetadata),
+            Role::Viewer => matches!(action, ReadMetadata | Search | Download | ReadCustody),
+            Role::Auditor => matches!(action, ReadMetadata | ReadCustody | VerifyCustody),
         }
     }
 }
@@ -114,6 +114,10 @@ pub enum Action {
     Reindex,
     /// Create, list and revoke API keys.
     ManageKeys,
+    /// Read one evidence's custody entries.
+    ReadCustody,
+    /// Recompute the tenant's whole custody chain.
+    VerifyCustody,
 }
 
 impl Action {
@@ -125,12 +129,14 @@ impl Action {
             Action::Download => "download evidence",
             Action::Reindex => "reindex evidence",
             Action::ManageKeys => "manage API keys",
+            Action::ReadCustody => "read the custody log",
+            Action::VerifyCustody => "verify the custody log",
         }
     }
 }
 
 /// The key a request was made with, as the service needs it: its tenant, role and case scope,
-/// and how to name it in logs (and, later, in the custody log).
+/// and how to name it in logs and in the custody log.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub key_id: Uuid,

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
@@ -14,9 +15,10 @@ use queue::{DiscardInfo, Handler, JobArgs, JobContext, JobError, KindOptions, Re
 
 use crate::access::TenantId;
 use crate::config::IngestSettings;
+use crate::custody::{Actor, Event, NewEntry};
 use crate::extract::Extracted;
 use crate::model::{EvidenceId, EvidenceStatus};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{self, Storage, StorageError};
 use crate::store;
 
 /// Text is indexed in chunks of about this many bytes (see the content_chunk migration).
@@ -109,6 +111,23 @@ impl Handler for IngestHandler {
             )));
         }
 
+        if let Some(verified) = &target.verified_sha256
+            && *verified != downloaded.sha256
+        {
+            metrics::counter!("evidence_integrity_failures_total", "check" => "reindex").increment(1);
+            tracing::error!(evidence_id = %id, key = target.object_key, verified, found = downloaded.sha256,
+                "stored bytes differ from the verified sha256");
+            return Err(JobError::permanent(format!(
+                "stored bytes differ from the verified sha256 {verified}: {} now holds bytes with sha256 {}; \
+                 the verified sha256 is kept",
+                target.object_key, downloaded.sha256
+            )));
+        }
+        let stored_key = storage::content_key(tenant, &downloaded.sha256);
+        if target.object_key != stored_key {
+            self.store_verified(staging.path(), &stored_key, downloaded.size).await?;
+        }
+
         // Known bytes need no extraction: the content row (and its text) already exists. Plain
         // text costs less to extract than the query that would tell, so it skips the check and
         // lets the content insert's ON CONFLICT find the duplicate.
@@ -124,14 +143,42 @@ impl Handler for IngestHandler {
         let mut tx = ctx.begin_finish().await?;
         store::set_tenant(&mut tx, tenant).await?;
         let created = match &extracted {
-            Some(x) => {
-                let size = downloaded.size as i64;
-                store::insert_content(&mut tx, tenant, &downloaded.sha256, size, x, CHUNK_BYTES).await?
-            }
+            Some(x) => store::insert_content(&mut tx, tenant, &downloaded, x, CHUNK_BYTES).await?,
             None => false,
         };
-        let indexed = store::mark_indexed(&mut tx, tenant, id, &downloaded.sha256, !created, ctx.attempt).await?;
+        if !created {
+            store::fill_content_hashes(&mut tx, tenant, &downloaded).await?;
+        }
+        let sha256 = &downloaded.sha256;
+        let indexed = store::mark_indexed(&mut tx, tenant, id, sha256, &stored_key, !created, ctx.attempt).await?;
+        if let Some(duplicate) = indexed {
+            let actor = Actor::worker(ctx.id);
+            let request_id = ctx.correlation_id.as_deref();
+            let verified = json!({
+                "sha256": downloaded.sha256, "sha1": downloaded.sha1, "md5": downloaded.md5,
+                "size_bytes": downloaded.size, "stored_key": stored_key, "read_from": target.object_key,
+            });
+            let entry =
+                NewEntry { evidence: id.0, event: Event::Verified, actor: &actor, request_id, details: verified };
+            store::append_custody(&mut tx, tenant, &entry).await?;
+            let content = match &extracted {
+                Some(x) => (x.media_type.clone(), x.extractor.clone(), x.text.len() as i64),
+                None => store::content_summary(&mut *tx, tenant, sha256).await?,
+            };
+            let indexed = json!({
+                "duplicate": duplicate, "media_type": content.0, "extractor": content.1, "text_bytes": content.2,
+            });
+            let entry = NewEntry { evidence: id.0, event: Event::Indexed, actor: &actor, request_id, details: indexed };
+            store::append_custody(&mut tx, tenant, &entry).await?;
+        }
         tx.commit().await?;
+        if indexed.is_some() && target.object_key != stored_key {
+            // The upload (or the old place of bytes verified before content keys) is not read
+            // again; a PUT to its URL from now on changes nothing that is served or searched.
+            if let Err(e) = self.storage.delete(&target.object_key).await {
+                tracing::warn!(evidence_id = %id, key = target.object_key, error = %e, "could not delete the upload");
+            }
+        }
         if let Some(duplicate) = indexed {
             tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate, "evidence indexed");
         } else {
@@ -155,7 +202,16 @@ impl Handler for IngestHandler {
         let reason =
             format!("{} (after {} attempt{})", job.error, job.attempt, if job.attempt == 1 { "" } else { "s" });
         store::set_tenant(conn, &args.tenant).await?;
-        store::mark_index_error(conn, &args.tenant, EvidenceId(args.evidence_id), &reason, job.attempt).await?;
+        if store::mark_index_error(conn, &args.tenant, EvidenceId(args.evidence_id), &reason, job.attempt).await? {
+            let entry = NewEntry {
+                evidence: args.evidence_id,
+                event: Event::Failed,
+                actor: &Actor::worker(job.id),
+                request_id: job.correlation_id.as_deref(),
+                details: json!({"reason": reason, "attempts": job.attempt}),
+            };
+            store::append_custody(conn, &args.tenant, &entry).await?;
+        }
         tracing::warn!(evidence_id = %args.evidence_id, error = reason, "evidence could not be indexed");
         Ok(())
     }
@@ -171,6 +227,15 @@ impl IngestHandler {
         let target = store::ingest_target(&mut *tx, tenant, id).await?;
         store::end_read(tx);
         Ok(target)
+    }
+
+    /// Put the verified bytes at their content key, unless this tenant has them there already.
+    async fn store_verified(&self, staging: &std::path::Path, key: &str, size: u64) -> Result<(), JobError> {
+        let storage_error = |e: StorageError| JobError::retryable(format!("storing the verified bytes at {key}: {e}"));
+        if self.storage.head(key).await.map_err(storage_error)? == Some(size) {
+            return Ok(());
+        }
+        self.storage.upload_file(key, staging, size).await.map_err(storage_error)
     }
 
     async fn content_exists(&self, tenant: &TenantId, sha256: &str) -> Result<bool, sqlx::Error> {

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod config;
+pub mod custody;
 mod error;
 pub mod extract;
 pub mod health;

@@ -62,8 +62,18 @@ pub struct NewEvidence {
     pub case_id: Option<String>,
     pub tags: Vec<String>,
     pub description: Option<String>,
+    /// Who collected it, when and from where, as the uploader declares it (fixed after upload).
+    pub custody: CustodyFields,
     pub idempotency_key: Option<String>,
     pub request_id: Option<String>,
+}
+
+/// The declared chain-of-custody facts of an evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct CustodyFields {
+    pub custodian: Option<String>,
+    pub collected_at: Option<DateTime<Utc>>,
+    pub source: Option<String>,
 }
 
 impl NewEvidence {
@@ -119,6 +129,14 @@ impl NewEvidence {
                 return invalid("description must not contain NUL characters".into());
             }
         }
+        if self.custody.custodian.as_ref().is_some_and(|c| c.trim().is_empty() || chars(c) > 200 || !plain(c)) {
+            return invalid("custodian must be 1 to 200 characters without control characters".into());
+        }
+        if let Some(source) = &self.custody.source
+            && (source.trim().is_empty() || chars(source) > 2_000 || source.contains('\0'))
+        {
+            return invalid("source must be 1 to 2000 characters, without NUL characters".into());
+        }
         if self.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || chars(k) > 200 || !plain(k)) {
             return invalid("Idempotency-Key must be 1 to 200 characters".into());
         }
@@ -138,6 +156,8 @@ pub struct Evidence {
     pub case_id: Option<String>,
     pub tags: Vec<String>,
     pub description: Option<String>,
+    #[sqlx(flatten)]
+    pub custody: CustodyFields,
     pub status: EvidenceStatus,
     pub object_key: String,
     pub sha256: Option<String>,
@@ -155,7 +175,11 @@ pub struct Evidence {
     /// That job, while the queue still has it.
     #[sqlx(skip)]
     pub job: Option<JobSummary>,
+    /// Where the verified bytes are (`<tenant>/content/<sha256>`), once verified.
+    pub stored_key: Option<String>,
     // From the content row, once indexed.
+    pub sha1: Option<String>,
+    pub md5: Option<String>,
     pub media_type: Option<String>,
     pub extractor: Option<String>,
     pub text_bytes: Option<i64>,
@@ -244,6 +268,8 @@ pub struct ListFilter {
     pub tag: Option<String>,
     /// Evidence whose stored bytes have this checksum (all copies of one file).
     pub sha256: Option<String>,
+    pub sha1: Option<String>,
+    pub md5: Option<String>,
     /// Continue after this (created_at, id), as returned in the previous page's cursor.
     pub after: Option<(DateTime<Utc>, EvidenceId)>,
     pub limit: i64,

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use queue::{JobState, JobSummary, JobTable, NewJob};
+use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Action, Caller, TenantId};
+use crate::custody::{self, Actor, Event, NewEntry};
 use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
 use crate::keys::{self, ApiKey, IssuedKey, KnownKeys, NewKey};
@@ -87,6 +89,16 @@ impl Service {
         caller.require_case(new.case_id.as_deref().map(str::trim))?;
         let mut tx = self.begin(caller).await?;
         let (evidence, created) = store::insert(&mut tx, &caller.tenant, &new).await?;
+        if created {
+            let c = &evidence.custody;
+            let details = json!({
+                "filename": evidence.filename, "content_type": evidence.content_type,
+                "size_bytes": evidence.size_bytes, "declared_sha256": evidence.declared_sha256,
+                "case_id": evidence.case_id, "tags": evidence.tags, "custodian": c.custodian,
+                "collected_at": c.collected_at, "source": c.source,
+            });
+            record(&mut tx, caller, evidence.id, Event::Created, new.request_id.as_deref(), details).await?;
+        }
         tx.commit().await?;
         if !created && !evidence.same_request(&new) {
             return Err(EvidenceError::IdempotencyMismatch(evidence.id));
@@ -141,20 +153,46 @@ impl Service {
         }
     }
 
-    /// One evidence with its current job.
-    pub async fn get(&self, caller: &Caller, id: EvidenceId) -> Result<Evidence, EvidenceError> {
+    /// One evidence with its current job; the read is recorded in custody (`viewed`).
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: EvidenceId,
+        request_id: Option<&str>,
+    ) -> Result<Evidence, EvidenceError> {
         caller.require(Action::ReadMetadata)?;
-        let evidence = self.row(caller, id).await?;
+        let mut tx = self.begin(caller).await?;
+        let evidence = row_in(&mut tx, caller, id).await?;
+        record(&mut tx, caller, id, Event::Viewed, request_id, json!({})).await?;
+        tx.commit().await?;
         self.with_job(evidence).await
+    }
+
+    /// One evidence's custody entries, oldest first.
+    pub async fn custody(&self, caller: &Caller, id: EvidenceId) -> Result<Vec<custody::Entry>, EvidenceError> {
+        caller.require(Action::ReadCustody)?;
+        let mut tx = self.begin(caller).await?;
+        row_in(&mut tx, caller, id).await?;
+        let entries = store::custody_of(&mut *tx, &caller.tenant, id).await?;
+        store::end_read(tx);
+        Ok(entries)
+    }
+
+    /// Recompute the caller's tenant's whole custody chain.
+    pub async fn verify_custody(&self, caller: &Caller) -> Result<custody::Verdict, EvidenceError> {
+        caller.require(Action::VerifyCustody)?;
+        let mut tx = self.begin(caller).await?;
+        let verdict = store::verify_custody(&mut tx, &caller.tenant).await?;
+        store::end_read(tx);
+        Ok(verdict)
     }
 
     /// One evidence of the caller's tenant and cases, without its job, for operations that only
     /// look at its own columns.
     async fn row(&self, caller: &Caller, id: EvidenceId) -> Result<Evidence, EvidenceError> {
         let mut tx = self.begin(caller).await?;
-        let evidence = store::get(&mut *tx, &caller.tenant, id).await?.ok_or(EvidenceError::NotFound(id))?;
+        let evidence = row_in(&mut tx, caller, id).await?;
         store::end_read(tx);
-        caller.require_case(evidence.case_id.as_deref())?;
         Ok(evidence)
     }
 
@@ -197,9 +235,15 @@ impl Service {
 
     /// A presigned GET for evidence whose bytes were verified (`indexed`), with how long it is
     /// valid. Earlier the object may be missing or not yet checked against its checksum.
-    pub async fn download(&self, caller: &Caller, id: EvidenceId) -> Result<DownloadUrl, EvidenceError> {
+    pub async fn download(
+        &self,
+        caller: &Caller,
+        id: EvidenceId,
+        request_id: Option<&str>,
+    ) -> Result<DownloadUrl, EvidenceError> {
         caller.require(Action::Download)?;
-        let evidence = self.row(caller, id).await?;
+        let mut tx = self.begin(caller).await?;
+        let evidence = row_in(&mut tx, caller, id).await?;
         if evidence.status != EvidenceStatus::Indexed {
             return Err(EvidenceError::WrongStatus {
                 id,
@@ -208,7 +252,14 @@ impl Service {
                 needs: "indexed (its bytes stored and verified)",
             });
         }
-        let (url, expires_in) = self.storage.presign_get(&evidence.object_key, &evidence.filename).await?;
+        // Indexed evidence always has its stored key (a constraint); the upload key is never served.
+        let Some(key) = &evidence.stored_key else {
+            return Err(EvidenceError::Invalid(format!("evidence {id} has no stored bytes")));
+        };
+        let (url, expires_in) = self.storage.presign_get(key, &evidence.filename).await?;
+        let details = json!({"expires_in_seconds": expires_in.as_secs()});
+        record(&mut tx, caller, id, Event::DownloadUrlIssued, request_id, details).await?;
+        tx.commit().await?;
         Ok(DownloadUrl { evidence, url, expires_in })
     }
 
@@ -335,14 +386,7 @@ impl Service {
         request_id: Option<&str>,
     ) -> Result<Option<Evidence>, EvidenceError> {
         let id = evidence.id;
-        // None of the object's facts changes after create: they come from the row already read.
-        let object = store::IngestObject {
-            object_key: evidence.object_key.clone(),
-            size_bytes: evidence.size_bytes,
-            declared_sha256: evidence.declared_sha256.clone(),
-            content_type: evidence.content_type.clone(),
-            filename: evidence.filename.clone(),
-        };
+        let object = store::IngestObject::of(evidence);
         let tenant = &caller.tenant;
         let job =
             NewJob::from_args(&IngestEvidence { evidence_id: id.0, tenant: tenant.clone(), object: Some(object) })
@@ -371,6 +415,13 @@ impl Service {
         let Some(mut queued) = store::mark_queued(&mut tx, tenant, id, from, job_id, request_id).await? else {
             return Ok(None);
         };
+        let (event, details) = match from {
+            EvidenceStatus::AwaitingUpload => {
+                (Event::UploadCompleted, json!({"size_bytes": evidence.size_bytes, "job_id": job_id.0}))
+            }
+            _ => (Event::Reindexed, json!({"from": from.as_str(), "job_id": job_id.0})),
+        };
+        record(&mut tx, caller, id, event, request_id, details).await?;
         // The job as it was just inserted: its run_at is the transaction's now(), as queued_at is.
         queued.job = Some(JobSummary {
             id: job_id,
@@ -391,6 +442,28 @@ impl Service {
         };
         Ok(evidence)
     }
+}
+
+/// One evidence of the caller's tenant (else `NotFound`) and cases (else `Forbidden`), read in `conn`.
+async fn row_in(conn: &mut sqlx::PgConnection, caller: &Caller, id: EvidenceId) -> Result<Evidence, EvidenceError> {
+    let evidence = store::get(&mut *conn, &caller.tenant, id).await?.ok_or(EvidenceError::NotFound(id))?;
+    caller.require_case(evidence.case_id.as_deref())?;
+    Ok(evidence)
+}
+
+/// Append a custody entry for `caller`'s action on `evidence`, in the transaction of the change.
+async fn record(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    evidence: EvidenceId,
+    event: Event,
+    request_id: Option<&str>,
+    details: serde_json::Value,
+) -> Result<(), EvidenceError> {
+    let actor = Actor::key(caller);
+    let entry = NewEntry { evidence: evidence.0, event, actor: &actor, request_id, details };
+    store::append_custody(conn, &caller.tenant, &entry).await?;
+    Ok(())
 }
 
 /// The keys a caller's key management reaches: its tenant's, within its cases when it has some.

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use md5::Md5;
 use s3::creds::Credentials;
 use s3::error::S3Error;
 use s3::{Bucket, BucketConfiguration, Region};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -50,11 +52,20 @@ pub struct PresignedPut {
     pub expires_in: Duration,
 }
 
-/// What a finished download saw.
+/// What a finished download saw: the size and the three hashes of the bytes, from one pass.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
     pub size: u64,
     pub sha256: String,
+    pub sha1: String,
+    pub md5: String,
+}
+
+/// Where a tenant's verified bytes with this sha256 are stored: a key no presigned PUT names
+/// (uploads go to `<tenant>/uploads/<evidence id>`), shared by every evidence of the tenant
+/// with these bytes.
+pub fn content_key(tenant: &crate::access::TenantId, sha256: &str) -> String {
+    format!("{tenant}/content/{sha256}")
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +180,7 @@ impl Storage {
         max_bytes: u64,
     ) -> Result<Downloaded, StorageError> {
         let mut response = self.bucket.get_object_stream(key).await?;
-        let mut hasher = Sha256::new();
+        let (mut sha256, mut sha1, mut md5) = (Sha256::new(), Sha1::new(), Md5::new());
         let mut size = 0u64;
         while let Some(chunk) = response.bytes().next().await {
             let chunk = chunk?;
@@ -177,11 +188,38 @@ impl Storage {
             if size > max_bytes {
                 return Err(StorageError::TooLarge { limit: max_bytes });
             }
-            hasher.update(&chunk);
+            sha256.update(&chunk);
+            sha1.update(&chunk);
+            md5.update(&chunk);
             file.write_all(&chunk).await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
         }
         file.flush().await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
-        Ok(Downloaded { size, sha256: hex::encode(hasher.finalize()) })
+        Ok(Downloaded {
+            size,
+            sha256: hex::encode(sha256.finalize()),
+            sha1: hex::encode(sha1.finalize()),
+            md5: hex::encode(md5.finalize()),
+        })
+    }
+
+    /// Store the file at `key`, streaming it (multipart beyond 8 MiB, two parts in flight, so
+    /// memory use does not depend on its size), then check the stored size.
+    pub async fn upload_file(&self, key: &str, path: &std::path::Path, size: u64) -> Result<(), StorageError> {
+        let mut file =
+            tokio::fs::File::open(path).await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
+        self.bucket
+            .put_object_stream_builder(key)
+            .with_content_type("application/octet-stream")
+            .with_max_concurrent_chunks(2)
+            .execute_stream(&mut file)
+            .await?;
+        match self.head(key).await? {
+            Some(stored) if stored == size => Ok(()),
+            stored => Err(StorageError::Unavailable(format!(
+                "{key} holds {} bytes after its upload, not {size}",
+                stored.map_or("no".to_owned(), |n| n.to_string())
+            ))),
+        }
     }
 
     /// Upload bytes directly (tests, demo fixtures); clients use presigned URLs instead.

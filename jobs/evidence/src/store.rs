@@ -12,9 +12,11 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::access::{Role, TenantId};
+use crate::custody::{Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
 use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+use crate::storage::Downloaded;
 
 /// Name the tenant whose rows the rest of this transaction may see and write (row-level
 /// security; the setting ends with the transaction).
@@ -44,9 +46,10 @@ pub const KEY_REVOKED: &str = "28000";
 macro_rules! evidence_columns {
     () => {
         "SELECT e.id, e.filename, e.content_type, e.size_bytes, e.declared_sha256, e.case_id, e.tags,
-                e.description, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
+                e.description, e.custodian, e.collected_at, e.source, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
                 e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at,
-                e.job_id, c.media_type, c.extractor, c.text_bytes, c.text_truncated, c.extract_note"
+                e.job_id, e.stored_key, c.sha1, c.md5, c.media_type, c.extractor, c.text_bytes, c.text_truncated,
+                c.extract_note"
     };
 }
 
@@ -71,8 +74,9 @@ pub async fn insert(
     let inserted = sqlx::query_as::<_, Evidence>(concat!(
         "WITH e AS (
              INSERT INTO evidence (id, tenant_id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
-                                   description, object_key, idempotency_key, request_id, meta_tsv)
-             VALUES ($1, $11, $2, $3, $4, $5, $6, $7, $8, $11 || '/uploads/' || $1::text, $9, $10,
+                                   description, object_key, idempotency_key, request_id, custodian, collected_at,
+                                   source, meta_tsv)
+             VALUES ($1, $11, $2, $3, $4, $5, $6, $7, $8, $11 || '/uploads/' || $1::text, $9, $10, $12, $13, $14,
                      to_tsvector('english', $2 || ' ' || regexp_replace($2, '[^[:alnum:]]+', ' ', 'g') || ' '
                                              || array_to_string($7, ' ') || ' ' || coalesce($8, '')))
              ON CONFLICT ON CONSTRAINT evidence_idempotency_key_unique DO NOTHING
@@ -93,6 +97,9 @@ pub async fn insert(
     .bind(&new.idempotency_key)
     .bind(&new.request_id)
     .bind(tenant.as_str())
+    .bind(new.custody.custodian.as_deref().map(str::trim))
+    .bind(new.custody.collected_at)
+    .bind(&new.custody.source)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(evidence) = inserted {
@@ -139,6 +146,8 @@ pub async fn list<'e>(
            AND ($3::text IS NULL OR e.tags @> ARRAY[$3])
            AND ($4::timestamptz IS NULL OR (e.created_at, e.id) < ($4, $5))
            AND ($7::text IS NULL OR e.sha256 = $7)
+           AND ($10::text IS NULL OR c.sha1 = $10)
+           AND ($11::text IS NULL OR c.md5 = $11)
          ORDER BY e.created_at DESC, e.id DESC
          LIMIT $6"
     )))
@@ -151,6 +160,8 @@ pub async fn list<'e>(
     .bind(&f.sha256)
     .bind(tenant.as_str())
     .bind(cases)
+    .bind(&f.sha1)
+    .bind(&f.md5)
     .fetch_all(exec)
     .await
 }
@@ -194,13 +205,31 @@ pub fn end_read(tx: Transaction<'static, Postgres>) {
 
 /// What the ingest job needs to know about its evidence's object. None of it changes after the
 /// evidence is created, so it travels in the job's payload.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IngestObject {
+    /// Where to read the bytes: the upload, or for evidence verified before, its stored bytes.
     pub object_key: String,
     pub size_bytes: i64,
     pub declared_sha256: Option<String>,
     pub content_type: String,
     pub filename: String,
+    /// The sha256 the bytes were verified with, when they were: what they must still hash to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_sha256: Option<String>,
+}
+
+impl IngestObject {
+    /// The object an ingest of `e` reads: its upload the first time, its stored bytes after.
+    pub fn of(e: &Evidence) -> Self {
+        Self {
+            object_key: e.stored_key.clone().unwrap_or_else(|| e.object_key.clone()),
+            size_bytes: e.size_bytes,
+            declared_sha256: e.declared_sha256.clone(),
+            content_type: e.content_type.clone(),
+            filename: e.filename.clone(),
+            verified_sha256: e.sha256.clone(),
+        }
+    }
 }
 
 /// The evidence's status and object, for jobs whose payload carries only the id.
@@ -209,17 +238,7 @@ pub async fn ingest_target<'e>(
     tenant: &TenantId,
     id: EvidenceId,
 ) -> Result<Option<(EvidenceStatus, IngestObject)>, sqlx::Error> {
-    let row: Option<(EvidenceStatus, String, i64, Option<String>, String, String)> = sqlx::query_as(
-        "SELECT status, object_key, size_bytes, declared_sha256, content_type, filename FROM evidence
-         WHERE tenant_id = $2 AND id = $1",
-    )
-    .bind(id)
-    .bind(tenant.as_str())
-    .fetch_optional(exec)
-    .await?;
-    Ok(row.map(|(status, object_key, size_bytes, declared_sha256, content_type, filename)| {
-        (status, IngestObject { object_key, size_bytes, declared_sha256, content_type, filename })
-    }))
+    Ok(get(exec, tenant, id).await?.map(|e| (e.status, IngestObject::of(&e))))
 }
 
 pub async fn content_exists<'e>(
@@ -240,8 +259,7 @@ pub async fn content_exists<'e>(
 pub async fn insert_content(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    sha256: &str,
-    size: i64,
+    bytes: &Downloaded,
     x: &Extracted,
     chunk_bytes: usize,
 ) -> Result<bool, sqlx::Error> {
@@ -252,8 +270,8 @@ pub async fn insert_content(
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
              INSERT INTO content (tenant_id, sha256, size_bytes, media_type, extractor, text_bytes, text_truncated,
-                                  extract_note)
-             VALUES ($10, $1, $2, $3, $4, $5, $6, $7)
+                                  extract_note, sha1, md5)
+             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12)
              ON CONFLICT (tenant_id, sha256) DO NOTHING
              RETURNING tenant_id, sha256
          ),
@@ -265,8 +283,8 @@ pub async fn insert_content(
          )
          SELECT EXISTS (SELECT 1 FROM c)",
     )
-    .bind(sha256)
-    .bind(size)
+    .bind(&bytes.sha256)
+    .bind(bytes.size as i64)
     .bind(&x.media_type)
     .bind(&x.extractor)
     .bind(x.text.len() as i64)
@@ -275,9 +293,43 @@ pub async fn insert_content(
     .bind(&seqs)
     .bind(&chunks)
     .bind(tenant.as_str())
+    .bind(&bytes.sha1)
+    .bind(&bytes.md5)
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)
+}
+
+/// What the content row says of extraction: media type, extractor, text bytes.
+pub async fn content_summary<'e>(
+    exec: impl PgExecutor<'e>,
+    tenant: &TenantId,
+    sha256: &str,
+) -> Result<(String, String, i64), sqlx::Error> {
+    sqlx::query_as("SELECT media_type, extractor, text_bytes FROM content WHERE tenant_id = $1 AND sha256 = $2")
+        .bind(tenant.as_str())
+        .bind(sha256)
+        .fetch_one(exec)
+        .await
+}
+
+/// Fill in the SHA-1 and MD5 of content verified before they were computed (a no-op once set).
+pub async fn fill_content_hashes(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    bytes: &Downloaded,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE content SET sha1 = $3, md5 = $4
+         WHERE tenant_id = $1 AND sha256 = $2 AND (sha1 IS NULL OR md5 IS NULL)",
+    )
+    .bind(tenant.as_str())
+    .bind(&bytes.sha256)
+    .bind(&bytes.sha1)
+    .bind(&bytes.md5)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// `queued → indexed`, pointing at its content. Returns the duplicate flag the row now holds
@@ -288,11 +340,12 @@ pub async fn mark_indexed(
     tenant: &TenantId,
     id: EvidenceId,
     sha256: &str,
+    stored_key: &str,
     duplicate: bool,
     attempt: i32,
 ) -> Result<Option<bool>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE evidence SET status = 'indexed', sha256 = $2, attempts = $4, last_error = NULL,
+        "UPDATE evidence SET status = 'indexed', sha256 = $2, stored_key = $6, attempts = $4, last_error = NULL,
                              duplicate = CASE WHEN sha256 = $2 AND duplicate IS NOT NULL THEN duplicate ELSE $3 END,
                              indexed_at = now(), updated_at = now()
          WHERE tenant_id = $5 AND id = $1 AND status = 'queued'
@@ -303,6 +356,7 @@ pub async fn mark_indexed(
     .bind(duplicate)
     .bind(attempt)
     .bind(tenant.as_str())
+    .bind(stored_key)
     .fetch_optional(conn)
     .await
 }
@@ -525,4 +579,68 @@ pub async fn revoke_key<'e>(
     .bind(scope.within)
     .fetch_optional(exec)
     .await
+}
+
+// --- Custody
+
+/// Append `entry` to its tenant's custody chain (in the caller's transaction, so the entry and
+/// the change it records commit or roll back together); its position in the chain.
+pub async fn append_custody(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    entry: &NewEntry<'_>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT custody_append($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(tenant.as_str())
+        .bind(entry.evidence)
+        .bind(entry.event.as_str())
+        .bind(entry.actor.kind)
+        .bind(&entry.actor.id)
+        .bind(&entry.actor.name)
+        .bind(entry.request_id)
+        .bind(&entry.details)
+        .fetch_one(conn)
+        .await
+}
+
+const CUSTODY_COLUMNS: &str =
+    "tenant_id, seq, evidence_id, event, actor_kind, actor_id, actor_name, request_id, at, details, prev_hash, hash";
+
+/// An evidence's custody entries, oldest first.
+pub async fn custody_of<'e>(
+    exec: impl PgExecutor<'e>,
+    tenant: &TenantId,
+    evidence: EvidenceId,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
+        "SELECT {CUSTODY_COLUMNS} FROM custody_entry WHERE tenant_id = $1 AND evidence_id = $2 ORDER BY seq"
+    )))
+    .bind(tenant.as_str())
+    .bind(evidence)
+    .fetch_all(exec)
+    .await
+}
+
+/// Check the tenant's whole chain, streaming its entries in order (memory does not grow with
+/// its length), against the head the database recorded. Entries appended after the head was
+/// read (later positions) are left for the next verification.
+pub async fn verify_custody(conn: &mut PgConnection, tenant: &TenantId) -> Result<Verdict, sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM custody_head WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let mut verifier = Verifier::default();
+    let mut entries = sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
+        "SELECT {CUSTODY_COLUMNS} FROM custody_entry
+         WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq <= $2)
+         ORDER BY seq"
+    )))
+    .bind(tenant.as_str())
+    .bind(head.as_ref().map(|(seq, _)| *seq))
+    .fetch(&mut *conn);
+    while let Some(entry) = entries.try_next().await? {
+        verifier.push(&entry);
+    }
+    Ok(verifier.finish(head))
 }

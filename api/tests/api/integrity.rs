@@ -1,0 +1,139 @@
+//! Integrity: verified bytes stored where no client can write, the verified hash never
+//! rewritten, and the three hashes of one pass.
+
+use evidence::samples::{self, Sample};
+use serde_json::{Value, json};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::support::{Options, TENANT, TestApp};
+
+fn sample(name: &str) -> Sample {
+    samples::named("1ntegr1ty", name)
+}
+
+async fn search(app: &TestApp, q: &str) -> Vec<Value> {
+    let (status, body) = app.send(app.http.get(format!("{}/v1/search", app.base)).query(&[("q", q)])).await;
+    assert_eq!(status, 200, "{body}");
+    body["hits"].as_array().unwrap().clone()
+}
+
+async fn download(app: &TestApp, id: &str) -> Vec<u8> {
+    let (status, link) = app.get(&format!("/v1/evidence/{id}/download")).await;
+    assert_eq!(status, 200, "{link}");
+    let got = reqwest::get(link["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(got.status(), 200);
+    got.bytes().await.unwrap().to_vec()
+}
+
+async fn upload_key(app: &TestApp, id: &str) -> String {
+    sqlx::query_scalar("SELECT object_key FROM evidence WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn bytes_put_again_through_the_old_url_change_nothing_served_or_searched(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let s = sample("interview-notes.txt");
+    let created = app.create(&s, json!({})).await;
+    let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.put(&created, &s.bytes).await, 200);
+    app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+    let indexed = app.wait_status(&id, "indexed").await;
+    let sha256 = indexed["sha256"].as_str().unwrap().to_owned();
+
+    // The verified bytes are at the tenant's content key; the upload is gone.
+    let content_key = format!("{TENANT}/content/{sha256}");
+    assert_eq!(app.storage.head(&content_key).await.unwrap(), Some(s.bytes.len() as u64));
+    let upload = upload_key(&app, &id).await;
+    assert_eq!(app.storage.head(&upload).await.unwrap(), None, "the upload is deleted once stored");
+
+    // The upload URL still works for its 15 minutes: other bytes of the same size go in...
+    let mut other = b"replacement forgery ".to_vec();
+    other.resize(s.bytes.len(), b'x');
+    assert_eq!(app.put(&created, &other).await, 200);
+    assert_eq!(app.storage.head(&upload).await.unwrap(), Some(other.len() as u64));
+    // ...and change nothing that is served, searched or recorded.
+    assert_eq!(download(&app, &id).await, s.bytes);
+    assert!(search(&app, "forgery").await.is_empty(), "the replacement is not indexed");
+    assert_eq!(search(&app, "courier").await.len(), 1);
+    let (status, again) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+    assert_eq!((status, &again["status"]), (200, &json!("indexed")), "complete again is a no-op: {again}");
+    let (status, _) = app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await;
+    assert_eq!(status, 202);
+    let reindexed = app.wait_status(&id, "indexed").await;
+    assert_eq!(reindexed["sha256"], sha256, "a reindex reads the stored bytes, not the upload");
+    assert_eq!(download(&app, &id).await, s.bytes);
+    assert!(search(&app, "forgery").await.is_empty());
+
+    // The same bytes as new evidence are stored once: the second upload is deleted too.
+    let second = app.upload(&s, json!({"filename": "copy.txt"})).await;
+    let copy = app.wait_status(&second, "indexed").await;
+    assert_eq!((copy["sha256"].as_str(), &copy["duplicate"]), (Some(sha256.as_str()), &json!(true)));
+    assert_eq!(app.storage.head(&upload_key(&app, &second).await).await.unwrap(), None);
+    assert_eq!(download(&app, &second).await, s.bytes);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_reindex_of_bytes_altered_behind_the_service_fails_and_keeps_the_hash(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let s = sample("interview-notes.txt");
+    let id = app.upload(&s, json!({})).await;
+    let sha256 = app.wait_status(&id, "indexed").await["sha256"].as_str().unwrap().to_owned();
+
+    // Someone with access to the bucket replaces the stored bytes (same size).
+    let mut altered = s.bytes.clone();
+    altered[0] ^= 0x20;
+    app.storage.put(&format!("{TENANT}/content/{sha256}"), &altered, "text/plain").await.unwrap();
+    let (status, _) = app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await;
+    assert_eq!(status, 202);
+    let failed = app.wait_status(&id, "index_error").await;
+    let reason = failed["last_error"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("stored bytes differ from the verified sha256 {sha256}")), "{reason}");
+    assert!(reason.contains(&hex(&Sha256::digest(&altered))), "the reason names what was found: {reason}");
+    assert_eq!(failed["sha256"], sha256, "the verified hash is kept");
+    assert_eq!(failed["attempts"], 1, "a mismatch is permanent: no retries");
+
+    // Nobody rewrites it by hand either, not even the owner.
+    let rewrite = sqlx::query("UPDATE evidence SET sha256 = repeat('0', 64) WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap_err();
+    assert!(rewrite.to_string().contains("cannot be changed"), "{rewrite}");
+    app.stop().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn sha1_and_md5_are_kept_shown_and_found_within_the_tenant(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let s = sample("board-minutes.docx");
+    let id = app.upload(&s, json!({})).await;
+    let e = app.wait_status(&id, "indexed").await;
+    let (sha1, md5) = (hex(&Sha1::digest(&s.bytes)), hex(&md5::Md5::digest(&s.bytes)));
+    assert_eq!((e["sha1"].as_str(), e["md5"].as_str()), (Some(sha1.as_str()), Some(md5.as_str())), "{e}");
+
+    for (param, value) in [("sha1", &sha1), ("md5", &md5), ("sha256", &e["sha256"].as_str().unwrap().to_owned())] {
+        let (status, page) = app.get(&format!("/v1/evidence?{param}={value}")).await;
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<_> = page["items"].as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+        assert_eq!(ids, vec![json!(id)], "found by {param}");
+    }
+    let (_, none) = app.get(&format!("/v1/evidence?md5={}", "0".repeat(32))).await;
+    assert_eq!(none["items"], json!([]));
+    let other_tenant = app.client_for("t2", evidence::Role::Admin, None).await;
+    let (_, theirs) = app.send(other_tenant.get(format!("{}/v1/evidence?md5={md5}", app.base))).await;
+    assert_eq!(theirs["items"], json!([]), "another tenant does not learn of these bytes");
+    let (status, bad) = app.get("/v1/evidence?sha1=ABC").await;
+    assert_eq!((status, bad["code"].as_str()), (422, Some("invalid_request")), "{bad}");
+    app.stop().await;
+}
