@@ -87,6 +87,10 @@ pub async fn custody(args: &[String]) -> anyhow::Result<bool> {
             let tenant = TenantId::new(&flags.one("--tenant")?)?;
             let pool = startup::owner_pool(&db).await?;
             match custody::verify_tenant(&pool, &tenant).await? {
+                Verdict::Intact { count: 0, .. } => {
+                    println!("tenant {tenant} has no custody entries (is the tenant's name right?)");
+                    Ok(true)
+                }
                 Verdict::Intact { count, head } => {
                     println!("custody chain of tenant {tenant} is intact: {count} entries, head {head}");
                     Ok(true)
