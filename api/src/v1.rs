@@ -128,6 +128,10 @@ pub struct EvidenceView {
     pub collected_at: Option<DateTime<Utc>>,
     pub source: Option<String>,
     pub status: StatusView,
+    /// When the stored bytes were last hashed again (at ingest, then by the periodic fixity check).
+    pub fixity_checked_at: Option<DateTime<Utc>>,
+    /// False when that check found bytes that differ from the verified sha256.
+    pub fixity_ok: Option<bool>,
     /// True when these bytes had already been ingested under other evidence.
     pub duplicate: Option<bool>,
     /// Attempts made by the current (or last) ingest.
@@ -186,6 +190,8 @@ impl From<Evidence> for EvidenceView {
             collected_at: e.custody.collected_at,
             source: e.custody.source,
             status,
+            fixity_checked_at: e.fixity_checked_at,
+            fixity_ok: e.fixity_ok,
             duplicate: e.duplicate,
             attempts,
             max_attempts,

@@ -137,3 +137,61 @@ async fn sha1_and_md5_are_kept_shown_and_found_within_the_tenant(pool: PgPool) {
     assert_eq!((status, bad["code"].as_str()), (422, Some("invalid_request")), "{bad}");
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn the_fixity_sweep_rehashes_stored_bytes_and_flags_a_mismatch(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let (kept, altered) = (sample("interview-notes.txt"), sample("board-minutes.docx"));
+    let (a, b) = (app.upload(&kept, json!({})).await, app.upload(&altered, json!({})).await);
+    let a_indexed = app.wait_status(&a, "indexed").await;
+    let b_sha = app.wait_status(&b, "indexed").await["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(a_indexed["fixity_ok"], true, "verification at ingest is the first check");
+    let first_check = a_indexed["fixity_checked_at"].as_str().unwrap().to_owned();
+
+    // Both checks are due; b's stored bytes are changed behind the service's back.
+    sqlx::query("UPDATE content SET fixity_checked_at = now() - interval '30 days'").execute(&pool).await.unwrap();
+    let mut bytes = altered.bytes.clone();
+    bytes[10] ^= 0x01;
+    app.storage.put(&format!("{TENANT}/content/{b_sha}"), &bytes, "application/octet-stream").await.unwrap();
+    evidence::fixity::schedule_fixity(&app.app_pool, &Default::default()).await.unwrap();
+    crate::support::poll_for(crate::support::WAIT, "the fixity sweep to finish", || async {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM job WHERE kind = 'fixity_sweep' AND state = 'completed'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (done == 1).then_some(())
+    })
+    .await;
+
+    let (_, a_now) = app.get(&format!("/v1/evidence/{a}")).await;
+    assert_eq!(a_now["fixity_ok"], true);
+    assert!(a_now["fixity_checked_at"].as_str().unwrap() > first_check.as_str(), "checked again: {a_now}");
+    let (_, b_now) = app.get(&format!("/v1/evidence/{b}")).await;
+    assert_eq!((&b_now["fixity_ok"], &b_now["status"]), (&json!(false), &json!("indexed")), "flagged: {b_now}");
+    assert_eq!(b_now["sha256"], b_sha, "the verified hash is kept");
+
+    for (id, ok, found) in
+        [(&a, true, a_indexed["sha256"].as_str().unwrap().to_owned()), (&b, false, hex(&Sha256::digest(&bytes)))]
+    {
+        let (_, log) = app.get(&format!("/v1/evidence/{id}/custody")).await;
+        let checks: Vec<Value> = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "fixity_checked")
+            .map(|e| serde_json::from_str(e["details"].as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(checks.len(), 1, "one entry per check: {checks:?}");
+        assert_eq!((&checks[0]["ok"], checks[0]["found_sha256"].as_str()), (&json!(ok), Some(found.as_str())));
+    }
+    // The next sweep is scheduled, not run at once: everything was checked.
+    let next: bool = sqlx::query_scalar(
+        "SELECT run_at > now() + interval '30 minutes' FROM job WHERE kind = 'fixity_sweep' AND state = 'available'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(next, "the next sweep waits for the interval");
+    app.stop().await;
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use api::AppState;
 use evidence::config::{IngestSettings, S3Settings};
+use evidence::fixity::{FixityHandler, FixitySettings, register_fixity};
 use evidence::keys::NewKey;
 use evidence::samples::Sample;
 use evidence::storage::Storage;
@@ -103,6 +104,17 @@ impl TestApp {
         };
         let mut ingest = IngestSettings::from_env().unwrap();
         ingest.extract_bin = extract_bin();
+        // The fixity sweep is registered but runs only when a test schedules it.
+        let fixity = FixityHandler {
+            pool: pool.clone(),
+            storage: worker_storage.clone(),
+            jobs: Default::default(),
+            settings: Arc::new(FixitySettings {
+                interval: Duration::from_secs(24 * 3600),
+                bytes_per_sec: 1 << 40,
+                tmp_dir: ingest.tmp_dir.clone(),
+            }),
+        };
         let handler = IngestHandler { pool: pool.clone(), storage: worker_storage, settings: Arc::new(ingest) };
         let mut registry = Registry::new();
         register(
@@ -110,6 +122,7 @@ impl TestApp {
             handler,
             RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_millis(400) },
         );
+        register_fixity(&mut registry, fixity);
         let worker = Worker::new(
             pool.clone(),
             registry,

@@ -24,6 +24,8 @@ pub enum Event {
     Viewed,
     DownloadUrlIssued,
     Reindexed,
+    /// The periodic re-hash of the stored bytes (with its result).
+    FixityChecked,
 }
 
 impl Event {
@@ -37,6 +39,7 @@ impl Event {
             Event::Viewed => "viewed",
             Event::DownloadUrlIssued => "download_url_issued",
             Event::Reindexed => "reindexed",
+            Event::FixityChecked => "fixity_checked",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod custody;
 mod error;
 pub mod extract;
+pub mod fixity;
 pub mod health;
 mod ingest;
 pub mod keys;

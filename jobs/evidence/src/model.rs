@@ -177,6 +177,9 @@ pub struct Evidence {
     pub job: Option<JobSummary>,
     /// Where the verified bytes are (`<tenant>/content/<sha256>`), once verified.
     pub stored_key: Option<String>,
+    /// The last periodic re-hash of the stored bytes, and whether they still matched.
+    pub fixity_checked_at: Option<DateTime<Utc>>,
+    pub fixity_ok: Option<bool>,
     // From the content row, once indexed.
     pub sha1: Option<String>,
     pub md5: Option<String>,

@@ -48,8 +48,8 @@ macro_rules! evidence_columns {
         "SELECT e.id, e.filename, e.content_type, e.size_bytes, e.declared_sha256, e.case_id, e.tags,
                 e.description, e.custodian, e.collected_at, e.source, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
                 e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at,
-                e.job_id, e.stored_key, c.sha1, c.md5, c.media_type, c.extractor, c.text_bytes, c.text_truncated,
-                c.extract_note"
+                e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
+                c.text_bytes, c.text_truncated, c.extract_note"
     };
 }
 
@@ -270,8 +270,8 @@ pub async fn insert_content(
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
              INSERT INTO content (tenant_id, sha256, size_bytes, media_type, extractor, text_bytes, text_truncated,
-                                  extract_note, sha1, md5)
-             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12)
+                                  extract_note, sha1, md5, fixity_checked_at)
+             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12, now())
              ON CONFLICT (tenant_id, sha256) DO NOTHING
              RETURNING tenant_id, sha256
          ),
@@ -346,6 +346,7 @@ pub async fn mark_indexed(
 ) -> Result<Option<bool>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE evidence SET status = 'indexed', sha256 = $2, stored_key = $6, attempts = $4, last_error = NULL,
+                             fixity_checked_at = now(), fixity_ok = true,
                              duplicate = CASE WHEN sha256 = $2 AND duplicate IS NOT NULL THEN duplicate ELSE $3 END,
                              indexed_at = now(), updated_at = now()
          WHERE tenant_id = $5 AND id = $1 AND status = 'queued'
@@ -578,6 +579,47 @@ pub async fn revoke_key<'e>(
     .bind(scope.tenant.map(TenantId::as_str))
     .bind(scope.within)
     .fetch_optional(exec)
+    .await
+}
+
+// --- Fixity
+
+/// Content of every tenant whose bytes are at their content key and were last checked (or
+/// verified) longer than `older_than` ago, least recently checked first.
+pub async fn fixity_due(
+    pool: &PgPool,
+    older_than: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT tenant_id, sha256, size_bytes FROM fixity_due(make_interval(secs => $1), $2)")
+        .bind(older_than.as_secs_f64())
+        .bind(limit as i32)
+        .fetch_all(pool)
+        .await
+}
+
+/// Record a fixity check of the tenant's bytes at `stored_key`: on the content, and on every
+/// evidence stored there, whose ids it returns.
+pub async fn record_fixity(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    sha256: &str,
+    stored_key: &str,
+    ok: bool,
+) -> Result<Vec<EvidenceId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH c AS (
+             UPDATE content SET fixity_checked_at = now() WHERE tenant_id = $1 AND sha256 = $2
+         )
+         UPDATE evidence SET fixity_checked_at = now(), fixity_ok = $4
+         WHERE tenant_id = $1 AND sha256 = $2 AND stored_key = $3
+         RETURNING id",
+    )
+    .bind(tenant.as_str())
+    .bind(sha256)
+    .bind(stored_key)
+    .bind(ok)
+    .fetch_all(conn)
     .await
 }
 

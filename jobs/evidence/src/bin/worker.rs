@@ -1,11 +1,12 @@
-//! The worker process: claims ingest jobs from Postgres and runs them; serves /health, /ready
-//! and /metrics on WORKER_BIND. Stops gracefully on SIGTERM or Ctrl-C.
+//! The worker process: claims ingest jobs (and the periodic fixity sweep) from Postgres and runs
+//! them; serves /health, /ready and /metrics on WORKER_BIND. Stops gracefully on SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use evidence::config::{self, DatabaseSettings, IngestSettings, LogSettings, S3Settings};
+use evidence::fixity::{self, FixityHandler};
 use evidence::health::{Probe, WorkerFacts};
 use evidence::{IngestHandler, SearchLimits, Service, startup};
 use queue::{Registry, Worker};
@@ -29,11 +30,21 @@ async fn main() -> anyhow::Result<()> {
         ingest.extract_bin.display()
     );
 
+    let fixity = config::fixity_from_env(&ingest.tmp_dir)?;
     let mut registry = Registry::new();
     let max_object_bytes = ingest.max_object_bytes;
     let handler = IngestHandler { pool: pool.clone(), storage: storage.clone(), settings: Arc::new(ingest) };
     evidence::register(&mut registry, handler, retry);
     let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
+    if let Some(settings) = &fixity {
+        let handler = FixityHandler {
+            pool: pool.clone(),
+            storage: storage.clone(),
+            jobs: table.clone(),
+            settings: Arc::new(settings.clone()),
+        };
+        fixity::register_fixity(&mut registry, handler);
+    }
     let searches = SearchLimits::default();
     let service = Service {
         pool: pool.clone(),
@@ -45,13 +56,28 @@ async fn main() -> anyhow::Result<()> {
         known_keys: Default::default(),
     };
     let worker = Worker::new(pool.clone(), registry, worker_config)?;
-    let probe = Probe::worker(service, WorkerFacts { status: worker.status(), table, queue });
+    let probe = Probe::worker(service, WorkerFacts { status: worker.status(), table: table.clone(), queue });
 
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("WORKER_BIND {bind}"))?;
     tracing::info!(bind = %listener.local_addr()?, "worker health endpoints listening");
     let http = tokio::spawn(evidence::health::serve(listener, probe, metrics, shutdown.clone()));
     let gauges = tokio::spawn(evidence::report_status_counts(pool.clone(), Duration::from_secs(15), shutdown.clone()));
+    if fixity.is_some() {
+        // The database may still be down: the sweep is scheduled once it answers.
+        let (pool, table, stop) = (pool.clone(), table.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(1);
+            while let Err(e) = fixity::schedule_fixity(&pool, &table).await {
+                tracing::warn!(error = %e, "could not schedule the fixity sweep yet");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+        });
+    }
     let run = tokio::spawn(worker.run(shutdown.clone()));
     startup::shutdown_signal().await;
     tracing::info!("shutdown requested");
