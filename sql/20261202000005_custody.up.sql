@@ -26,10 +26,12 @@ CREATE TRIGGER evidence_custody_fields_are_kept BEFORE UPDATE OF custodian, coll
 
 -- One entry per event. `seq` numbers a tenant's chain from 1 without gaps; `hash` is
 -- sha256(encoding of the entry, which starts with `prev_hash`), both lower-case hex; the first
--- entry's `prev_hash` is 64 zeros.
+-- entry's `prev_hash` is 64 zeros. `seq`, `at`, `prev_hash` and `hash` are set when the writing
+-- transaction commits (custody_seal below); no other transaction ever sees an entry without them.
 CREATE TABLE custody_entry (
+    id           bigserial   PRIMARY KEY,
     tenant_id    text        NOT NULL REFERENCES tenant (id),
-    seq          bigint      NOT NULL,
+    seq          bigint,
     evidence_id  uuid,
     event        text        NOT NULL,
     -- `api_key` (the key's id and name), `worker` (the ingest job's id) or `operator` (the
@@ -38,19 +40,20 @@ CREATE TABLE custody_entry (
     actor_id     text        NOT NULL,
     actor_name   text        NOT NULL,
     request_id   text,
-    at           timestamptz NOT NULL,
+    -- Database time at which the entry took its place in the chain (its transaction's commit).
+    at           timestamptz,
     -- A JSON object, kept as the exact text that was hashed.
     details      text        NOT NULL,
-    prev_hash    text        NOT NULL,
-    hash         text        NOT NULL,
-    PRIMARY KEY (tenant_id, seq),
+    prev_hash    text,
+    hash         text,
+    CONSTRAINT custody_entry_seq_unique UNIQUE (tenant_id, seq),
     CONSTRAINT custody_entry_actor_kind CHECK (actor_kind IN ('api_key', 'worker', 'operator')),
     CONSTRAINT custody_entry_details_json CHECK (details::jsonb IS NOT NULL)
 );
 CREATE INDEX custody_entry_evidence_idx ON custody_entry (tenant_id, evidence_id, seq);
 
--- The last entry of each tenant's chain. Appending locks this one row: writers of one tenant
--- take turns, writers of different tenants never wait for each other.
+-- The last entry of each tenant's chain. Sealing locks this one row: one tenant's commits take
+-- turns for the moment the seal takes, different tenants never wait for each other.
 CREATE TABLE custody_head (
     tenant_id  text   PRIMARY KEY REFERENCES tenant (id),
     seq        bigint NOT NULL,
@@ -58,7 +61,7 @@ CREATE TABLE custody_head (
 );
 
 -- The bytes an entry's hash covers: each field as `<length in bytes>:<value>\n`, in this order,
--- an absent value as the empty string. Used by custody_append; verifiers rebuild it alike.
+-- an absent value as the empty string. Used by custody_seal; verifiers rebuild it alike.
 CREATE FUNCTION custody_encoding(
     prev_hash text, seq bigint, tenant_id text, evidence_id uuid, event text, actor_kind text,
     actor_id text, actor_name text, request_id text, at timestamptz, details text
@@ -72,36 +75,47 @@ LANGUAGE sql IMMUTABLE AS $$
     ]) WITH ORDINALITY AS t(f, n)
 $$;
 
--- Append one entry to the tenant's chain and return its seq. Runs with the caller's rights:
--- row-level security keeps each tenant to its own chain.
+-- Write one entry in the caller's transaction (with the caller's rights: row-level security
+-- keeps each tenant to its own log). It takes its place in the chain when that transaction
+-- commits.
 CREATE FUNCTION custody_append(
     p_tenant text, p_evidence uuid, p_event text, p_actor_kind text, p_actor_id text, p_actor_name text,
     p_request_id text, p_details jsonb
-) RETURNS bigint
-LANGUAGE plpgsql AS $$
+) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO custody_entry (tenant_id, evidence_id, event, actor_kind, actor_id, actor_name, request_id, details)
+    VALUES (p_tenant, p_evidence, p_event, p_actor_kind, p_actor_id, p_actor_name, p_request_id, p_details::text)
+$$;
+
+-- At commit (a deferred constraint trigger), each new entry in the order it was written: lock
+-- the tenant's head, take the next seq, the time and the hash, move the head. Holding the head
+-- only inside the commit, not from the append on, is what lets a tenant's writers proceed
+-- side by side until their last step. SECURITY DEFINER: the application role may not update
+-- entries or the head itself.
+CREATE FUNCTION custody_seal() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
     head custody_head%ROWTYPE;
     entry_at timestamptz := clock_timestamp();
-    entry_details text := p_details::text;
     entry_hash text;
 BEGIN
-    SELECT * INTO head FROM custody_head h WHERE h.tenant_id = p_tenant FOR UPDATE;
+    SELECT * INTO head FROM custody_head h WHERE h.tenant_id = NEW.tenant_id FOR UPDATE;
     IF NOT FOUND THEN
-        INSERT INTO custody_head (tenant_id, seq, hash) VALUES (p_tenant, 0, repeat('0', 64))
+        INSERT INTO custody_head (tenant_id, seq, hash) VALUES (NEW.tenant_id, 0, repeat('0', 64))
             ON CONFLICT (tenant_id) DO NOTHING;
-        SELECT * INTO head FROM custody_head h WHERE h.tenant_id = p_tenant FOR UPDATE;
+        SELECT * INTO head FROM custody_head h WHERE h.tenant_id = NEW.tenant_id FOR UPDATE;
     END IF;
     entry_hash := encode(sha256(custody_encoding(
-        head.hash, head.seq + 1, p_tenant, p_evidence, p_event, p_actor_kind, p_actor_id, p_actor_name,
-        p_request_id, entry_at, entry_details)), 'hex');
-    INSERT INTO custody_entry (tenant_id, seq, evidence_id, event, actor_kind, actor_id, actor_name, request_id,
-                               at, details, prev_hash, hash)
-    VALUES (p_tenant, head.seq + 1, p_evidence, p_event, p_actor_kind, p_actor_id, p_actor_name, p_request_id,
-            entry_at, entry_details, head.hash, entry_hash);
-    UPDATE custody_head h SET seq = head.seq + 1, hash = entry_hash WHERE h.tenant_id = p_tenant;
-    RETURN head.seq + 1;
+        head.hash, head.seq + 1, NEW.tenant_id, NEW.evidence_id, NEW.event, NEW.actor_kind, NEW.actor_id,
+        NEW.actor_name, NEW.request_id, entry_at, NEW.details)), 'hex');
+    UPDATE custody_entry e SET seq = head.seq + 1, at = entry_at, prev_hash = head.hash, hash = entry_hash
+    WHERE e.id = NEW.id;
+    UPDATE custody_head h SET seq = head.seq + 1, hash = entry_hash WHERE h.tenant_id = NEW.tenant_id;
+    RETURN NULL;
 END
 $$;
+CREATE CONSTRAINT TRIGGER custody_seal AFTER INSERT ON custody_entry
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION custody_seal();
 
 -- Entries are never changed or removed, by anyone: the application role is not granted it, and
 -- this trigger refuses it to every other role too (a superuser who disables it is found out by
@@ -109,6 +123,11 @@ $$;
 CREATE FUNCTION custody_entry_is_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- The one change allowed: the seal of an entry its own transaction wrote (no other
+    -- transaction can see an entry before it is sealed).
+    IF TG_OP = 'UPDATE' AND OLD.hash IS NULL THEN
+        RETURN NEW;
+    END IF;
     RAISE EXCEPTION 'custody entries cannot be changed or removed (% refused)', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END
@@ -123,7 +142,8 @@ ALTER TABLE custody_head ENABLE ROW LEVEL SECURITY;
 CREATE POLICY custody_entry_tenant ON custody_entry USING (tenant_id = current_setting('app.tenant_id', true));
 CREATE POLICY custody_head_tenant ON custody_head USING (tenant_id = current_setting('app.tenant_id', true));
 GRANT SELECT, INSERT ON custody_entry TO evidence_app;
-GRANT SELECT, INSERT, UPDATE ON custody_head TO evidence_app;
+GRANT USAGE ON SEQUENCE custody_entry_id_seq TO evidence_app;
+GRANT SELECT ON custody_head TO evidence_app;
 
 -- An operator's cancel or retry of an ingest job (which moves its evidence, see
 -- …0002_evidence_follows_its_job) is recorded too, in the same transaction, naming the

@@ -238,7 +238,7 @@ mod tests {
         e
     }
 
-    /// An entry `custody_append` wrote (psql, against the custody migration): the same fields
+    /// An entry the database sealed (psql, against the custody migration): the same fields
     /// must give the same hash here.
     #[test]
     fn the_encoding_and_hash_match_the_database() {

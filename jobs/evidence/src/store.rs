@@ -625,14 +625,14 @@ pub async fn record_fixity(
 
 // --- Custody
 
-/// Append `entry` to its tenant's custody chain (in the caller's transaction, so the entry and
-/// the change it records commit or roll back together); its position in the chain.
+/// Write `entry` in the caller's transaction, so the entry and the change it records commit or
+/// roll back together; it takes its place in the tenant's chain (seq, time, hash) at commit.
 pub async fn append_custody(
     conn: &mut PgConnection,
     tenant: &TenantId,
     entry: &NewEntry<'_>,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT custody_append($1, $2, $3, $4, $5, $6, $7, $8)")
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT custody_append($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(tenant.as_str())
         .bind(entry.evidence)
         .bind(entry.event.as_str())
@@ -641,8 +641,9 @@ pub async fn append_custody(
         .bind(&entry.actor.name)
         .bind(entry.request_id)
         .bind(&entry.details)
-        .fetch_one(conn)
+        .execute(conn)
         .await
+        .map(|_| ())
 }
 
 const CUSTODY_COLUMNS: &str =
