@@ -18,7 +18,7 @@ $$;
 
 DROP TABLE custody_entry;
 DROP TABLE custody_head;
-DROP FUNCTION custody_seal();
+DROP FUNCTION custody_seal(integer);
 DROP FUNCTION custody_append(text, uuid, text, text, text, text, text, jsonb);
 DROP FUNCTION custody_encoding(text, bigint, text, uuid, text, text, text, text, text, timestamptz, text);
 DROP FUNCTION custody_entry_is_append_only();

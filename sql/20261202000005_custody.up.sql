@@ -26,8 +26,8 @@ CREATE TRIGGER evidence_custody_fields_are_kept BEFORE UPDATE OF custodian, coll
 
 -- One entry per event. `seq` numbers a tenant's chain from 1 without gaps; `hash` is
 -- sha256(encoding of the entry, which starts with `prev_hash`), both lower-case hex; the first
--- entry's `prev_hash` is 64 zeros. `seq`, `at`, `prev_hash` and `hash` are set when the writing
--- transaction commits (custody_seal below); no other transaction ever sees an entry without them.
+-- entry's `prev_hash` is 64 zeros. `seq`, `at`, `prev_hash` and `hash` are set by the sealer
+-- (custody_seal below), moments after the writing transaction commits.
 CREATE TABLE custody_entry (
     id           bigserial   PRIMARY KEY,
     tenant_id    text        NOT NULL REFERENCES tenant (id),
@@ -40,7 +40,7 @@ CREATE TABLE custody_entry (
     actor_id     text        NOT NULL,
     actor_name   text        NOT NULL,
     request_id   text,
-    -- Database time at which the entry took its place in the chain (its transaction's commit).
+    -- Database time at which the entry took its place in the chain.
     at           timestamptz,
     -- A JSON object, kept as the exact text that was hashed.
     details      text        NOT NULL,
@@ -52,8 +52,7 @@ CREATE TABLE custody_entry (
 );
 CREATE INDEX custody_entry_evidence_idx ON custody_entry (tenant_id, evidence_id, seq);
 
--- The last entry of each tenant's chain. Sealing locks this one row: one tenant's commits take
--- turns for the moment the seal takes, different tenants never wait for each other.
+-- The last entry of each tenant's chain; the sealer locks it while it chains a batch.
 CREATE TABLE custody_head (
     tenant_id  text   PRIMARY KEY REFERENCES tenant (id),
     seq        bigint NOT NULL,
@@ -76,8 +75,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Write one entry in the caller's transaction (with the caller's rights: row-level security
--- keeps each tenant to its own log). It takes its place in the chain when that transaction
--- commits.
+-- keeps each tenant to its own log). The sealer puts it in the chain once it is committed.
 CREATE FUNCTION custody_append(
     p_tenant text, p_evidence uuid, p_event text, p_actor_kind text, p_actor_id text, p_actor_name text,
     p_request_id text, p_details jsonb
@@ -87,35 +85,48 @@ LANGUAGE sql AS $$
     VALUES (p_tenant, p_evidence, p_event, p_actor_kind, p_actor_id, p_actor_name, p_request_id, p_details::text)
 $$;
 
--- At commit (a deferred constraint trigger), each new entry in the order it was written: lock
--- the tenant's head, take the next seq, the time and the hash, move the head. Holding the head
--- only inside the commit, not from the append on, is what lets a tenant's writers proceed
--- side by side until their last step. SECURITY DEFINER: the application role may not update
--- entries or the head itself.
-CREATE FUNCTION custody_seal() RETURNS trigger
+-- Entries not yet in the chain, found fast.
+CREATE INDEX custody_entry_unsealed_idx ON custody_entry (tenant_id, id) WHERE hash IS NULL;
+
+-- Put committed entries in their tenant's chain, oldest first, at most `max_rows` per tenant per
+-- call: lock the tenant's head, give each entry the next seq, the time and its hash, move the
+-- head. The workers call it in a loop (custody::run_sealer); one tenant's writers never wait
+-- for each other, and a batch of entries costs one lock and one commit. A sealer that finds a
+-- tenant's head locked by another sealer skips that tenant. SECURITY DEFINER: it spans tenants,
+-- and the application role may not update entries or the head itself.
+CREATE FUNCTION custody_seal(max_rows integer) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
+    t text;
     head custody_head%ROWTYPE;
-    entry_at timestamptz := clock_timestamp();
+    e custody_entry%ROWTYPE;
+    entry_at timestamptz;
     entry_hash text;
+    sealed integer := 0;
 BEGIN
-    SELECT * INTO head FROM custody_head h WHERE h.tenant_id = NEW.tenant_id FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO custody_head (tenant_id, seq, hash) VALUES (NEW.tenant_id, 0, repeat('0', 64))
+    FOR t IN SELECT DISTINCT u.tenant_id FROM custody_entry u WHERE u.hash IS NULL LOOP
+        INSERT INTO custody_head (tenant_id, seq, hash) VALUES (t, 0, repeat('0', 64))
             ON CONFLICT (tenant_id) DO NOTHING;
-        SELECT * INTO head FROM custody_head h WHERE h.tenant_id = NEW.tenant_id FOR UPDATE;
-    END IF;
-    entry_hash := encode(sha256(custody_encoding(
-        head.hash, head.seq + 1, NEW.tenant_id, NEW.evidence_id, NEW.event, NEW.actor_kind, NEW.actor_id,
-        NEW.actor_name, NEW.request_id, entry_at, NEW.details)), 'hex');
-    UPDATE custody_entry e SET seq = head.seq + 1, at = entry_at, prev_hash = head.hash, hash = entry_hash
-    WHERE e.id = NEW.id;
-    UPDATE custody_head h SET seq = head.seq + 1, hash = entry_hash WHERE h.tenant_id = NEW.tenant_id;
-    RETURN NULL;
+        SELECT * INTO head FROM custody_head h WHERE h.tenant_id = t FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        FOR e IN SELECT * FROM custody_entry u WHERE u.tenant_id = t AND u.hash IS NULL ORDER BY u.id LIMIT max_rows LOOP
+            entry_at := clock_timestamp();
+            entry_hash := encode(sha256(custody_encoding(
+                head.hash, head.seq + 1, e.tenant_id, e.evidence_id, e.event, e.actor_kind, e.actor_id,
+                e.actor_name, e.request_id, entry_at, e.details)), 'hex');
+            UPDATE custody_entry u SET seq = head.seq + 1, at = entry_at, prev_hash = head.hash, hash = entry_hash
+            WHERE u.id = e.id;
+            head.seq := head.seq + 1;
+            head.hash := entry_hash;
+            sealed := sealed + 1;
+        END LOOP;
+        UPDATE custody_head h SET seq = head.seq, hash = head.hash WHERE h.tenant_id = t;
+    END LOOP;
+    RETURN sealed;
 END
 $$;
-CREATE CONSTRAINT TRIGGER custody_seal AFTER INSERT ON custody_entry
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION custody_seal();
+REVOKE ALL ON FUNCTION custody_seal(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custody_seal(integer) TO evidence_app;
 
 -- Entries are never changed or removed, by anyone: the application role is not granted it, and
 -- this trigger refuses it to every other role too (a superuser who disables it is found out by
@@ -123,8 +134,7 @@ CREATE CONSTRAINT TRIGGER custody_seal AFTER INSERT ON custody_entry
 CREATE FUNCTION custody_entry_is_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- The one change allowed: the seal of an entry its own transaction wrote (no other
-    -- transaction can see an entry before it is sealed).
+    -- The one change allowed: sealing an entry not yet in the chain (custody_seal).
     IF TG_OP = 'UPDATE' AND OLD.hash IS NULL THEN
         RETURN NEW;
     END IF;

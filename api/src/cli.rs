@@ -87,12 +87,15 @@ pub async fn custody(args: &[String]) -> anyhow::Result<bool> {
             let tenant = TenantId::new(&flags.one("--tenant")?)?;
             let pool = startup::owner_pool(&db).await?;
             match custody::verify_tenant(&pool, &tenant).await? {
-                Verdict::Intact { count: 0, .. } => {
+                Verdict::Intact { count: 0, pending: 0, .. } => {
                     println!("tenant {tenant} has no custody entries (is the tenant's name right?)");
                     Ok(true)
                 }
-                Verdict::Intact { count, head } => {
+                Verdict::Intact { count, head, pending } => {
                     println!("custody chain of tenant {tenant} is intact: {count} entries, head {head}");
+                    if pending > 0 {
+                        println!("{pending} newer entries are not sealed into the chain yet (is a worker running?)");
+                    }
                     Ok(true)
                 }
                 Verdict::Broken(b) => {

@@ -25,8 +25,9 @@ enum Tag {
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct CustodyEntryView {
-    /// Position in the tenant's chain, from 1, without gaps.
-    pub seq: i64,
+    /// Position in the tenant's chain, from 1, without gaps; absent for the moment between the
+    /// commit of the entry and its seal into the chain (as are `at`, `prev_hash` and `hash`).
+    pub seq: Option<i64>,
     pub evidence_id: Option<Uuid>,
     /// created, upload_completed, verified, indexed, failed, viewed, download_url_issued, reindexed.
     pub event: String,
@@ -36,14 +37,14 @@ pub struct CustodyEntryView {
     pub actor_id: String,
     pub actor_name: String,
     pub request_id: Option<String>,
-    /// Database time of the entry.
-    pub at: DateTime<Utc>,
+    /// Database time at which the entry took its place in the chain.
+    pub at: Option<DateTime<Utc>>,
     /// The event's facts: a JSON object, as the exact text the hash covers.
     pub details: String,
     /// The hash of the entry before it in the chain (64 zeros for the first).
-    pub prev_hash: String,
+    pub prev_hash: Option<String>,
     /// SHA-256 over this entry's encoding, which starts with `prev_hash`.
-    pub hash: String,
+    pub hash: Option<String>,
 }
 
 impl From<Entry> for CustodyEntryView {
@@ -78,6 +79,8 @@ pub struct ChainVerification {
     pub count: Option<i64>,
     /// The hash of the last entry (when intact): keep it to check later that nothing before it changed.
     pub head: Option<String>,
+    /// Entries committed but not yet sealed into the chain (when intact); usually 0 within a second.
+    pub pending: Option<i64>,
     /// The position of the first entry that does not follow (when broken).
     pub broken_at: Option<i64>,
     /// What did not hold there: `hash`, `prev_hash`, `seq` or `head`.
@@ -89,10 +92,11 @@ pub struct ChainVerification {
 impl From<Verdict> for ChainVerification {
     fn from(v: Verdict) -> Self {
         match v {
-            Verdict::Intact { count, head } => Self {
+            Verdict::Intact { count, head, pending } => Self {
                 intact: true,
                 count: Some(count),
                 head: Some(head),
+                pending: Some(pending),
                 broken_at: None,
                 field: None,
                 expected: None,
@@ -102,6 +106,7 @@ impl From<Verdict> for ChainVerification {
                 intact: false,
                 count: None,
                 head: None,
+                pending: None,
                 broken_at: Some(b.seq),
                 field: Some(b.field.to_owned()),
                 expected: Some(b.expected),

@@ -41,10 +41,18 @@ async fn events(app: &TestApp, id: &str) -> Vec<Value> {
     log["items"].as_array().unwrap().clone()
 }
 
+/// The tenant's chain verified once the sealer has caught up (no entry pending).
 async fn verify(app: &TestApp) -> Value {
-    let (status, verdict) = app.get("/v1/custody/verify").await;
-    assert_eq!(status, 200, "{verdict}");
-    verdict
+    verify_as(app, &app.http).await
+}
+
+async fn verify_as(app: &TestApp, http: &reqwest::Client) -> Value {
+    poll_for(WAIT, "every custody entry to be sealed", || async {
+        let (status, verdict) = app.send(http.get(format!("{}/v1/custody/verify", app.base))).await;
+        assert_eq!(status, 200, "{verdict}");
+        (verdict["intact"] == false || verdict["pending"] == 0).then_some(verdict)
+    })
+    .await
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
@@ -68,6 +76,7 @@ async fn every_event_is_recorded_once_with_who_and_the_chain_verifies(pool: PgPo
     assert_eq!(app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await.0, 202);
     wait_status(&app, &id, "indexed").await;
 
+    let verdict = verify(&app).await;
     let log = events(&app, &id).await;
     let names: Vec<_> = log.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(
@@ -111,7 +120,6 @@ async fn every_event_is_recorded_once_with_who_and_the_chain_verifies(pool: PgPo
     assert_eq!(log[2]["request_id"], log[1]["request_id"], "the worker's entries carry the complete's request id");
 
     // The whole chain: these ten plus nothing else, intact, ending where the last entry ends.
-    let verdict = verify(&app).await;
     assert_eq!((&verdict["intact"], &verdict["count"]), (&json!(true), &json!(10)), "{verdict}");
     assert_eq!(verdict["head"], log[9]["hash"]);
     let seqs: Vec<_> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
@@ -212,7 +220,7 @@ async fn two_tenants_uploading_at_once_keep_two_intact_chains(pool: PgPool) {
         wait_status(&app, id, "indexed").await;
     }
     for http in [&app.http, &other] {
-        let (_, verdict) = app.send(http.get(format!("{}/v1/custody/verify", app.base))).await;
+        let verdict = verify_as(&app, http).await;
         assert_eq!((&verdict["intact"], &verdict["count"]), (&json!(true), &json!(12)), "{verdict}");
     }
     let (status, _) = app.send(other.get(format!("{}/v1/evidence/{}/custody", app.base, ids[0]))).await;
@@ -249,6 +257,7 @@ async fn an_entry_and_the_change_it_records_commit_or_roll_back_together(pool: P
     sqlx::query("DROP TRIGGER refuse_entry ON custody_entry").execute(&pool).await.unwrap();
     assert_eq!(app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await.0, 202);
     wait_status(&app, &id, "indexed").await;
+    assert_eq!(verify(&app).await["intact"], true);
     let names: Vec<_> = events(&app, &id).await.iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names, ["created", "upload_completed", "verified", "indexed"], "no entry without its change");
     assert_eq!(verify(&app).await["intact"], true);

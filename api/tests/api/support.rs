@@ -134,6 +134,8 @@ impl TestApp {
         )
         .expect("valid worker config");
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+        let sealing = evidence::custody::run_sealer(pool.clone(), Duration::from_millis(20), shutdown.clone());
+        tasks.push(tokio::spawn(sealing));
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

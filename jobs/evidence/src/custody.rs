@@ -1,6 +1,6 @@
 //! The custody log: every event of every evidence, one hash-chained, append-only log per tenant,
 //! each entry written in the same transaction as the change it records (the `custody_append`
-//! function of the custody migration). Verifying a chain needs nothing but its entries: each
+//! function of the custody migration), then put in its chain by the sealer ([`run_sealer`]). Verifying a chain needs nothing but its entries: each
 //! entry's hash is SHA-256 over [`encoding`], which starts with the previous entry's hash.
 
 use chrono::{DateTime, Utc};
@@ -72,22 +72,23 @@ pub struct NewEntry<'a> {
     pub details: Value,
 }
 
-/// An entry as stored.
+/// An entry as stored. `seq`, `at`, `prev_hash` and `hash` are `None` until the sealer has put
+/// it in the chain (moments after its transaction commits).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Entry {
     pub tenant_id: String,
-    pub seq: i64,
+    pub seq: Option<i64>,
     pub evidence_id: Option<Uuid>,
     pub event: String,
     pub actor_kind: String,
     pub actor_id: String,
     pub actor_name: String,
     pub request_id: Option<String>,
-    pub at: DateTime<Utc>,
+    pub at: Option<DateTime<Utc>>,
     /// A JSON object, as the exact text that was hashed.
     pub details: String,
-    pub prev_hash: String,
-    pub hash: String,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
 }
 
 /// The hash before a chain's first entry.
@@ -96,13 +97,14 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The bytes an entry's hash covers: each field as `<length in bytes>:<value>\n`, in this order:
 /// prev_hash, seq, tenant_id, evidence_id, event, actor_kind, actor_id, actor_name, request_id,
 /// at (UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`), details; an absent value is the empty string. The
-/// same as the database's `custody_encoding`.
+/// same as the database's `custody_encoding`. Meant for sealed entries (an unsealed one's missing
+/// fields count as empty).
 pub fn encoding(e: &Entry) -> Vec<u8> {
-    let seq = e.seq.to_string();
+    let seq = e.seq.map(|s| s.to_string()).unwrap_or_default();
     let evidence = e.evidence_id.map(|id| id.to_string()).unwrap_or_default();
-    let at = e.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let at = e.at.map(|at| at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()).unwrap_or_default();
     let fields = [
-        e.prev_hash.as_str(),
+        e.prev_hash.as_deref().unwrap_or(""),
         &seq,
         &e.tenant_id,
         &evidence,
@@ -130,7 +132,8 @@ pub fn entry_hash(e: &Entry) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Every link holds: `count` entries, the last with hash `head` (GENESIS for none).
-    Intact { count: i64, head: String },
+    /// `pending` entries were committed but not yet sealed into the chain.
+    Intact { count: i64, head: String, pending: i64 },
     /// The first entry that does not follow from the one before it.
     Broken(BrokenLink),
 }
@@ -170,12 +173,13 @@ impl Verifier {
         }
         let expected_seq = self.count + 1;
         let computed = entry_hash(e);
-        let broken = if e.seq != expected_seq {
-            Some(("seq", expected_seq.to_string(), e.seq.to_string()))
-        } else if e.prev_hash != self.last_hash {
-            Some(("prev_hash", self.last_hash.clone(), e.prev_hash.clone()))
-        } else if e.hash != computed {
-            Some(("hash", computed, e.hash.clone()))
+        let (seq, prev_hash, hash) = (e.seq.unwrap_or(0), e.prev_hash.as_deref(), e.hash.as_deref());
+        let broken = if seq != expected_seq {
+            Some(("seq", expected_seq.to_string(), seq.to_string()))
+        } else if prev_hash != Some(self.last_hash.as_str()) {
+            Some(("prev_hash", self.last_hash.clone(), prev_hash.unwrap_or_default().to_owned()))
+        } else if hash != Some(computed.as_str()) {
+            Some(("hash", computed.clone(), hash.unwrap_or_default().to_owned()))
         } else {
             None
         };
@@ -185,13 +189,14 @@ impl Verifier {
             }
             None => {
                 self.count += 1;
-                self.last_hash = e.hash.clone();
+                self.last_hash = computed;
             }
         }
     }
 
-    /// The verdict, given the head the database recorded (`None`: the tenant has no chain yet).
-    pub fn finish(self, head: Option<(i64, String)>) -> Verdict {
+    /// The verdict, given the head the database recorded (`None`: the tenant has no chain yet)
+    /// and how many entries wait for the sealer.
+    pub fn finish(self, head: Option<(i64, String)>, pending: i64) -> Verdict {
         if let Some(broken) = self.broken {
             return Verdict::Broken(broken);
         }
@@ -204,7 +209,28 @@ impl Verifier {
                 found: format!("{} entries ending in {}", self.count, self.last_hash),
             });
         }
-        Verdict::Intact { count: self.count, head: self.last_hash }
+        Verdict::Intact { count: self.count, head: self.last_hash, pending }
+    }
+}
+
+/// Seal committed entries into their chains until `stop`: at once while there are more than a
+/// batch, else every `every`. Each worker runs one; sealers of different workers skip a tenant
+/// another is sealing.
+pub async fn run_sealer(pool: sqlx::PgPool, every: std::time::Duration, stop: tokio_util::sync::CancellationToken) {
+    const BATCH: i32 = 1000;
+    loop {
+        let wait = match crate::store::seal_custody(&pool, BATCH).await {
+            Ok(sealed) if sealed >= BATCH as i64 => std::time::Duration::ZERO,
+            Ok(_) => every,
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing custody entries failed; retrying");
+                every * 20
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }
 
@@ -222,19 +248,19 @@ mod tests {
     fn entry(seq: i64, prev: &str) -> Entry {
         let mut e = Entry {
             tenant_id: "t1".into(),
-            seq,
+            seq: Some(seq),
             evidence_id: None,
             event: "created".into(),
             actor_kind: "api_key".into(),
             actor_id: "k".into(),
             actor_name: "name".into(),
             request_id: Some("req".into()),
-            at: "2026-12-02T02:14:24.833728Z".parse().unwrap(),
+            at: Some("2026-12-02T02:14:24.833728Z".parse().unwrap()),
             details: "{}".into(),
-            prev_hash: prev.into(),
-            hash: String::new(),
+            prev_hash: Some(prev.into()),
+            hash: None,
         };
-        e.hash = entry_hash(&e);
+        e.hash = Some(entry_hash(&e));
         e
     }
 
@@ -251,31 +277,32 @@ mod tests {
                 "64:{prev}\n1:2\n2:t1\n0:\n7:created\n7:api_key\n1:k\n4:name\n3:req\n27:2026-12-02T02:14:24.833728Z\n2:{{}}\n"
             )
         );
-        assert_eq!(e.hash, "febb45c28d97cc2539329459db7cdb687b453a5c9c6a6e950f9d89018a3a430f");
+        assert_eq!(e.hash.as_deref(), Some("febb45c28d97cc2539329459db7cdb687b453a5c9c6a6e950f9d89018a3a430f"));
     }
 
     #[test]
     fn a_chain_verifies_and_each_kind_of_break_is_named() {
         let first = entry(1, GENESIS);
-        let second = entry(2, &first.hash);
+        let second = entry(2, first.hash.as_deref().unwrap());
         let mut v = Verifier::default();
         v.push(&first);
         v.push(&second);
-        assert_eq!(v.finish(Some((2, second.hash.clone()))), Verdict::Intact { count: 2, head: second.hash.clone() });
+        let head = second.hash.clone().unwrap();
+        assert_eq!(v.finish(Some((2, head.clone())), 0), Verdict::Intact { count: 2, head: head.clone(), pending: 0 });
 
         let mut edited = second.clone();
         edited.actor_name = "someone else".into();
         let mut v = Verifier::default();
         v.push(&first);
         v.push(&edited);
-        assert!(matches!(v.finish(None), Verdict::Broken(BrokenLink { seq: 2, field: "hash", .. })));
+        assert!(matches!(v.finish(None, 0), Verdict::Broken(BrokenLink { seq: 2, field: "hash", .. })));
 
         let mut v = Verifier::default();
         v.push(&second);
-        assert!(matches!(v.finish(None), Verdict::Broken(BrokenLink { seq: 1, field: "seq", .. })));
+        assert!(matches!(v.finish(None, 0), Verdict::Broken(BrokenLink { seq: 1, field: "seq", .. })));
 
         let mut v = Verifier::default();
         v.push(&first);
-        assert!(matches!(v.finish(Some((2, second.hash))), Verdict::Broken(BrokenLink { seq: 2, field: "head", .. })));
+        assert!(matches!(v.finish(Some((2, head)), 0), Verdict::Broken(BrokenLink { seq: 2, field: "head", .. })));
     }
 }

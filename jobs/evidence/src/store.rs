@@ -626,7 +626,7 @@ pub async fn record_fixity(
 // --- Custody
 
 /// Write `entry` in the caller's transaction, so the entry and the change it records commit or
-/// roll back together; it takes its place in the tenant's chain (seq, time, hash) at commit.
+/// roll back together; the sealer gives it its place in the tenant's chain once committed.
 pub async fn append_custody(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -656,7 +656,8 @@ pub async fn custody_of<'e>(
     evidence: EvidenceId,
 ) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
-        "SELECT {CUSTODY_COLUMNS} FROM custody_entry WHERE tenant_id = $1 AND evidence_id = $2 ORDER BY seq"
+        "SELECT {CUSTODY_COLUMNS} FROM custody_entry WHERE tenant_id = $1 AND evidence_id = $2
+         ORDER BY seq NULLS LAST, id"
     )))
     .bind(tenant.as_str())
     .bind(evidence)
@@ -669,21 +670,31 @@ pub async fn custody_of<'e>(
 /// read (later positions) are left for the next verification.
 pub async fn verify_custody(conn: &mut PgConnection, tenant: &TenantId) -> Result<Verdict, sqlx::Error> {
     use futures_util::TryStreamExt;
-    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM custody_head WHERE tenant_id = $1")
-        .bind(tenant.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    // The head and the count of unsealed entries from one snapshot: a seal moves both at once.
+    let (head_seq, head_hash, pending): (Option<i64>, Option<String>, i64) = sqlx::query_as(
+        "SELECT (SELECT seq FROM custody_head WHERE tenant_id = $1), (SELECT hash FROM custody_head WHERE tenant_id = $1),
+                (SELECT count(*) FROM custody_entry WHERE tenant_id = $1 AND hash IS NULL)",
+    )
+    .bind(tenant.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let head = head_seq.zip(head_hash);
     let mut verifier = Verifier::default();
     let mut entries = sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
         "SELECT {CUSTODY_COLUMNS} FROM custody_entry
-         WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq <= $2)
+         WHERE tenant_id = $1 AND hash IS NOT NULL AND ($2::bigint IS NULL OR seq <= $2)
          ORDER BY seq"
     )))
     .bind(tenant.as_str())
-    .bind(head.as_ref().map(|(seq, _)| *seq))
+    .bind(head_seq)
     .fetch(&mut *conn);
     while let Some(entry) = entries.try_next().await? {
         verifier.push(&entry);
     }
-    Ok(verifier.finish(head))
+    Ok(verifier.finish(head, pending))
+}
+
+/// Seal committed entries into their tenants' chains, at most `max` per tenant; how many.
+pub async fn seal_custody(pool: &PgPool, max: i32) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar::<_, i32>("SELECT custody_seal($1)").bind(max).fetch_one(pool).await.map(i64::from)
 }

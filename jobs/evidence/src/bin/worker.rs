@@ -78,11 +78,13 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+    let sealer = tokio::spawn(evidence::custody::run_sealer(pool.clone(), Duration::from_millis(50), shutdown.clone()));
     let run = tokio::spawn(worker.run(shutdown.clone()));
     startup::shutdown_signal().await;
     tracing::info!("shutdown requested");
     shutdown.cancel();
     run.await?;
+    sealer.await?;
     http.await??;
     gauges.await?;
     Ok(())
