@@ -1,5 +1,6 @@
 //! The worker process: claims ingest jobs (and the periodic fixity sweep) from Postgres and runs
-//! them; serves /health, /ready and /metrics on WORKER_BIND. Stops gracefully on SIGTERM or Ctrl-C.
+//! them, seals committed custody entries into their chains; serves /health, /ready and /metrics
+//! on WORKER_BIND. Stops gracefully on SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
 use std::time::Duration;
