@@ -18,7 +18,7 @@ use crate::config::IngestSettings;
 use crate::custody::{Actor, Event, NewEntry};
 use crate::extract::Extracted;
 use crate::model::{EvidenceId, EvidenceStatus};
-use crate::storage::{self, Storage, StorageError};
+use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store;
 
 /// Text is indexed in chunks of about this many bytes (see the content_chunk migration).
@@ -125,7 +125,7 @@ impl Handler for IngestHandler {
         }
         let stored_key = storage::content_key(tenant, &downloaded.sha256);
         if target.object_key != stored_key {
-            self.store_verified(staging.path(), &stored_key, downloaded.size).await?;
+            self.store_verified(staging.path(), &stored_key, &downloaded).await?;
         }
 
         // Known bytes need no extraction: the content row (and its text) already exists. Plain
@@ -230,12 +230,12 @@ impl IngestHandler {
     }
 
     /// Put the verified bytes at their content key, unless this tenant has them there already.
-    async fn store_verified(&self, staging: &std::path::Path, key: &str, size: u64) -> Result<(), JobError> {
+    async fn store_verified(&self, staging: &std::path::Path, key: &str, bytes: &Downloaded) -> Result<(), JobError> {
         let storage_error = |e: StorageError| JobError::retryable(format!("storing the verified bytes at {key}: {e}"));
-        if self.storage.head(key).await.map_err(storage_error)? == Some(size) {
+        if self.storage.head(key).await.map_err(storage_error)? == Some(bytes.size) {
             return Ok(());
         }
-        self.storage.upload_file(key, staging, size).await.map_err(storage_error)
+        self.storage.upload_file(key, staging, bytes.size, &bytes.md5).await.map_err(storage_error)
     }
 
     async fn content_exists(&self, tenant: &TenantId, sha256: &str) -> Result<bool, sqlx::Error> {

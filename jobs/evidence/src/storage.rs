@@ -52,6 +52,9 @@ pub struct PresignedPut {
     pub expires_in: Duration,
 }
 
+/// Files up to this size are stored with one PUT (below rust-s3's multipart threshold).
+const SINGLE_PUT_BYTES: u64 = 8 << 20;
+
 /// What a finished download saw: the size and the three hashes of the bytes, from one pass.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
@@ -202,17 +205,35 @@ impl Storage {
         })
     }
 
-    /// Store the file at `key`, streaming it (multipart beyond 8 MiB, two parts in flight, so
-    /// memory use does not depend on its size), then check the stored size.
-    pub async fn upload_file(&self, key: &str, path: &std::path::Path, size: u64) -> Result<(), StorageError> {
-        let mut file =
-            tokio::fs::File::open(path).await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
-        self.bucket
-            .put_object_stream_builder(key)
-            .with_content_type("application/octet-stream")
-            .with_max_concurrent_chunks(2)
-            .execute_stream(&mut file)
-            .await?;
+    /// Store the file at `key` and check what the store received. Up to 8 MiB it is one PUT, and
+    /// the answer's ETag (the MD5 of what the store received, for a single-part PUT) must equal
+    /// `md5`; stores whose ETag is something else (encryption with KMS) get the size check. Larger
+    /// files are streamed (multipart, two 8 MiB parts in flight, so memory use does not depend on
+    /// the size), then a HEAD checks the size.
+    pub async fn upload_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        md5: &str,
+    ) -> Result<(), StorageError> {
+        let staging = |e: std::io::Error| StorageError::Unavailable(format!("staging file: {e}"));
+        if size <= SINGLE_PUT_BYTES {
+            let bytes = tokio::fs::read(path).await.map_err(staging)?;
+            let answer = self.bucket.put_object_with_content_type(key, &bytes, "application/octet-stream").await?;
+            let etag = answer.headers().get("etag").map(|e| e.trim_matches('"').to_ascii_lowercase());
+            if etag.as_deref() == Some(md5) {
+                return Ok(());
+            }
+        } else {
+            let mut file = tokio::fs::File::open(path).await.map_err(staging)?;
+            self.bucket
+                .put_object_stream_builder(key)
+                .with_content_type("application/octet-stream")
+                .with_max_concurrent_chunks(2)
+                .execute_stream(&mut file)
+                .await?;
+        }
         match self.head(key).await? {
             Some(stored) if stored == size => Ok(()),
             stored => Err(StorageError::Unavailable(format!(
