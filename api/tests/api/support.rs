@@ -109,11 +109,7 @@ impl TestApp {
             pool: pool.clone(),
             storage: worker_storage.clone(),
             jobs: Default::default(),
-            settings: Arc::new(FixitySettings {
-                interval: Duration::from_secs(24 * 3600),
-                bytes_per_sec: 1 << 40,
-                tmp_dir: ingest.tmp_dir.clone(),
-            }),
+            settings: Arc::new(FixitySettings { interval: Duration::from_secs(24 * 3600), bytes_per_sec: 1 << 40 }),
         };
         let handler = IngestHandler { pool: pool.clone(), storage: worker_storage, settings: Arc::new(ingest) };
         let mut registry = Registry::new();

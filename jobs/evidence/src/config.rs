@@ -201,17 +201,13 @@ pub fn worker_from_env() -> Result<(WorkerConfig, SocketAddr), ConfigError> {
 }
 
 /// The periodic fixity check: `None` when `FIXITY_INTERVAL_SECS` is 0 (off).
-pub fn fixity_from_env(tmp_dir: &std::path::Path) -> Result<Option<crate::fixity::FixitySettings>, ConfigError> {
+pub fn fixity_from_env() -> Result<Option<crate::fixity::FixitySettings>, ConfigError> {
     let interval = secs("FIXITY_INTERVAL_SECS", 7 * 24 * 3600)?;
     let bytes_per_sec: u64 = var("FIXITY_BYTES_PER_SEC", 20 << 20)?;
     if bytes_per_sec == 0 {
         return Err(ConfigError::out_of_range("FIXITY_BYTES_PER_SEC", 0, "must be at least 1"));
     }
-    Ok((!interval.is_zero()).then(|| crate::fixity::FixitySettings {
-        interval,
-        bytes_per_sec,
-        tmp_dir: tmp_dir.to_owned(),
-    }))
+    Ok((!interval.is_zero()).then_some(crate::fixity::FixitySettings { interval, bytes_per_sec }))
 }
 
 /// Retries of the ingest job: attempts, first backoff and its cap.

@@ -39,8 +39,6 @@ pub struct FixitySettings {
     pub interval: Duration,
     /// Average read rate of the checks, per worker.
     pub bytes_per_sec: u64,
-    /// Where objects are staged while they are hashed.
-    pub tmp_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -98,9 +96,7 @@ impl FixityHandler {
     /// Re-hash one tenant's stored bytes and record the result with every evidence that has them.
     async fn check(&self, tenant: &TenantId, sha256: &str, actor: &Actor) -> Result<(), JobError> {
         let key = storage::content_key(tenant, sha256);
-        let staging = tempfile::NamedTempFile::new_in(&self.settings.tmp_dir).map_err(JobError::retryable)?;
-        let mut file = tokio::fs::File::from_std(staging.reopen().map_err(JobError::retryable)?);
-        let found = match self.storage.download_to(&key, &mut file, u64::MAX).await {
+        let found = match self.storage.hash_object(&key).await {
             Ok(d) => d.sha256,
             Err(StorageError::NotFound) => "missing".to_owned(),
             Err(e) => return Err(JobError::retryable(format!("fixity check of {key}: {e}"))),

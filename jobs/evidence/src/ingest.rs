@@ -19,7 +19,7 @@ use crate::custody::{Actor, Event, NewEntry};
 use crate::extract::Extracted;
 use crate::model::{EvidenceId, EvidenceStatus};
 use crate::storage::{self, Downloaded, Storage, StorageError};
-use crate::store;
+use crate::store::{self, ContentSummary};
 
 /// Text is indexed in chunks of about this many bytes (see the content_chunk migration).
 const CHUNK_BYTES: usize = 8 * 1024;
@@ -132,12 +132,16 @@ impl Handler for IngestHandler {
         // text costs less to extract than the query that would tell, so it skips the check and
         // lets the content insert's ON CONFLICT find the duplicate.
         let (path, declared, name) = (staging.path(), &target.content_type, &target.filename);
-        let extracted = match self.extract_plain(path, declared, name).await {
-            Some(plain) => Some(plain.unwrap_or_else(|reason| metadata_only(declared, &reason))),
-            None if self.content_exists(tenant, &downloaded.sha256).await? => None,
-            None => {
-                Some(self.run_extractor(path, declared, name).await.unwrap_or_else(|r| metadata_only(declared, &r)))
-            }
+        // `summary` is what the custody entry says of the content: from the extraction, or the
+        // known row.
+        let (extracted, summary) = match self.extract_plain(path, declared, name).await {
+            Some(plain) => extracted_with_summary(plain.unwrap_or_else(|reason| metadata_only(declared, &reason))),
+            None => match self.known_content(tenant, &downloaded.sha256).await? {
+                Some(known) => (None, known),
+                None => extracted_with_summary(
+                    self.run_extractor(path, declared, name).await.unwrap_or_else(|r| metadata_only(declared, &r)),
+                ),
+            },
         };
 
         let mut tx = ctx.begin_finish().await?;
@@ -161,12 +165,8 @@ impl Handler for IngestHandler {
             let entry =
                 NewEntry { evidence: id.0, event: Event::Verified, actor: &actor, request_id, details: verified };
             store::append_custody(&mut tx, tenant, &entry).await?;
-            let content = match &extracted {
-                Some(x) => (x.media_type.clone(), x.extractor.clone(), x.text.len() as i64),
-                None => store::content_summary(&mut *tx, tenant, sha256).await?,
-            };
             let indexed = json!({
-                "duplicate": duplicate, "media_type": content.0, "extractor": content.1, "text_bytes": content.2,
+                "duplicate": duplicate, "media_type": summary.0, "extractor": summary.1, "text_bytes": summary.2,
             });
             let entry = NewEntry { evidence: id.0, event: Event::Indexed, actor: &actor, request_id, details: indexed };
             store::append_custody(&mut tx, tenant, &entry).await?;
@@ -238,11 +238,11 @@ impl IngestHandler {
         self.storage.upload_file(key, staging, bytes.size, &bytes.md5).await.map_err(storage_error)
     }
 
-    async fn content_exists(&self, tenant: &TenantId, sha256: &str) -> Result<bool, sqlx::Error> {
+    async fn known_content(&self, tenant: &TenantId, sha256: &str) -> Result<Option<ContentSummary>, sqlx::Error> {
         let mut tx = store::begin(&self.pool, tenant).await?;
-        let exists = store::content_exists(&mut *tx, tenant, sha256).await?;
+        let known = store::known_content(&mut *tx, tenant, sha256).await?;
         store::end_read(tx);
-        Ok(exists)
+        Ok(known)
     }
 
     /// Plain text, extracted in process (see `extract::extract_plain_text`); `None` for anything
@@ -310,6 +310,11 @@ impl IngestHandler {
         }
         serde_json::from_slice(&out).map_err(|e| format!("unreadable extractor output: {e}"))
     }
+}
+
+fn extracted_with_summary(x: Extracted) -> (Option<Extracted>, ContentSummary) {
+    let summary = (x.media_type.clone(), x.extractor.clone(), x.text.len() as i64);
+    (Some(x), summary)
 }
 
 /// What a file whose text could not be extracted is indexed with: its metadata, and why.

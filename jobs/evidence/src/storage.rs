@@ -182,6 +182,21 @@ impl Storage {
         file: &mut tokio::fs::File,
         max_bytes: u64,
     ) -> Result<Downloaded, StorageError> {
+        self.stream_hashed(key, Some(file), max_bytes).await
+    }
+
+    /// Stream the object only to hash it (the fixity check): nothing is written anywhere.
+    pub async fn hash_object(&self, key: &str) -> Result<Downloaded, StorageError> {
+        self.stream_hashed(key, None, u64::MAX).await
+    }
+
+    async fn stream_hashed(
+        &self,
+        key: &str,
+        mut file: Option<&mut tokio::fs::File>,
+        max_bytes: u64,
+    ) -> Result<Downloaded, StorageError> {
+        let staging = |e: std::io::Error| StorageError::Unavailable(format!("staging file: {e}"));
         let mut response = self.bucket.get_object_stream(key).await?;
         let (mut sha256, mut sha1, mut md5) = (Sha256::new(), Sha1::new(), Md5::new());
         let mut size = 0u64;
@@ -194,9 +209,13 @@ impl Storage {
             sha256.update(&chunk);
             sha1.update(&chunk);
             md5.update(&chunk);
-            file.write_all(&chunk).await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
+            if let Some(file) = file.as_mut() {
+                file.write_all(&chunk).await.map_err(staging)?;
+            }
         }
-        file.flush().await.map_err(|e| StorageError::Unavailable(format!("staging file: {e}")))?;
+        if let Some(file) = file {
+            file.flush().await.map_err(staging)?;
+        }
         Ok(Downloaded {
             size,
             sha256: hex::encode(sha256.finalize()),

@@ -241,17 +241,22 @@ pub async fn ingest_target<'e>(
     Ok(get(exec, tenant, id).await?.map(|e| (e.status, IngestObject::of(&e))))
 }
 
-pub async fn content_exists<'e>(
+/// What the tenant's content row for these bytes says of their extraction (media type,
+/// extractor, text bytes), or `None` when the bytes are new to the tenant.
+pub async fn known_content<'e>(
     exec: impl PgExecutor<'e>,
     tenant: &TenantId,
     sha256: &str,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM content WHERE tenant_id = $2 AND sha256 = $1)")
-        .bind(sha256)
+) -> Result<Option<ContentSummary>, sqlx::Error> {
+    sqlx::query_as("SELECT media_type, extractor, text_bytes FROM content WHERE tenant_id = $1 AND sha256 = $2")
         .bind(tenant.as_str())
-        .fetch_one(exec)
+        .bind(sha256)
+        .fetch_optional(exec)
         .await
 }
+
+/// Media type, extractor and text bytes of a content row.
+pub type ContentSummary = (String, String, i64);
 
 /// Store extracted text under its checksum, in the tenant. Concurrent ingests of the same bytes do not race:
 /// the second insert waits for the first to commit and then does nothing. Returns whether this
@@ -298,19 +303,6 @@ pub async fn insert_content(
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)
-}
-
-/// What the content row says of extraction: media type, extractor, text bytes.
-pub async fn content_summary<'e>(
-    exec: impl PgExecutor<'e>,
-    tenant: &TenantId,
-    sha256: &str,
-) -> Result<(String, String, i64), sqlx::Error> {
-    sqlx::query_as("SELECT media_type, extractor, text_bytes FROM content WHERE tenant_id = $1 AND sha256 = $2")
-        .bind(tenant.as_str())
-        .bind(sha256)
-        .fetch_one(exec)
-        .await
 }
 
 /// Fill in the SHA-1 and MD5 of content verified before they were computed (a no-op once set).

@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
         ingest.extract_bin.display()
     );
 
-    let fixity = config::fixity_from_env(&ingest.tmp_dir)?;
+    let fixity = config::fixity_from_env()?;
     let mut registry = Registry::new();
     let max_object_bytes = ingest.max_object_bytes;
     let handler = IngestHandler { pool: pool.clone(), storage: storage.clone(), settings: Arc::new(ingest) };
