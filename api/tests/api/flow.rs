@@ -324,29 +324,46 @@ async fn checksum_mismatch_ends_in_index_error_with_a_reason(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
-async fn storage_outage_is_retried_until_the_object_store_is_back(pool: PgPool) {
-    let app = TestApp::start(pool.clone(), Options { proxy: true, max_attempts: 50, ..Options::default() }).await;
+async fn an_object_store_outage_spends_no_attempt_and_pauses_claims_until_it_ends(pool: PgPool) {
+    // Two attempts: an outage that counted would fail the evidence on its second meeting.
+    let app = TestApp::start(pool.clone(), Options { proxy: true, max_attempts: 2, ..Options::default() }).await;
     let proxy = app.proxy.as_ref().unwrap();
     proxy.set_up(false);
-    let s = sample("incident-timeline.md");
-    let id = app.upload(&s, json!({})).await;
-    // Wait until at least two attempts failed against the unreachable store.
-    poll_for(WAIT, "two failed attempts", || async {
-        let errors: i32 =
-            sqlx::query_scalar("SELECT jsonb_array_length(errors) FROM job").fetch_one(&pool).await.unwrap();
-        (errors >= 2).then_some(())
+    let first = app.upload(&sample("incident-timeline.md"), json!({})).await;
+    let status = app.worker.clone();
+    poll_for(WAIT, "the worker waits for the object store", || async {
+        (status.waiting_for() == ["object_store"]).then_some(())
     })
     .await;
-    let failed = app.get(&format!("/v1/evidence/{id}")).await.1;
-    assert!(failed["last_error"].as_str().unwrap().contains("object store unavailable"), "{failed}");
-    assert_eq!(failed["status"].as_str().map(|s| s == "queued" || s == "indexing"), Some(true));
+    let second = app.upload(&sample("interview-notes.txt"), json!({})).await;
+    // While the store stays down the worker asks it again and again (with backoff) and claims
+    // nothing: the first job's attempt was given back, the second was never taken.
+    let checks = status.failed_checks();
+    poll_for(WAIT, "three more failed checks of the store", || async {
+        (status.failed_checks() >= checks + 3).then_some(())
+    })
+    .await;
+    let jobs = "SELECT attempt, outages, jsonb_array_length(errors), state FROM job
+                WHERE kind = 'ingest_evidence' ORDER BY id";
+    let rows: Vec<(i32, i32, i32, String)> = sqlx::query_as(jobs).fetch_all(&pool).await.unwrap();
+    assert_eq!(rows, [(0, 1, 1, "available".to_owned()), (0, 0, 0, "available".to_owned())]);
+    let outage: bool = sqlx::query_scalar("SELECT (errors -> 0 ->> 'outage')::bool FROM job ORDER BY id LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(outage, "the attempt's error says it met an outage");
+    let waiting = app.get(&format!("/v1/evidence/{first}")).await.1;
+    assert!(waiting["last_error"].as_str().unwrap().contains("object store unavailable"), "{waiting}");
+    assert_eq!((&waiting["status"], &waiting["attempts"]), (&json!("queued"), &json!(0)), "{waiting}");
+
     proxy.set_up(true);
-    let ev = app.wait_status(&id, "indexed").await;
-    assert!(ev["attempts"].as_i64().unwrap() >= 3, "{ev}");
-    assert_eq!(
-        count(&pool, "SELECT count(*) FROM job WHERE state = 'completed' AND jsonb_array_length(errors) >= 2").await,
-        1
-    );
+    for id in [&first, &second] {
+        let ev = app.wait_status(id, "indexed").await;
+        assert_eq!(ev["attempts"], 1, "{ev}");
+    }
+    let rows: Vec<(i32, i32, i32, String)> = sqlx::query_as(jobs).fetch_all(&pool).await.unwrap();
+    assert_eq!(rows, [(1, 1, 1, "completed".to_owned()), (1, 0, 0, "completed".to_owned())]);
+    assert!(status.waiting_for().is_empty());
     app.stop().await;
 }
 

@@ -272,16 +272,28 @@ async fn real_worker_retries_through_an_s3_outage_and_indexes_when_it_ends(pool:
     let http = client(&make_key(&pool, "ops", Role::Admin, None).await);
     let s = &samples::named("outage", "board-minutes.docx");
     let id = upload(&http, &p.api_url, s, "outage-1").await;
-    poll_for(WAIT, "two failed attempts against the unreachable store", || async {
-        let errors: i32 =
-            sqlx::query_scalar("SELECT jsonb_array_length(errors) FROM job").fetch_one(&pool).await.ok()?;
-        (errors >= 2).then_some(())
+    // The worker finds the store down, gives the attempt back, and says on /ready and in its
+    // metrics that it waits for the store.
+    let plain = reqwest::Client::new();
+    let ready = poll_for(WAIT, "the worker's /ready names the object store", || async {
+        let r = plain.get(format!("{}/ready", p.worker_url)).send().await.ok()?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.ok()?;
+        (body["waiting_for"] == json!(["object_store"])).then_some((status, body))
     })
     .await;
+    assert_eq!((ready.0, &ready.1["status"]), (503, &json!("not_ready")), "{}", ready.1);
+    let metrics = plain.get(format!("{}/metrics", p.worker_url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("jobs_dependency_down{dependency=\"object_store\"} 1"), "{metrics}");
+    let (attempt, outages): (i32, i32) =
+        sqlx::query_as("SELECT attempt, outages FROM job").fetch_one(&pool).await.unwrap();
+    assert_eq!((attempt, outages), (0, 1), "the attempt that met the outage was given back");
     let ev: Value = http.get(format!("{}/v1/evidence/{id}", p.api_url)).send().await.unwrap().json().await.unwrap();
     assert!(ev["last_error"].as_str().unwrap_or_default().contains("object store unavailable"), "{ev}");
     proxy.set_up(true);
     wait_indexed(&http, &p.api_url, &id).await;
+    let r = plain.get(format!("{}/ready", p.worker_url)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "ready again once the store answers");
     let hits = search(&http, &p.api_url, "acquisition Globex").await;
     assert_eq!(hits["hits"][0]["id"], id.as_str(), "words from the DOCX are found");
 }

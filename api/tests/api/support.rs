@@ -62,6 +62,8 @@ pub struct TestApp {
     pub plain: reqwest::Client,
     pub storage: Arc<Storage>,
     pub proxy: Option<Proxy>,
+    /// The in-process worker's live status (its breaker, for the outage tests).
+    pub worker: Arc<queue::WorkerStatus>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -111,7 +113,7 @@ impl TestApp {
             jobs: Default::default(),
             settings: Arc::new(FixitySettings { interval: Duration::from_secs(24 * 3600), bytes_per_sec: 1 << 40 }),
         };
-        let handler = IngestHandler { pool: pool.clone(), storage: worker_storage, settings: Arc::new(ingest) };
+        let handler = IngestHandler { pool: pool.clone(), storage: worker_storage.clone(), settings: Arc::new(ingest) };
         let mut registry = Registry::new();
         register(
             &mut registry,
@@ -129,6 +131,8 @@ impl TestApp {
             },
         )
         .expect("valid worker config");
+        let worker = evidence::with_store_check(worker, worker_storage);
+        let worker_status = worker.status();
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
         let sealing = evidence::custody::run_sealer(pool.clone(), Duration::from_millis(20), shutdown.clone());
         tasks.push(tokio::spawn(sealing));
@@ -157,6 +161,7 @@ impl TestApp {
             plain: reqwest::Client::new(),
             storage,
             proxy,
+            worker: worker_status,
             shutdown,
             tasks,
         }

@@ -47,7 +47,7 @@ impl EvidenceError {
             EvidenceError::Db(e) | EvidenceError::Queue(queue::Error::Db(e)) => e,
             _ => return false,
         };
-        matches!(db, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
+        queue::database_unreachable(db)
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 
-use queue::{Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, NewJob, Registry, RetryPolicy};
+use queue::{Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, NewJob, Registry};
 
 use crate::access::TenantId;
 use crate::custody::{Actor, Event, NewEntry};
@@ -51,7 +51,7 @@ pub struct FixityHandler {
 
 /// Register the sweep on a worker's registry.
 pub fn register_fixity(registry: &mut Registry, handler: FixityHandler) {
-    registry.register(handler, KindOptions { retry: RetryPolicy::default(), timeout: Duration::from_secs(12 * 3600) });
+    registry.register(handler, KindOptions { timeout: Duration::from_secs(12 * 3600), ..KindOptions::default() });
 }
 
 /// Make sure a sweep is scheduled (each worker asks at start; the unique key keeps it to one).
@@ -99,7 +99,7 @@ impl FixityHandler {
         let found = match self.storage.hash_object(&key).await {
             Ok(d) => d.sha256,
             Err(StorageError::NotFound) => "missing".to_owned(),
-            Err(e) => return Err(JobError::retryable(format!("fixity check of {key}: {e}"))),
+            Err(e) => return Err(crate::ingest::storage_failure(format!("fixity check of {key}"), e)),
         };
         let ok = found == sha256;
         let mut tx = store::begin(&self.pool, tenant).await?;

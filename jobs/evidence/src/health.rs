@@ -1,5 +1,6 @@
 //! `/health`, `/ready` and `/metrics`, decided once for both binaries. [`Probe`] says whether a
-//! process is ready (the database answers; for a worker, its listener is connected too) and
+//! process is ready (the database answers; for a worker, its listener is connected too and its
+//! breaker waits for no dependency) and
 //! what to report; [`metrics_text`] renders the Prometheus page. The worker serves them with
 //! [`serve`]; the API serves the same answers through its OpenAPI operations, so they stay in
 //! its spec, or with [`serve`] on `API_OPS_BIND` when that is set.
@@ -41,6 +42,9 @@ pub struct Readiness {
     /// Jobs waiting in the worker's queue (None when the database did not answer).
     pub available_jobs: Option<i64>,
     pub last_completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Dependencies the worker found unreachable and waits for, claiming nothing meanwhile
+    /// (`object_store`, `database`); empty when it claims.
+    pub waiting_for: Option<Vec<String>>,
 }
 
 impl Probe {
@@ -64,6 +68,7 @@ impl Probe {
                 queue: None,
                 available_jobs: None,
                 last_completed_at: None,
+                waiting_for: None,
             };
         };
         let depth = tokio::time::timeout(
@@ -77,13 +82,15 @@ impl Probe {
         };
         let database = available_jobs.is_some();
         let listener = w.status.listener_connected();
+        let waiting_for = w.status.waiting_for();
         Readiness {
-            ready: database && listener,
+            ready: database && listener && waiting_for.is_empty(),
             database,
             listener: Some(listener),
             queue: Some(w.queue.clone()),
             available_jobs,
             last_completed_at: w.status.last_completed_at(),
+            waiting_for: Some(waiting_for),
         }
     }
 }
@@ -137,6 +144,7 @@ async fn ready(state: Data<&HealthState>) -> Response {
         "queue": r.queue,
         "available_jobs": r.available_jobs,
         "last_completed_at": r.last_completed_at,
+        "waiting_for": r.waiting_for,
     });
     Json(body).with_status(code).into_response()
 }

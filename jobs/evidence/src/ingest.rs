@@ -52,10 +52,28 @@ pub struct IngestHandler {
     pub settings: Arc<IngestSettings>,
 }
 
+/// A failed object-store call as a job error: an unreachable store is an outage (the attempt is
+/// given back and the worker waits for the store), anything else is worth a counted retry.
+pub(crate) fn storage_failure(context: String, e: StorageError) -> JobError {
+    match e {
+        StorageError::Unavailable(_) => JobError::unavailable(storage::OBJECT_STORE, format!("{context}: {e}")),
+        _ => JobError::Retryable(format!("{context}: {e}")),
+    }
+}
+
+/// The worker with its check of the object store: while jobs find the store unreachable the
+/// worker claims nothing, and this tells it when the store answers again.
+pub fn with_store_check(worker: queue::Worker, storage: Arc<Storage>) -> queue::Worker {
+    worker.depends_on(storage::OBJECT_STORE, move || {
+        let storage = storage.clone();
+        async move { storage.check().await.map_err(|e| e.to_string()) }
+    })
+}
+
 /// Register the ingest kind on a worker's registry.
 pub fn register(registry: &mut Registry, handler: IngestHandler, retry: RetryPolicy) {
     let timeout = handler.settings.extract_timeout * 2 + std::time::Duration::from_secs(600);
-    registry.register(handler, KindOptions { retry, timeout });
+    registry.register(handler, KindOptions { retry, timeout, ..KindOptions::default() });
 }
 
 impl Handler for IngestHandler {
@@ -90,8 +108,7 @@ impl Handler for IngestHandler {
                     )));
                 }
                 Err(e @ StorageError::TooLarge { .. }) => return Err(JobError::permanent(e)),
-                Err(e @ StorageError::Refused(_)) => return Err(JobError::retryable(e)),
-                Err(e @ StorageError::Unavailable(_)) => return Err(JobError::retryable(e)),
+                Err(e) => return Err(storage_failure(format!("reading {}", target.object_key), e)),
             };
         drop(file);
         metrics::counter!("evidence_bytes_ingested_total").increment(downloaded.size);
@@ -231,7 +248,7 @@ impl IngestHandler {
 
     /// Put the verified bytes at their content key, unless this tenant has them there already.
     async fn store_verified(&self, staging: &std::path::Path, key: &str, bytes: &Downloaded) -> Result<(), JobError> {
-        let storage_error = |e: StorageError| JobError::retryable(format!("storing the verified bytes at {key}: {e}"));
+        let storage_error = |e| storage_failure(format!("storing the verified bytes at {key}"), e);
         if self.storage.head(key).await.map_err(storage_error)? == Some(bytes.size) {
             return Ok(());
         }

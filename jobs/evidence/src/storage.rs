@@ -64,6 +64,10 @@ pub struct Downloaded {
     pub md5: String,
 }
 
+/// The name under which jobs report the object store unreachable (`queue::JobError::Unavailable`)
+/// and the worker checks it.
+pub const OBJECT_STORE: &str = "object_store";
+
 /// Where a tenant's verified bytes with this sha256 are stored: a key no presigned PUT names
 /// (uploads go to `<tenant>/uploads/<evidence id>`), shared by every evidence of the tenant
 /// with these bytes.
@@ -95,6 +99,12 @@ impl Storage {
 
     pub fn bucket_name(&self) -> &str {
         &self.bucket.name
+    }
+
+    /// Whether the store answers for the bucket (a listing of at most one key): what the
+    /// worker's breaker asks while the object store is down ([`OBJECT_STORE`]).
+    pub async fn check(&self) -> Result<(), StorageError> {
+        self.bucket.list_page(String::new(), None, None, None, Some(1)).await.map(drop).map_err(StorageError::from)
     }
 
     /// Create the bucket if a listing says it is not there (`Bucket::exists` is not portable).

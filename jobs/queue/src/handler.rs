@@ -19,12 +19,18 @@ use crate::table::JobTable;
 /// How an attempt failed. The queue acts on the variant, never on the message.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// Worth retrying with backoff (timeouts, storage 5xx, dropped connections).
+    /// Worth retrying with backoff (timeouts, a refused request, a failed statement).
     #[error("{0}")]
     Retryable(String),
     /// Retrying cannot help; the job is discarded at once.
     #[error("{0}")]
     Permanent(String),
+    /// A dependency could not be reached (`dependency` names it: `database`, `object_store`):
+    /// not the job's fault. The attempt is given back (up to the kind's
+    /// [`KindOptions::max_outages`]) and the worker stops claiming until the dependency answers
+    /// again (its check, [`crate::Worker::depends_on`]).
+    #[error("{message}")]
+    Unavailable { dependency: String, message: String },
     /// The claim was lost while the job ran (rescued or cancelled): nothing may be written.
     #[error("the job's lease was lost")]
     LeaseLost,
@@ -38,11 +44,30 @@ impl JobError {
     pub fn permanent(e: impl std::fmt::Display) -> Self {
         JobError::Permanent(e.to_string())
     }
+
+    pub fn unavailable(dependency: &str, e: impl std::fmt::Display) -> Self {
+        JobError::Unavailable { dependency: dependency.to_owned(), message: e.to_string() }
+    }
 }
 
+/// The name under which a worker checks its own database ([`JobError::Unavailable`]).
+pub const DATABASE: &str = "database";
+
+/// Whether a database error means the server could not be reached (rather than that it refused
+/// or failed the statement).
+pub fn database_unreachable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+}
+
+/// An unreachable server is an outage ([`JobError::Unavailable`]); any other database error is
+/// worth retrying.
 impl From<sqlx::Error> for JobError {
     fn from(e: sqlx::Error) -> Self {
-        JobError::Retryable(format!("database: {e}"))
+        if database_unreachable(&e) {
+            JobError::unavailable(DATABASE, format!("database unreachable: {e}"))
+        } else {
+            JobError::Retryable(format!("database: {e}"))
+        }
     }
 }
 
@@ -80,16 +105,24 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// Per-kind settings: retries, backoff and a time limit per attempt.
+/// Per-kind settings: retries, backoff, a time limit per attempt, and how many attempts may be
+/// given back for outages.
 #[derive(Debug, Clone, Copy)]
 pub struct KindOptions {
     pub retry: RetryPolicy,
     pub timeout: Duration,
+    /// Attempts a job may be given back because a dependency was unreachable
+    /// ([`JobError::Unavailable`]); after that, such a failure counts as a retryable one.
+    pub max_outages: i32,
 }
+
+/// The default outage budget: with the breaker, one outage costs a job about one of these, so
+/// this is "a hundred outages", not a time.
+pub const DEFAULT_MAX_OUTAGES: i32 = 100;
 
 impl Default for KindOptions {
     fn default() -> Self {
-        Self { retry: RetryPolicy::default(), timeout: Duration::from_secs(300) }
+        Self { retry: RetryPolicy::default(), timeout: Duration::from_secs(300), max_outages: DEFAULT_MAX_OUTAGES }
     }
 }
 

@@ -138,6 +138,8 @@ pub struct ClaimedJob {
     pub payload: Value,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// Attempts given back so far because a dependency was unreachable.
+    pub outages: i32,
     pub lease_token: Uuid,
     pub correlation_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -179,6 +181,8 @@ pub struct Job {
     pub priority: i16,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// Attempts given back because a dependency was unreachable (not counted in `attempt`).
+    pub outages: i32,
     pub run_at: DateTime<Utc>,
     pub locked_by: Option<String>,
     pub lease_token: Option<Uuid>,

@@ -21,7 +21,9 @@ pub mod testing;
 mod worker;
 
 pub use config::{ConfigError, WorkerConfig};
-pub use handler::{FinishTx, Handler, JobContext, JobError, KindOptions, Registry};
+pub use handler::{
+    DATABASE, DEFAULT_MAX_OUTAGES, FinishTx, Handler, JobContext, JobError, KindOptions, Registry, database_unreachable,
+};
 pub use job::{ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, QueueDepth};
 pub use maintenance::{MAINTENANCE_LOCK, MaintenanceReport, run_maintenance};
 pub use state::{Failure, RetryPolicy};

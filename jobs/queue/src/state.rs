@@ -44,7 +44,18 @@ pub enum Outcome {
     LeaseExpired,
     /// The worker is shutting down and hands the job back unfinished; no backoff.
     Released,
+    /// A dependency (the database, an object store) could not be reached: not the job's fault.
+    /// `outages` is how many attempts the job was given back for that already, `budget` the
+    /// kind's limit ([`crate::KindOptions::max_outages`]); past it, the failure counts as a
+    /// retryable one, so that a job can never loop for ever on an error that only looks like an
+    /// outage.
+    Unavailable { outages: i32, budget: i32 },
 }
+
+/// How long a job postponed by an outage waits before it may be claimed again, by its outage
+/// count. Short, because the worker's breaker is what waits the outage out: it claims nothing
+/// while a dependency is down, so the delay only spreads the first claims after it is back.
+pub const OUTAGE_BACKOFF: RetryPolicy = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(10) };
 
 /// What a running job whose attempt failed becomes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,13 +64,18 @@ pub enum Failure {
     Retry {
         delay: Duration,
     },
+    /// Back to `available` after `delay` with the attempt given back (`attempt − 1`) and
+    /// counted in `outages` instead.
+    Postpone {
+        delay: Duration,
+    },
     Discard,
 }
 
 impl Failure {
     pub fn state(self) -> JobState {
         match self {
-            Failure::Retry { .. } => JobState::Available,
+            Failure::Retry { .. } | Failure::Postpone { .. } => JobState::Available,
             Failure::Discard => JobState::Discarded,
         }
     }
@@ -70,10 +86,13 @@ impl Failure {
 pub fn next(outcome: Outcome, attempt: i32, max_attempts: i32, policy: &RetryPolicy, jitter: f64) -> Failure {
     match outcome {
         Outcome::Permanent => Failure::Discard,
+        Outcome::Unavailable { outages, budget } if outages < budget => {
+            Failure::Postpone { delay: OUTAGE_BACKOFF.jittered(outages.saturating_add(1), jitter) }
+        }
         // A shutdown is not the job's fault, but it did use an attempt; when none are left the
         // job is discarded like any other, so a job cannot loop forever through restarts.
         Outcome::Released if attempt < max_attempts => Failure::Retry { delay: Duration::ZERO },
-        Outcome::Retryable | Outcome::LeaseExpired | Outcome::Released => {
+        Outcome::Retryable | Outcome::LeaseExpired | Outcome::Released | Outcome::Unavailable { .. } => {
             if attempt >= max_attempts {
                 Failure::Discard
             } else {
@@ -110,6 +129,8 @@ mod tests {
         use Failure::*;
         use Outcome::*;
         let retry = |secs: u64| Retry { delay: Duration::from_secs(secs) };
+        let postpone = |ms: u64| Postpone { delay: Duration::from_millis(ms) };
+        let down = |outages: i32| Unavailable { outages, budget: 3 };
         // (outcome, attempt, max_attempts, expected) with jitter 0.0
         let table = [
             (Retryable, 1, 5, retry(1)),
@@ -123,6 +144,15 @@ mod tests {
             (LeaseExpired, 3, 3, Discard),
             (Released, 1, 3, Retry { delay: Duration::ZERO }),
             (Released, 3, 3, Discard),
+            // An outage gives the attempt back, even the last one, until the outage budget is spent;
+            // then it is an ordinary retryable failure.
+            // (OUTAGE_BACKOFF by the outage count: 1 s, 2 s, 4 s … 10 s, at jitter 0.0 their half.)
+            (down(0), 1, 5, postpone(500)),
+            (down(1), 1, 5, postpone(1000)),
+            (down(2), 5, 5, postpone(2000)),
+            (down(3), 1, 5, retry(1)),
+            (down(3), 5, 5, Discard),
+            (Unavailable { outages: 40, budget: 100 }, 1, 5, postpone(5000)),
         ];
         for (outcome, attempt, max, expected) in table {
             assert_eq!(next(outcome, attempt, max, &P, 0.0), expected, "{outcome:?} attempt {attempt}/{max}");

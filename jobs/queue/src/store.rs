@@ -26,7 +26,7 @@ pub enum Error {
 /// The columns a claim (and the rescuer's lock) hands back, in [`ClaimedJob`]'s shape.
 macro_rules! claimed_columns {
     () => {
-        "id, queue, kind, payload, attempt, max_attempts, lease_token, correlation_id, created_at"
+        "id, queue, kind, payload, attempt, max_attempts, outages, lease_token, correlation_id, created_at"
     };
 }
 
@@ -221,7 +221,9 @@ pub async fn complete_many_if_running<'e>(
 }
 
 /// The SET list shared by every failed finish: record the error, drop the lease, and move to the
-/// next state (`u.state`, `u.delay` in seconds) computed by `state::next`.
+/// next state (`u.state`, `u.delay` in seconds) computed by `state::next`. A postponed attempt
+/// (`u.postponed`, an outage) is given back and counted in `outages`, and its entry in `errors`
+/// says `"outage": true`.
 macro_rules! fail_set {
     () => {
         "
@@ -229,15 +231,21 @@ macro_rules! fail_set {
     run_at = CASE WHEN u.state = 'available' THEN now() + make_interval(secs => u.delay) ELSE {job}.run_at END,
     finished_at = CASE WHEN u.state = 'discarded' THEN now() END,
     last_error = u.error,
-    errors = {job}.errors || jsonb_build_array(jsonb_build_object('attempt', {job}.attempt, 'at', now(), 'error', u.error)),
+    errors = {job}.errors || jsonb_build_array(
+        jsonb_build_object('attempt', {job}.attempt, 'at', now(), 'error', u.error)
+        || CASE WHEN u.postponed THEN jsonb_build_object('outage', true) ELSE '{}'::jsonb END),
+    attempt = {job}.attempt - u.postponed::int,
+    outages = {job}.outages + u.postponed::int,
     lease_token = NULL, locked_until = NULL, locked_by = NULL"
     };
 }
 
-fn fail_parts(failure: Failure) -> (JobState, f64) {
+/// The state, the delay in seconds and whether the attempt is given back.
+fn fail_parts(failure: Failure) -> (JobState, f64, bool) {
     match failure {
-        Failure::Retry { delay } => (failure.state(), secs(delay)),
-        Failure::Discard => (failure.state(), 0.0),
+        Failure::Retry { delay } => (failure.state(), secs(delay), false),
+        Failure::Postpone { delay } => (failure.state(), secs(delay), true),
+        Failure::Discard => (failure.state(), 0.0, false),
     }
 }
 
@@ -251,11 +259,11 @@ pub async fn fail_if_running<'e>(
     failure: Failure,
     error: &str,
 ) -> Result<bool, Error> {
-    let (state, delay) = fail_parts(failure);
+    let (state, delay, postponed) = fail_parts(failure);
     let sql = concat!(
         "UPDATE {job} SET ",
         fail_set!(),
-        " FROM (SELECT $3::text AS state, $4::float8 AS delay, $5::text AS error) AS u
+        " FROM (SELECT $3::text AS state, $4::float8 AS delay, $5::text AS error, $6::bool AS postponed) AS u
          WHERE {job}.id = $1 AND {job}.state = 'running' AND {job}.lease_token = $2"
     );
     let done = sqlx::query(t.sql(sql))
@@ -264,6 +272,7 @@ pub async fn fail_if_running<'e>(
         .bind(state.as_str())
         .bind(delay)
         .bind(clip(error))
+        .bind(postponed)
         .execute(exec)
         .await?;
     Ok(done.rows_affected() == 1)
@@ -367,13 +376,15 @@ pub async fn fail_expired(
     error: &str,
 ) -> Result<Vec<JobId>, Error> {
     let ids: Vec<JobId> = moves.iter().map(|(id, _)| *id).collect();
-    let (states, delays): (Vec<&str>, Vec<f64>) =
-        moves.iter().map(|(_, failure)| fail_parts(*failure)).map(|(state, delay)| (state.as_str(), delay)).unzip();
+    let parts: Vec<_> = moves.iter().map(|(_, failure)| fail_parts(*failure)).collect();
+    let states: Vec<&str> = parts.iter().map(|(state, _, _)| state.as_str()).collect();
+    let delays: Vec<f64> = parts.iter().map(|(_, delay, _)| *delay).collect();
+    let postponed: Vec<bool> = parts.iter().map(|(_, _, postponed)| *postponed).collect();
     let sql = concat!(
         "UPDATE {job} SET ",
         fail_set!(),
-        " FROM (SELECT id, state, delay, $4::text AS error
-               FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS t(id, state, delay)) AS u
+        " FROM (SELECT id, state, delay, $4::text AS error, postponed
+               FROM unnest($1::bigint[], $2::text[], $3::float8[], $5::bool[]) AS t(id, state, delay, postponed)) AS u
          WHERE {job}.id = u.id AND {job}.id = ANY($1) AND {job}.state = 'running' AND {job}.locked_until < now()
          RETURNING {job}.id"
     );
@@ -382,6 +393,7 @@ pub async fn fail_expired(
         .bind(&states)
         .bind(&delays)
         .bind(clip(error))
+        .bind(&postponed)
         .fetch_all(&mut *conn)
         .await?;
     Ok(moved)
@@ -501,6 +513,13 @@ pub async fn available_count<'e>(t: &JobTable, exec: impl PgExecutor<'e>, queue:
         .bind(queue)
         .fetch_one(exec)
         .await?)
+}
+
+/// The database answers (`SELECT 1`): the worker's check of its own database while its breaker
+/// is open.
+pub async fn ping(pool: &PgPool) -> Result<(), Error> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
 }
 
 /// Take the maintenance round's transaction-scoped advisory lock, if no one else holds it.

@@ -56,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
         searches,
         known_keys: Default::default(),
     };
-    let worker = Worker::new(pool.clone(), registry, worker_config)?;
+    let worker =
+        evidence::with_store_check(Worker::new(pool.clone(), registry, worker_config)?, service.storage.clone());
     let probe = Probe::worker(service, WorkerFacts { status: worker.status(), table: table.clone(), queue });
 
     let shutdown = CancellationToken::new();

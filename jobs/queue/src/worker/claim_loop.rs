@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Shared, executor};
+use crate::handler::{DATABASE, database_unreachable};
 use crate::store;
 
 /// When a claim loop stops claiming.
@@ -39,10 +40,13 @@ impl ClaimLoop {
         let refill_at = (batch / 2).max(1);
         let mut more = true;
         let mut woken = true;
+        // Non-empty while a dependency is unreachable: then nothing is claimed.
+        let mut waiting_for = shared.breaker.subscribe();
 
         loop {
             let free = slots.available_permits().min(batch);
-            if more && free > 0 && (woken || free >= refill_at) {
+            let paused = !waiting_for.borrow_and_update().is_empty();
+            if more && free > 0 && (woken || free >= refill_at) && !paused {
                 woken = false;
                 let claimed = store::claim(
                     &config.table,
@@ -75,6 +79,11 @@ impl ClaimLoop {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "claim failed; retrying at the next poll");
+                        if let store::Error::Db(db) = &e
+                            && database_unreachable(db)
+                        {
+                            shared.breaker.open(DATABASE, &e.to_string());
+                        }
                         more = false;
                     }
                 }
@@ -83,6 +92,7 @@ impl ClaimLoop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Ok(()) = wake.changed() => { more = true; woken = true; }
+                Ok(()) = waiting_for.changed() => { more = true; woken = true; }
                 _ = poll.tick() => { more = true; woken = true; }
                 Some(_) = running.join_next() => {
                     while running.try_join_next().is_some() {}

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::heartbeat::InFlight;
-use crate::handler::{JobContext, JobError, Registered};
+use crate::handler::{DATABASE, JobContext, JobError, Registered, database_unreachable};
 use crate::job::ClaimedJob;
 use crate::state::{self, Failure, Outcome};
 use crate::store;
@@ -70,22 +70,38 @@ pub(crate) async fn run_job(shared: &Shared, job: ClaimedJob) {
                 tracing::warn!("lease lost while running; result abandoned");
                 return;
             }
-            Err(Attempt::Failed(_, error)) if ctx.finished.load(Ordering::Acquire) => {
+            Err(Attempt::Failed(_, error) | Attempt::Unavailable { error, .. }) if ctx.finished.load(Ordering::Acquire) => {
                 // Its completion (and effects) committed; what failed came after. Nothing to undo.
                 shared.status.record_completed();
                 tracing::error!(error, "handler failed after committing its completion; the job stays completed");
                 return;
             }
             Err(Attempt::Failed(outcome, error)) => (outcome, error),
+            Err(Attempt::Unavailable { dependency, error }) => {
+                shared.breaker.open(&dependency, &error);
+                let outages = Outcome::Unavailable { outages: job.outages, budget: registered.options.max_outages };
+                (outages, error)
+            }
         };
         let failure = state::next(outcome, job.attempt, job.max_attempts, &registered.options.retry, rand::random());
-        let label = if failure == Failure::Discard { "discarded" } else { "retried" };
+        let label = match failure {
+            Failure::Discard => "discarded",
+            Failure::Retry { .. } => "retried",
+            Failure::Postpone { .. } => "postponed",
+        };
         metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone(), "outcome" => label).record(elapsed);
         metrics::counter!("jobs_finished_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
         match record_failure(shared, &registered, &job, failure, &message).await {
             Ok(true) => tracing::warn!(error = message, next = ?failure, "attempt failed"),
             Ok(false) => tracing::warn!(error = message, "attempt failed after its lease was lost; nothing recorded"),
-            Err(e) => tracing::error!(error = message, db_error = %e, "could not record the failure; the lease will expire and the rescuer retry"),
+            Err(e) => {
+                tracing::error!(error = message, db_error = %e, "could not record the failure; the lease will expire and the rescuer retry");
+                if let store::Error::Db(db) = &e
+                    && database_unreachable(db)
+                {
+                    shared.breaker.open(DATABASE, &e.to_string());
+                }
+            }
         }
     }
     .instrument(span)
@@ -95,6 +111,11 @@ pub(crate) async fn run_job(shared: &Shared, job: ClaimedJob) {
 enum Attempt {
     LeaseLost,
     Failed(Outcome, String),
+    /// A dependency was unreachable: the breaker opens, the attempt may be given back.
+    Unavailable {
+        dependency: String,
+        error: String,
+    },
 }
 
 /// The handler, bounded by its timeout, its lease and the shutdown deadline; a panic is a failure.
@@ -113,6 +134,7 @@ async fn execute(
             Ok(Err(JobError::LeaseLost)) => Err(Attempt::LeaseLost),
             Ok(Err(JobError::Retryable(e))) => Err(Attempt::Failed(Outcome::Retryable, e)),
             Ok(Err(JobError::Permanent(e))) => Err(Attempt::Failed(Outcome::Permanent, e)),
+            Ok(Err(JobError::Unavailable { dependency, message })) => Err(Attempt::Unavailable { dependency, error: message }),
             Err(panic) => Err(Attempt::Failed(Outcome::Retryable, format!("handler panicked: {}", panic_message(&panic)))),
         },
         _ = tokio::time::sleep(timeout) => Err(Attempt::Failed(Outcome::Retryable, format!("timed out after {:.1} s", timeout.as_secs_f64()))),

@@ -6,13 +6,17 @@
 //! - `claim_loop`: claims into a share of the slots and spawns what it claimed;
 //! - `executor`: runs one job (time limit, panics, lease loss) and records a failure;
 //! - `completer`: batched completion of effect-free successes;
-//! - `heartbeat`: renews every in-flight lease and cancels the jobs that lost theirs.
+//! - `heartbeat`: renews every in-flight lease and cancels the jobs that lost theirs;
+//! - `breaker`: stops the claims while a dependency is unreachable, until its check passes.
 
+mod breaker;
 mod claim_loop;
 mod completer;
 mod executor;
 mod heartbeat;
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,19 +26,28 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, WorkerConfig};
-use crate::handler::Registry;
+use crate::handler::{DATABASE, Registry};
 use crate::job::JobId;
 use crate::status::WorkerStatus;
 use crate::{listener, maintenance};
+use breaker::Breaker;
+pub use breaker::Check;
 use claim_loop::{ClaimLoop, Until};
 use heartbeat::InFlightMap;
 
-#[derive(Debug)]
 pub struct Worker {
     pool: PgPool,
     registry: Arc<Registry>,
     config: WorkerConfig,
     status: Arc<WorkerStatus>,
+    checks: HashMap<String, Check>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dependencies: Vec<_> = self.checks.keys().collect();
+        f.debug_struct("Worker").field("config", &self.config).field("dependencies", &dependencies).finish()
+    }
 }
 
 /// What [`Worker::drain`] did.
@@ -56,13 +69,34 @@ pub(crate) struct Shared {
     abandon: CancellationToken,
     /// Jobs run to an outcome.
     finished: AtomicU64,
+    breaker: Arc<Breaker>,
 }
 
 impl Worker {
     /// A worker for `registry`'s kinds; refuses a configuration it cannot run with.
     pub fn new(pool: PgPool, registry: Registry, config: WorkerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self { pool, registry: Arc::new(registry), config, status: Arc::default() })
+        let mut checks = HashMap::new();
+        let database = pool.clone();
+        let check: Check = Arc::new(move || {
+            let pool = database.clone();
+            Box::pin(async move { crate::store::ping(&pool).await.map_err(|e| e.to_string()) })
+        });
+        checks.insert(DATABASE.to_owned(), check);
+        Ok(Self { pool, registry: Arc::new(registry), config, status: Arc::default(), checks })
+    }
+
+    /// How to tell that `dependency` answers again, for jobs that fail with
+    /// [`JobError::Unavailable`](crate::JobError::Unavailable) naming it. The worker knows its
+    /// database (`database`) already.
+    pub fn depends_on<F, Fut>(mut self, dependency: &str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let check: Check = Arc::new(move || Box::pin(check()));
+        self.checks.insert(dependency.to_owned(), check);
+        self
     }
 
     pub fn status(&self) -> Arc<WorkerStatus> {
@@ -82,7 +116,7 @@ impl Worker {
     }
 
     async fn run_until(self, until: Until, shutdown: CancellationToken) -> u64 {
-        let Worker { pool, registry, config, status } = self;
+        let Worker { pool, registry, config, status, checks } = self;
         let kinds = registry.kinds();
         // A counter every claim loop watches: each notification (or reconnect) bumps it, and
         // a burst of bumps is seen as one change, so wakeups coalesce.
@@ -116,11 +150,12 @@ impl Worker {
             pool: pool.clone(),
             registry,
             config: config.clone(),
-            status,
+            status: status.clone(),
             inflight,
             completions,
             abandon: CancellationToken::new(),
             finished: AtomicU64::new(0),
+            breaker: Arc::new(Breaker::new(checks, status.clone(), background.clone())),
         });
 
         let claimers = config.claimers.min(config.concurrency);

@@ -909,3 +909,84 @@ async fn a_worker_stalled_inside_its_finish_loses_the_transaction_and_the_job_is
     assert_eq!(row.attempt, 2, "the stalled attempt was rescued once");
     assert!(row.errors[0]["error"].as_str().unwrap().starts_with("lease expired"), "{}", row.errors);
 }
+
+/// Fails with "unavailable" naming `dependency` while `down` is set, then succeeds.
+#[derive(Serialize, Deserialize)]
+struct NeedsStore {
+    dependency: String,
+}
+impl JobArgs for NeedsStore {
+    const KIND: &'static str = "needs_store";
+}
+struct NeedsStoreHandler {
+    down: Arc<AtomicBool>,
+}
+impl Handler for NeedsStoreHandler {
+    type Args = NeedsStore;
+    async fn run(&self, _ctx: JobContext, args: NeedsStore) -> Result<(), JobError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(JobError::unavailable(&args.dependency, "the store refused the connection"));
+        }
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn an_outage_gives_the_attempt_back_and_stops_claims_until_the_check_passes(pool: PgPool) {
+    let down = Arc::new(AtomicBool::new(true));
+    let mut registry = Registry::new();
+    registry.register(NeedsStoreHandler { down: down.clone() }, fast_retry());
+    // One attempt each: an outage that counted would discard the job at once.
+    let first = NewJob::from_args(&NeedsStore { dependency: "store".into() }).unwrap().max_attempts(1);
+    let first = store::enqueue(&T, &pool, &first).await.unwrap().unwrap();
+    let flag = down.clone();
+    let worker = queue::Worker::new(pool.clone(), registry, test_config()).unwrap().depends_on("store", move || {
+        let down = flag.load(Ordering::SeqCst);
+        async move { if down { Err("connection refused".to_owned()) } else { Ok(()) } }
+    });
+    let status = worker.status();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker.run(shutdown.clone()));
+    poll_for(WAIT, "the breaker opens for the store", || async { (status.waiting_for() == ["store"]).then_some(()) })
+        .await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        let job = NewJob::from_args(&NeedsStore { dependency: "store".into() }).unwrap().max_attempts(1);
+        later.push(store::enqueue(&T, &pool, &job).await.unwrap().unwrap());
+    }
+    let checks = status.failed_checks();
+    poll_for(WAIT, "two more failed checks", || async { (status.failed_checks() >= checks + 2).then_some(()) }).await;
+    let row = job(&pool, first).await;
+    assert_eq!((row.state, row.attempt, row.outages), (JobState::Available, 0, 1), "given back, counted as an outage");
+    assert_eq!(row.errors[0]["outage"], true);
+    for id in &later {
+        let row = job(&pool, *id).await;
+        assert_eq!((row.state, row.attempt), (JobState::Available, 0), "nothing is claimed while the store is down");
+    }
+
+    down.store(false, Ordering::SeqCst);
+    poll_for(WAIT, "every job completes once the store answers", || async {
+        let done = count(&pool, "SELECT count(*) FROM job WHERE state = 'completed' AND attempt = 1").await;
+        (done == 4).then_some(())
+    })
+    .await;
+    assert!(status.waiting_for().is_empty());
+    shutdown.cancel();
+    handle.await.unwrap();
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn past_its_outage_budget_an_unavailable_failure_counts_as_an_attempt(pool: PgPool) {
+    let mut registry = Registry::new();
+    // Always down, and no check registered for "elsewhere": the breaker closes again after one
+    // backoff step and the next claim finds out.
+    let options = KindOptions { max_outages: 2, ..fast_retry() };
+    registry.register(NeedsStoreHandler { down: Arc::new(AtomicBool::new(true)) }, options);
+    let id = NewJob::from_args(&NeedsStore { dependency: "elsewhere".into() }).unwrap().max_attempts(2);
+    let id = store::enqueue(&T, &pool, &id).await.unwrap().unwrap();
+    drain(&pool, registry, test_config()).await;
+    let row = job(&pool, id).await;
+    assert_eq!((row.state, row.attempt, row.outages), (JobState::Discarded, 2, 2));
+    let outages: Vec<bool> = row.errors.as_array().unwrap().iter().map(|e| e.get("outage").is_some()).collect();
+    assert_eq!(outages, [true, true, false, false], "two outages given back, then two counted attempts");
+}

@@ -1,0 +1,1 @@
+../../../sql/20261202000007_job_outages.down.sql
