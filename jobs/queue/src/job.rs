@@ -143,6 +143,26 @@ pub struct ClaimedJob {
     pub lease_token: Uuid,
     pub correlation_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// With `run_at` and `id`, where the job stood in claim order ([`ClaimPosition`]).
+    pub priority: i16,
+    pub run_at: DateTime<Utc>,
+}
+
+/// A place in claim order (`priority, run_at, id`, the order of `job_claimable_idx`): a claim
+/// can resume after the last job it took instead of walking again, from the start of the index,
+/// over the entries of every job claimed since the last vacuum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClaimPosition {
+    pub priority: i16,
+    pub run_at: DateTime<Utc>,
+    pub id: JobId,
+}
+
+impl ClaimPosition {
+    /// The position of the last of these jobs in claim order (`None` for no jobs).
+    pub fn last_of(jobs: &[ClaimedJob]) -> Option<Self> {
+        jobs.iter().map(|j| ClaimPosition { priority: j.priority, run_at: j.run_at, id: j.id }).max()
+    }
 }
 
 impl ClaimedJob {

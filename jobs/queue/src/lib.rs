@@ -24,7 +24,7 @@ pub use config::{ConfigError, WorkerConfig};
 pub use handler::{
     DATABASE, DEFAULT_MAX_OUTAGES, FinishTx, Handler, JobContext, JobError, KindOptions, Registry, database_unreachable,
 };
-pub use job::{ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, QueueDepth};
+pub use job::{ClaimPosition, ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, QueueDepth};
 pub use maintenance::{MAINTENANCE_LOCK, MaintenanceReport, run_maintenance};
 pub use state::{Failure, RetryPolicy};
 pub use status::WorkerStatus;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::job::{ClaimedJob, Job, JobId, JobState, JobSummary, NewJob, QueueDepth};
+use crate::job::{ClaimPosition, ClaimedJob, Job, JobId, JobState, JobSummary, NewJob, QueueDepth};
 use crate::state::Failure;
 use crate::table::JobTable;
 
@@ -26,7 +26,7 @@ pub enum Error {
 /// The columns a claim (and the rescuer's lock) hands back, in [`ClaimedJob`]'s shape.
 macro_rules! claimed_columns {
     () => {
-        "id, queue, kind, payload, attempt, max_attempts, outages, lease_token, correlation_id, created_at"
+        "id, queue, kind, payload, attempt, max_attempts, outages, lease_token, correlation_id, created_at, priority, run_at"
     };
 }
 
@@ -106,22 +106,35 @@ pub async fn enqueue_many<'e>(t: &JobTable, exec: impl PgExecutor<'e>, jobs: &[N
     Ok(ids)
 }
 
-/// The claim statement: $1 queue, $2 kinds, $3 limit, $4 worker id, $5 lease in seconds.
-const CLAIM: &str = concat!(
-    "UPDATE {job}
+/// The claim statement: $1 queue, $2 kinds, $3 limit, $4 worker id, $5 lease in seconds, and
+/// `after`, more conditions on the rows taken.
+macro_rules! claim_statement {
+    ($after:literal) => {
+        concat!(
+            "UPDATE {job}
      SET state = 'running', attempt = attempt + 1, lease_token = gen_random_uuid(),
          locked_by = $4, locked_until = now() + make_interval(secs => $5), attempted_at = now()
      WHERE id IN (
          SELECT id FROM {job}
-         WHERE queue = $1 AND state = 'available' AND run_at <= now() AND kind = ANY($2)
+         WHERE queue = $1 AND state = 'available' AND run_at <= now() AND kind = ANY($2)",
+            $after,
+            "
          ORDER BY priority, run_at, id
          LIMIT $3
          FOR UPDATE SKIP LOCKED
      )
      AND set_config('synchronous_commit', 'off', true) IS NOT NULL
      RETURNING ",
-    claimed_columns!()
-);
+            claimed_columns!()
+        )
+    };
+}
+
+/// From the start of claim order.
+const CLAIM: &str = claim_statement!("");
+/// After a position ($6 priority, $7 run_at, $8 id): the row comparison is an index condition of
+/// `job_claimable_idx`, so the scan starts there.
+const CLAIM_AFTER: &str = claim_statement!(" AND (priority, run_at, id) > ($6, $7, $8)");
 
 /// Claim up to `limit` runnable jobs of the given kinds: one statement, `FOR UPDATE SKIP LOCKED`
 /// over the partial index of available rows. Each claimed row gets a fresh lease token and
@@ -155,23 +168,55 @@ pub async fn claim(
     Ok(jobs)
 }
 
-/// The plan Postgres would use for [`claim`] (`EXPLAIN`, not run), one line per row: for
-/// operators checking that claims use `job_claimable_idx`, and for the test that holds it.
+/// [`claim`], taking only jobs after `after` in claim order. Jobs before it (a higher priority,
+/// a `run_at` set in the past, a row another claim had locked and then let go) are not seen:
+/// the claim loops scan from the start again at least once per poll interval and whenever a
+/// resumed claim comes back short. Retries and new jobs land after any position a claim has
+/// reached, because their `run_at` is at least the time they were made.
+#[allow(clippy::too_many_arguments, reason = "the claim's parameters, one for each placeholder")]
+pub async fn claim_after(
+    t: &JobTable,
+    pool: &PgPool,
+    queue: &str,
+    kinds: &[String],
+    limit: usize,
+    worker_id: &str,
+    lease: Duration,
+    after: &ClaimPosition,
+) -> Result<Vec<ClaimedJob>, Error> {
+    let jobs = sqlx::query_as::<_, ClaimedJob>(t.sql(CLAIM_AFTER))
+        .bind(queue)
+        .bind(kinds)
+        .bind(limit as i64)
+        .bind(worker_id)
+        .bind(secs(lease))
+        .bind(after.priority)
+        .bind(after.run_at)
+        .bind(after.id)
+        .fetch_all(pool)
+        .await?;
+    Ok(jobs)
+}
+
+/// The plan Postgres would use for [`claim`], or for [`claim_after`] with `after` (`EXPLAIN`,
+/// not run), one line per row: for operators checking that claims use `job_claimable_idx`, and
+/// for the test that holds it.
 pub async fn explain_claim(
     t: &JobTable,
     pool: &PgPool,
     queue: &str,
     kinds: &[String],
     limit: usize,
+    after: Option<&ClaimPosition>,
 ) -> Result<Vec<String>, Error> {
-    Ok(sqlx::query_scalar(t.sql(&format!("EXPLAIN {CLAIM}")))
-        .bind(queue)
-        .bind(kinds)
-        .bind(limit as i64)
-        .bind("explain")
-        .bind(1.0_f64)
-        .fetch_all(pool)
-        .await?)
+    let sql = format!("EXPLAIN {}", if after.is_some() { CLAIM_AFTER } else { CLAIM });
+    let query =
+        sqlx::query_scalar(t.sql(&sql)).bind(queue).bind(kinds).bind(limit as i64).bind("explain").bind(1.0_f64);
+    let query = match after {
+        Some(p) => query.bind(p.priority).bind(p.run_at).bind(p.id),
+        None => query,
+    };
+    Ok(query.fetch_all(pool).await?)
 }
 
 /// Complete one job if this claim still holds it. Run it inside the transaction that commits the
@@ -199,25 +244,35 @@ pub async fn complete_if_running<'e>(
 ///
 /// Ids and tokens are matched as two sets, not pairwise: a token is a random UUID made for one
 /// claim of one row, so a row's token is among ours only if it is the one we hold for that row.
-/// Two `= ANY` filters stay linear whatever plan Postgres picks; a join against `unnest` was
-/// planned as a nested loop when statistics lagged a burst (30 s for 5,000 rows).
+/// Two `= ANY` filters stay linear in the batch when Postgres looks the ids up in the primary
+/// key; a join against `unnest` was planned as a nested loop when statistics lagged a burst (30 s
+/// for 5,000 rows). No index has `state = 'running'` in its predicate (`…0008_job_lease_index`),
+/// so the planner cannot pick one that holds every job run since the last vacuum.
 pub async fn complete_many_if_running<'e>(
     t: &JobTable,
     exec: impl PgExecutor<'e>,
     ids: &[JobId],
     tokens: &[Uuid],
 ) -> Result<Vec<JobId>, Error> {
-    let done = sqlx::query_scalar(t.sql(
-        "UPDATE {job} SET state = 'completed', finished_at = now(),
+    let done = sqlx::query_scalar(t.sql(COMPLETE_MANY)).bind(ids).bind(tokens).fetch_all(exec).await?;
+    Ok(done)
+}
+
+const COMPLETE_MANY: &str = "UPDATE {job} SET state = 'completed', finished_at = now(),
                         lease_token = NULL, locked_until = NULL
          WHERE id = ANY($1) AND state = 'running' AND lease_token = ANY($2)
-         RETURNING id",
-    ))
-    .bind(ids)
-    .bind(tokens)
-    .fetch_all(exec)
-    .await?;
-    Ok(done)
+         RETURNING id";
+
+/// The plan of [`complete_many_if_running`] for these ids (`EXPLAIN`, not run): for the test
+/// that holds it to the primary key.
+pub async fn explain_complete_many(
+    t: &JobTable,
+    pool: &PgPool,
+    ids: &[JobId],
+    tokens: &[Uuid],
+) -> Result<Vec<String>, Error> {
+    let sql = format!("EXPLAIN {COMPLETE_MANY}");
+    Ok(sqlx::query_scalar(t.sql(&sql)).bind(ids).bind(tokens).fetch_all(pool).await?)
 }
 
 /// The SET list shared by every failed finish: record the error, drop the lease, and move to the

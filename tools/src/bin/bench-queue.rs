@@ -2,9 +2,9 @@
 //! latency at a steady rate with idle workers. Prints figures; asserts nothing.
 //!
 //! Run through `scripts/bench-queue`, which makes a scratch database. Settings (env):
-//! BENCH_JOBS (100000), BENCH_BATCH (10000 rows per enqueue statement), BENCH_CONCURRENCY (1000),
-//! BENCH_CLAIM_BATCH (125), BENCH_CLAIMERS (4 claim loops), BENCH_WORKERS (1 worker), BENCH_RATE (50 jobs/s),
-//! BENCH_LATENCY_JOBS (1000).
+//! BENCH_SIZES (20000,100000,500000: one enqueue and burn-down each, in turn), BENCH_BATCH (10000
+//! rows per enqueue statement), BENCH_CONCURRENCY (1000), BENCH_CLAIM_BATCH (125), BENCH_CLAIMERS
+//! (4 claim loops), BENCH_WORKERS (1 worker), BENCH_RATE (50 jobs/s), BENCH_LATENCY_JOBS (1000).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
-use tools::config::{database_url, var_or};
+use tools::config::{database_url, first_set, var_or};
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -87,10 +87,73 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1e6
 }
 
+/// Enqueue `total` no-op jobs, `batch` rows a statement; the seconds it took.
+async fn bulk_enqueue(pool: &PgPool, table: &JobTable, total: usize, batch: usize) -> anyhow::Result<f64> {
+    let jobs: Vec<NewJob> = (0..batch).map(|_| NewJob::from_args(&Noop { t0: 0 }).expect("json")).collect();
+    let started = Instant::now();
+    let mut inserted = 0;
+    while inserted < total {
+        let n = batch.min(total - inserted);
+        inserted += store::enqueue_many(table, pool, &jobs[..n]).await?.len();
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Start the workers and wait until all `total` queued jobs are completed: the seconds it took
+/// (worker start included) and when each tenth of the jobs had started.
+async fn burn_down(
+    pool: &PgPool,
+    total: usize,
+    workers: usize,
+    config: &WorkerConfig,
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let handler = NoopHandler::default();
+    let started = Instant::now();
+    let (shutdown, handles) = start_workers(pool, &handler, workers, config);
+    // When each tenth of the jobs had started: a burn-down that slows as it goes shows here.
+    let mut tenths = Vec::with_capacity(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let n = handler.started.load(Ordering::Relaxed) as usize;
+        while tenths.len() < 10 && n >= total * (tenths.len() + 1) / 10 {
+            tenths.push(started.elapsed().as_secs_f64());
+        }
+        if n >= total {
+            // Through the two partial indexes: a count over the whole table would read every
+            // finished row, and at 500k jobs that took longer than the burn-down's last second.
+            let left: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM job WHERE state = 'available')
+                     OR EXISTS (SELECT 1 FROM job WHERE locked_until IS NOT NULL)",
+            )
+            .fetch_one(pool)
+            .await?;
+            if !left {
+                break;
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop(shutdown, handles).await;
+    Ok((secs, tenths))
+}
+
+/// Flush what the last phase wrote, so that the checkpoint it would trigger does not land in
+/// the next one. CHECKPOINT needs superuser or pg_checkpoint; without either the run goes on.
+async fn checkpoint(pool: &PgPool) {
+    if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
+        println!("(no CHECKPOINT between phases: {e})");
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = database_url()?;
-    let total: usize = var_or("BENCH_JOBS", 100_000);
+    let sizes: Vec<usize> = first_set(&["BENCH_SIZES"])
+        .unwrap_or_else(|| "20000,100000,500000".into())
+        .split(',')
+        .map(|n| n.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("BENCH_SIZES must be a list of job counts like 20000,500000: {e}"))?;
     let batch: usize = var_or("BENCH_BATCH", 10_000);
     let concurrency: usize = var_or("BENCH_CONCURRENCY", 1000);
     let claim_batch: usize = var_or("BENCH_CLAIM_BATCH", 125);
@@ -103,26 +166,15 @@ async fn main() -> anyhow::Result<()> {
     let pool = PgPoolOptions::new().max_connections(20).connect(&url).await?;
     let table = JobTable::default();
     queue::MIGRATOR.run(&pool).await?;
-    sqlx::query("TRUNCATE job").execute(&pool).await?;
+    let autovacuum: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(&pool).await?;
+    let server: String = sqlx::query_scalar("SHOW server_version").fetch_one(&pool).await?;
     println!(
-        "bench-queue: {total} jobs, enqueue batch {batch}, {workers} worker(s) × concurrency {concurrency}, {claimers} claim loops, claim batch {claim_batch}"
+        "bench-queue: sizes {sizes:?}, enqueue batch {batch}, {workers} worker(s) × concurrency {concurrency}, {claimers} claim loops, claim batch {claim_batch}"
     );
+    println!("server: PostgreSQL {server}, autovacuum {autovacuum}");
     println!("load average before: {}", loadavg());
 
-    // 1. Bulk enqueue.
-    let jobs: Vec<NewJob> = (0..batch).map(|_| NewJob::from_args(&Noop { t0: 0 }).expect("json")).collect();
-    let started = Instant::now();
-    let mut inserted = 0;
-    while inserted < total {
-        let n = batch.min(total - inserted);
-        inserted += store::enqueue_many(&table, &pool, &jobs[..n]).await?.len();
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!("bulk enqueue:  {inserted} jobs in {secs:.2} s = {:.0} jobs/s", inserted as f64 / secs);
-    sqlx::query("VACUUM ANALYZE job").execute(&pool).await?;
-
-    // 2. Burn-down of everything just enqueued.
-    let handler = NoopHandler::default();
+    // 1 and 2, for each size: bulk enqueue, then burn-down of everything just enqueued.
     let config = WorkerConfig {
         concurrency,
         claim_batch,
@@ -131,28 +183,33 @@ async fn main() -> anyhow::Result<()> {
         poll_interval: Duration::from_millis(200),
         ..WorkerConfig::default()
     };
-    let started = Instant::now();
-    let (shutdown, handles) = start_workers(&pool, &handler, workers, &config);
-    loop {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        if handler.started.load(Ordering::Relaxed) as usize >= total {
-            let left: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM job WHERE state <> 'completed'").fetch_one(&pool).await?;
-            if left == 0 {
-                break;
-            }
+    let mut rates = Vec::new();
+    for &total in &sizes {
+        sqlx::query("TRUNCATE job").execute(&pool).await?;
+        checkpoint(&pool).await;
+        let secs = bulk_enqueue(&pool, &table, total, batch).await?;
+        println!("bulk enqueue:  {total} jobs in {secs:.2} s = {:.0} jobs/s", total as f64 / secs);
+        sqlx::query("VACUUM ANALYZE job").execute(&pool).await?;
+        let (secs, tenths) = burn_down(&pool, total, workers, &config).await?;
+        let rate = total as f64 / secs;
+        rates.push((total, rate));
+        println!("burn-down:     {total} jobs completed in {secs:.2} s = {rate:.0} jobs/s (load {})", loadavg());
+        let per_tenth: Vec<String> = std::iter::once(0.0)
+            .chain(tenths.iter().copied())
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| format!("{:.0}", (total / 10) as f64 / (w[1] - w[0])))
+            .collect();
+        println!("  started per second, by tenth of the jobs: {}", per_tenth.join(" "));
+    }
+    if let Some(&(first, base)) = rates.first() {
+        let ratios: Vec<String> = rates.iter().skip(1).map(|(n, r)| format!("{n}: {:.2}", r / base)).collect();
+        if !ratios.is_empty() {
+            println!("burn-down rate against {first} jobs (autovacuum {autovacuum}): {}", ratios.join(", "));
         }
     }
-    let secs = started.elapsed().as_secs_f64();
-    println!("burn-down:     {total} jobs completed in {secs:.2} s = {:.0} jobs/s", total as f64 / secs);
-    stop(shutdown, handles).await;
     sqlx::query("TRUNCATE job").execute(&pool).await?;
-    // The burn-down wrote a few hundred MB of WAL; flush it now so that the checkpoint it would
-    // trigger does not land in the latency phase, which measures a quiet queue. CHECKPOINT needs
-    // superuser or pg_checkpoint; without either the phase runs anyway.
-    if let Err(e) = sqlx::query("CHECKPOINT").execute(&pool).await {
-        println!("(no CHECKPOINT before the latency phase: {e})");
-    }
+    checkpoint(&pool).await;
 
     // 3. Enqueue→start latency at a steady rate, idle workers, one job per enqueue call.
     let handler = NoopHandler::default();

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use queue::{
-    DiscardInfo, Handler, JobArgs, JobContext, JobError, JobId, JobState, KindOptions, NewJob, Registry, RetryPolicy,
-    run_maintenance, store,
+    ClaimPosition, DiscardInfo, Handler, JobArgs, JobContext, JobError, JobId, JobState, KindOptions, NewJob, Registry,
+    RetryPolicy, run_maintenance, store,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -757,8 +757,73 @@ async fn claim_uses_the_partial_index_of_available_rows(pool: PgPool) {
         .await
         .unwrap();
     sqlx::query("ANALYZE job").execute(&pool).await.unwrap();
-    let plan = store::explain_claim(&T, &pool, "default", &[Noop::KIND.into()], 10).await.unwrap();
+    let plan = store::explain_claim(&T, &pool, "default", &[Noop::KIND.into()], 10, None).await.unwrap();
     assert!(plan.iter().any(|line| line.contains("job_claimable_idx")), "plan: {plan:#?}");
+    // A resumed claim starts the index scan at its position: the row comparison is an index
+    // condition, not a filter applied to every entry before it.
+    let after = ClaimPosition { priority: 0, run_at: chrono::Utc::now(), id: JobId(10_000) };
+    let plan = store::explain_claim(&T, &pool, "default", &[Noop::KIND.into()], 10, Some(&after)).await.unwrap();
+    let scan = plan.iter().position(|line| line.contains("Index Scan using job_claimable_idx")).expect("index scan");
+    assert!(
+        plan[scan + 1].contains("Index Cond") && plan[scan + 1].contains("ROW(priority, run_at, id) >"),
+        "{plan:#?}"
+    );
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_batch_completion_looks_its_jobs_up_by_id_whatever_the_statistics_say(pool: PgPool) {
+    // As after a burst: statistics taken when nothing ran, then many jobs run and finished.
+    let jobs: Vec<NewJob> = (0..20_000).map(|_| NewJob::from_args(&Noop {}).unwrap()).collect();
+    store::enqueue_many(&T, &pool, &jobs).await.unwrap();
+    sqlx::query("ANALYZE job").execute(&pool).await.unwrap();
+    let kinds = [Noop::KIND.to_owned()];
+    for _ in 0..10 {
+        let claimed = store::claim(&T, &pool, "default", &kinds, 1_000, "w", Duration::from_secs(60)).await.unwrap();
+        let ids: Vec<JobId> = claimed.iter().map(|j| j.id).collect();
+        let tokens: Vec<uuid::Uuid> = claimed.iter().map(|j| j.lease_token).collect();
+        store::complete_many_if_running(&T, &pool, &ids, &tokens).await.unwrap();
+    }
+    let claimed = store::claim(&T, &pool, "default", &kinds, 125, "w", Duration::from_secs(60)).await.unwrap();
+    let ids: Vec<JobId> = claimed.iter().map(|j| j.id).collect();
+    let tokens: Vec<uuid::Uuid> = claimed.iter().map(|j| j.lease_token).collect();
+    let plan = store::explain_complete_many(&T, &pool, &ids, &tokens).await.unwrap();
+    // The node lines only: the others carry every id and token.
+    let nodes: Vec<&String> = plan.iter().filter(|line| line.contains("Scan") || line.contains("Update")).collect();
+    assert!(nodes.iter().any(|line| line.contains("job_pkey")), "plan: {nodes:#?}");
+    assert_eq!(store::complete_many_if_running(&T, &pool, &ids, &tokens).await.unwrap().len(), 125);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn jobs_that_sort_before_a_resumed_claim_are_still_claimed(pool: PgPool) {
+    let mut registry = Registry::new();
+    registry.register(SleepyHandler, KindOptions::default());
+    // A backlog the loops work through in full batches, each claim resuming after the last.
+    let backlog: Vec<NewJob> = (0..400).map(|_| NewJob::from_args(&Sleepy { ms: 20 }).unwrap()).collect();
+    store::enqueue_many(&T, &pool, &backlog).await.unwrap();
+    let worker = RunningWorker::start(&pool, registry, test_config());
+    poll_for(WAIT, "the backlog is being claimed", || async {
+        (count(&pool, "SELECT count(*) FROM job WHERE state = 'completed'").await >= 50).then_some(())
+    })
+    .await;
+    // Two jobs that sort before any position reached by now: a higher priority, and a run_at
+    // in the past.
+    let urgent = NewJob::from_args(&Sleepy { ms: 20 }).unwrap().priority(-1);
+    let late = NewJob::from_args(&Sleepy { ms: 20 }).unwrap().run_at(chrono::Utc::now() - chrono::Duration::hours(1));
+    let ids = store::enqueue_many(&T, &pool, &[urgent, late]).await.unwrap();
+    poll_for(WAIT, "both jobs run", || async {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM job WHERE id = ANY($1) AND state = 'completed'")
+            .bind(&ids)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (done == 2).then_some(())
+    })
+    .await;
+    poll_for(WAIT, "the whole backlog completes", || async {
+        (count(&pool, "SELECT count(*) FROM job WHERE state = 'completed'").await == 402).then_some(())
+    })
+    .await;
+    worker.stop().await;
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]

@@ -1,0 +1,1 @@
+../../../sql/20261202000008_job_lease_index.down.sql
