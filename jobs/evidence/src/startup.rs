@@ -20,14 +20,38 @@ use crate::store;
 pub async fn database(db: &DatabaseSettings, min_pool: u32, acquire_timeout: Duration) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = db.url.parse().context("DATABASE_URL")?;
     if db.migrate {
-        // As the user of the URL (the owner), on a connection of its own: the application role
-        // may not change the schema.
-        let mut conn = PgConnection::connect_with(&options).await.context("connecting to apply migrations")?;
-        crate::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
-        conn.close().await.ok();
+        migrate_when_reachable(&options).await?;
     }
     check_app_role(&options, db.app_role.as_deref()).await?;
     Ok(app_pool(options, db.app_role.clone(), db.max_connections.max(min_pool), acquire_timeout))
+}
+
+/// Apply the migrations as the user of the URL (the owner), on a connection of its own: the
+/// application role may not change the schema. A database that cannot be reached (not up yet,
+/// restarting, the connection terminated) is waited out with backoff, as the pool waits it out;
+/// a migration that fails on its own stops the process with its reason.
+async fn migrate_when_reachable(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let error =
+            match PgConnection::connect_with(options).await {
+                Ok(mut conn) => match crate::MIGRATOR.run(&mut conn).await {
+                    Ok(()) => {
+                        conn.close().await.ok();
+                        return Ok(());
+                    }
+                    Err(
+                        sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+                    ) if queue::database_unreachable(&e) => e,
+                    Err(e) => return Err(e).context("applying migrations"),
+                },
+                Err(e) if queue::database_unreachable(&e) => e,
+                Err(e) => return Err(e).context("connecting to apply migrations"),
+            };
+        tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "database unreachable; migrations wait for it");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// A lazy pool whose every connection first switches to `role` (when given) and then checks that
@@ -57,7 +81,11 @@ pub async fn check_app_role(options: &PgConnectOptions, role: Option<&str>) -> a
     let Ok(mut conn) = PgConnection::connect_with(options).await else { return Ok(()) };
     let checked = as_app_role(&mut conn, role).await;
     conn.close().await.ok();
-    checked.context("DATABASE_URL / DATABASE_APP_ROLE")
+    match checked {
+        // Cut off during the check (a restart, a terminated session): the pool checks again.
+        Err(e) if queue::database_unreachable(&e) => Ok(()),
+        checked => checked.context("DATABASE_URL / DATABASE_APP_ROLE"),
+    }
 }
 
 async fn as_app_role(conn: &mut PgConnection, role: Option<&str>) -> Result<(), sqlx::Error> {

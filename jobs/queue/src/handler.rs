@@ -53,10 +53,20 @@ impl JobError {
 /// The name under which a worker checks its own database ([`JobError::Unavailable`]).
 pub const DATABASE: &str = "database";
 
-/// Whether a database error means the server could not be reached (rather than that it refused
-/// or failed the statement).
+/// Whether a database error means the server could not be reached or dropped the session
+/// (rather than that it refused or failed the statement): no connection, a pool that waited in
+/// vain, a connection exception (SQLSTATE class 08), or the session ended by an operator or a
+/// shutdown (57P01 `pg_terminate_backend`, 57P02, 57P03 "starting up").
 pub fn database_unreachable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or_default();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        _ => false,
+    }
 }
 
 /// An unreachable server is an outage ([`JobError::Unavailable`]); any other database error is

@@ -16,48 +16,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tools::config::{api_key, database_url, first_set, var_or};
-
-/// create → PUT → complete for one document; returns the evidence id.
-async fn ingest_one(
-    http: &reqwest::Client,
-    store: &reqwest::Client,
-    base: &str,
-    case_id: &str,
-    name: String,
-    bytes: Vec<u8>,
-    content_type: &str,
-) -> anyhow::Result<String> {
-    let created: Value = http
-        .post(format!("{base}/v1/evidence"))
-        .json(&json!({"filename": name, "content_type": content_type, "size_bytes": bytes.len(), "case_id": case_id}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let upload = &created["upload"];
-    let mut put = store.put(upload["url"].as_str().context("upload.url")?).body(bytes);
-    for (k, v) in upload["headers"].as_object().context("headers")? {
-        put = put.header(k, v.as_str().unwrap_or_default());
-    }
-    put.send().await?.error_for_status()?;
-    let id = created["evidence"]["id"].as_str().context("id")?.to_owned();
-    http.post(format!("{base}/v1/evidence/{id}/complete")).send().await?.error_for_status()?;
-    Ok(id)
-}
-
-fn document(i: usize, size: usize, run: &str) -> Vec<u8> {
-    let words = ["audit", "ledger", "invoice", "breach", "custody", "exhibit", "witness", "contract", "memo", "policy"];
-    let mut text = format!("document {i} of run {run}\n");
-    let mut n = i as u64;
-    while text.len() < size {
-        n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        text.push_str(words[(n >> 33) as usize % words.len()]);
-        text.push(if n.is_multiple_of(11) { '\n' } else { ' ' });
-    }
-    text.truncate(size);
-    text.into_bytes()
-}
+use tools::{document, ingest_one};
 
 async fn wait_indexed(pool: &PgPool, case_id: &str, n: i64, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
