@@ -57,8 +57,10 @@ impl NewKey {
             if cases.is_empty() || cases.len() > 50 {
                 return Err(Invalid("case_ids must name 1 to 50 cases (omit it for every case)".into()));
             }
-            if let Some(bad) = cases.iter().find(|c| c.trim().is_empty() || c.chars().count() > 200) {
-                return Err(Invalid(format!("case id `{bad}` must be 1 to 200 characters")));
+            let bad_case =
+                |c: &String| c.trim().is_empty() || c.chars().count() > 200 || c.chars().any(char::is_control);
+            if let Some(bad) = cases.iter().find(|c| bad_case(c)) {
+                return Err(Invalid(format!("case id {bad:?} must be 1 to 200 characters without control characters")));
             }
         }
         Ok(())
@@ -159,5 +161,21 @@ mod tests {
             assert!(super::parse(bad).is_none(), "{bad}");
         }
         assert_ne!(super::generate().1, key, "two keys differ");
+    }
+
+    #[test]
+    fn a_new_key_is_refused_for_a_case_id_with_a_control_character() {
+        let new = |cases: &[&str]| super::NewKey {
+            name: "k".into(),
+            role: crate::Role::Viewer,
+            cases: Some(cases.iter().map(|c| c.to_string()).collect()),
+        };
+        assert!(new(&["case-1", "case 2"]).validate().is_ok());
+        // A NUL arrives escaped inside the JSON, past the body's UTF-8 check; Postgres refuses
+        // it in text, which was a 500.
+        for bad in ["a\u{0}b", "tab\there", " ", ""] {
+            let refused = new(&["case-1", bad]).validate().expect_err(bad);
+            assert!(refused.0.contains("without control characters"), "{bad:?}: {}", refused.0);
+        }
     }
 }
