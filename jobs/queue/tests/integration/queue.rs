@@ -1055,3 +1055,17 @@ async fn past_its_outage_budget_an_unavailable_failure_counts_as_an_attempt(pool
     let outages: Vec<bool> = row.errors.as_array().unwrap().iter().map(|e| e.get("outage").is_some()).collect();
     assert_eq!(outages, [true, true, false, false], "two outages given back, then two counted attempts");
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_terminated_session_counts_as_an_unreachable_database(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&pool).await.unwrap();
+    // The next statement on that session meets its end: 57P01 or a reset connection.
+    let ended = sqlx::query("SELECT 1").execute(&mut *conn).await.expect_err("the session was terminated");
+    assert!(queue::database_unreachable(&ended), "{ended:?}");
+    let failed = sqlx::query("SELECT 1 / 0").execute(&pool).await.expect_err("division by zero");
+    assert!(!queue::database_unreachable(&failed), "a failed statement is not an outage: {failed:?}");
+    assert!(matches!(JobError::from(ended), JobError::Unavailable { .. }));
+    assert!(matches!(JobError::from(failed), JobError::Retryable(_)));
+}
