@@ -64,6 +64,11 @@ pub struct Downloaded {
     pub md5: String,
 }
 
+/// A failed read or write of the local staging file.
+fn staging_error(e: std::io::Error) -> StorageError {
+    StorageError::Unavailable(format!("staging file: {e}"))
+}
+
 /// The name under which jobs report the object store unreachable (`queue::JobError::Unavailable`)
 /// and the worker checks it.
 pub const OBJECT_STORE: &str = "object_store";
@@ -109,10 +114,10 @@ impl Storage {
 
     /// Create the bucket if a listing says it is not there (`Bucket::exists` is not portable).
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
-        match self.bucket.list_page(String::new(), None, None, None, Some(1)).await {
-            Ok(_) => return Ok(()),
-            Err(S3Error::HttpFailWithBody(404, _)) => {}
-            Err(e) => return Err(e.into()),
+        match self.check().await {
+            Ok(()) => return Ok(()),
+            Err(StorageError::NotFound) => {}
+            Err(e) => return Err(e),
         }
         let created = Bucket::create_with_path_style(
             &self.bucket.name,
@@ -130,10 +135,7 @@ impl Storage {
             Ok(r) => StorageError::Refused(format!("create bucket: HTTP {}: {}", r.response_code, r.response_text)),
             Err(e) => e.into(),
         };
-        match self.bucket.list_page(String::new(), None, None, None, Some(1)).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(failure),
-        }
+        self.check().await.map_err(|_| failure)
     }
 
     /// A URL the client PUTs the bytes to. The signature covers the content type, the exact
@@ -206,7 +208,6 @@ impl Storage {
         mut file: Option<&mut tokio::fs::File>,
         max_bytes: u64,
     ) -> Result<Downloaded, StorageError> {
-        let staging = |e: std::io::Error| StorageError::Unavailable(format!("staging file: {e}"));
         let mut response = self.bucket.get_object_stream(key).await?;
         let (mut sha256, mut sha1, mut md5) = (Sha256::new(), Sha1::new(), Md5::new());
         let mut size = 0u64;
@@ -220,11 +221,11 @@ impl Storage {
             sha1.update(&chunk);
             md5.update(&chunk);
             if let Some(file) = file.as_mut() {
-                file.write_all(&chunk).await.map_err(staging)?;
+                file.write_all(&chunk).await.map_err(staging_error)?;
             }
         }
         if let Some(file) = file {
-            file.flush().await.map_err(staging)?;
+            file.flush().await.map_err(staging_error)?;
         }
         Ok(Downloaded {
             size,
@@ -246,16 +247,15 @@ impl Storage {
         size: u64,
         md5: &str,
     ) -> Result<(), StorageError> {
-        let staging = |e: std::io::Error| StorageError::Unavailable(format!("staging file: {e}"));
         if size <= SINGLE_PUT_BYTES {
-            let bytes = tokio::fs::read(path).await.map_err(staging)?;
+            let bytes = tokio::fs::read(path).await.map_err(staging_error)?;
             let answer = self.bucket.put_object_with_content_type(key, &bytes, "application/octet-stream").await?;
             let etag = answer.headers().get("etag").map(|e| e.trim_matches('"').to_ascii_lowercase());
             if etag.as_deref() == Some(md5) {
                 return Ok(());
             }
         } else {
-            let mut file = tokio::fs::File::open(path).await.map_err(staging)?;
+            let mut file = tokio::fs::File::open(path).await.map_err(staging_error)?;
             self.bucket
                 .put_object_stream_builder(key)
                 .with_content_type("application/octet-stream")

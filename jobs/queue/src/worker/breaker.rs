@@ -13,8 +13,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::handler::BoxFuture;
+use crate::handler::{BoxFuture, DATABASE, database_unreachable};
 use crate::status::WorkerStatus;
+use crate::store;
 
 /// Asks whether a dependency answers; `Err` says why not.
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -52,6 +53,15 @@ impl Breaker {
         self.publish();
         tracing::warn!(dependency, error, "dependency unreachable: no more claims until it answers");
         tokio::spawn(self.clone().watch(dependency.to_owned()));
+    }
+
+    /// Stop claiming until the database answers, when `e` says it could not be reached.
+    pub fn open_if_database_unreachable(self: &Arc<Self>, e: &store::Error) {
+        if let store::Error::Db(db) = e
+            && database_unreachable(db)
+        {
+            self.open(DATABASE, &e.to_string());
+        }
     }
 
     async fn watch(self: Arc<Self>, dependency: String) {

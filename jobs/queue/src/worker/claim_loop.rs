@@ -9,7 +9,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Shared, executor};
-use crate::handler::{DATABASE, database_unreachable};
 use crate::job::{ClaimPosition, ClaimedJob};
 use crate::store;
 
@@ -90,11 +89,7 @@ impl ClaimLoop {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "claim failed; retrying at the next poll");
-                        if let store::Error::Db(db) = &e
-                            && database_unreachable(db)
-                        {
-                            shared.breaker.open(DATABASE, &e.to_string());
-                        }
+                        shared.breaker.open_if_database_unreachable(&e);
                         more = false;
                     }
                 }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::heartbeat::InFlight;
-use crate::handler::{DATABASE, JobContext, JobError, Registered, database_unreachable};
+use crate::handler::{JobContext, JobError, Registered};
 use crate::job::ClaimedJob;
 use crate::state::{self, Failure, Outcome};
 use crate::store;
@@ -96,11 +96,7 @@ pub(crate) async fn run_job(shared: &Shared, job: ClaimedJob) {
             Ok(false) => tracing::warn!(error = message, "attempt failed after its lease was lost; nothing recorded"),
             Err(e) => {
                 tracing::error!(error = message, db_error = %e, "could not record the failure; the lease will expire and the rescuer retry");
-                if let store::Error::Db(db) = &e
-                    && database_unreachable(db)
-                {
-                    shared.breaker.open(DATABASE, &e.to_string());
-                }
+                shared.breaker.open_if_database_unreachable(&e);
             }
         }
     }
