@@ -27,10 +27,11 @@ pub enum ApiError {
     /// the key is not limited to.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
-    /// `not_found`: no such evidence in the key's tenant (or no such key).
+    /// `not_found`: no such evidence, key or job in the key's tenant.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// The request conflicts with the evidence's current state.
+    /// The request conflicts with the current state of the evidence or job: `wrong_status`,
+    /// `wrong_state`, `job_active`, `upload_missing`, `idempotency_key_reused`, `own_key`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// `payload_too_large`: the request body is over 64 KiB (file bytes go to the upload URL).
@@ -96,9 +97,11 @@ impl From<EvidenceError> for ApiError {
     fn from(e: EvidenceError) -> Self {
         let message = e.to_string();
         match e {
-            EvidenceError::NotFound(_) | EvidenceError::KeyNotFound(_) => {
+            EvidenceError::NotFound(_) | EvidenceError::KeyNotFound(_) | EvidenceError::JobNotFound(_) => {
                 ApiError::NotFound(body("not_found", message))
             }
+            EvidenceError::JobWrongState(_) => ApiError::Conflict(body("wrong_state", message)),
+            EvidenceError::JobKeyTaken => ApiError::Conflict(body("job_active", message)),
             EvidenceError::Unauthenticated(_) => ApiError::unauthorized(message),
             EvidenceError::Forbidden { code, .. } => ApiError::Forbidden(body(code, message)),
             EvidenceError::Invalid(_) => ApiError::Unprocessable(body("invalid_request", message)),
@@ -144,12 +147,13 @@ pub fn from_poem(err: poem::Error) -> poem::Response {
         return err.into_response();
     }
     // poem-openapi names path parameters `param0`, `param1`… internally, and its message says so;
-    // every path parameter of this API is an evidence id.
+    // this API's path parameters are evidence ids (UUIDs) and job ids (integers).
     if err.downcast_ref::<poem_openapi::error::AuthorizationError>().is_some() {
         return ApiError::unauthorized("an API key is required: send `Authorization: Bearer <key>`").into_response();
     }
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParsePathError>() {
-        let message = format!("the evidence id in the path must be a UUID ({})", e.reason);
+        let message =
+            format!("the id in the path is malformed: evidence ids are UUIDs, job ids are integers ({})", e.reason);
         return ApiError::bad_request("invalid_id", message).into_response();
     }
     if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {

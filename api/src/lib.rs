@@ -7,6 +7,7 @@ pub mod cli;
 mod custody;
 mod error;
 mod guard;
+mod jobs;
 mod keys;
 mod ops;
 mod v1;
@@ -54,11 +55,11 @@ impl AppState {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-type Apis = (v1::EvidenceApi, custody::CustodyApi, keys::KeysApi, ops::OpsApi);
+type Apis = (v1::EvidenceApi, custody::CustodyApi, keys::KeysApi, jobs::JobsApi, ops::OpsApi);
 
 fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (v1::EvidenceApi, custody::CustodyApi, keys::KeysApi, ops::OpsApi),
+        (v1::EvidenceApi, custody::CustodyApi, keys::KeysApi, jobs::JobsApi, ops::OpsApi),
         "Evidence ingestion API",
         env!("CARGO_PKG_VERSION"),
     )

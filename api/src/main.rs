@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         max_attempts,
         searches: SearchLimits::new(api.search_concurrency, api.search_timeout),
         known_keys: Default::default(),
+        operator_tenant: api.operator_tenant,
     };
     let shutdown = CancellationToken::new();
     let ops_server = match api.ops_bind {

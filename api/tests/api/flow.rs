@@ -219,7 +219,7 @@ async fn bad_input_gets_a_clear_json_error(pool: PgPool) {
     let (status, err) = app.get("/v1/evidence/not-a-uuid").await;
     assert_eq!((status, err["code"].as_str()), (400, Some("invalid_id")));
     let message = err["message"].as_str().unwrap();
-    assert!(message.starts_with("the evidence id in the path must be a UUID"), "{message}");
+    assert!(message.starts_with("the id in the path is malformed: evidence ids are UUIDs"), "{message}");
     let (status, err) = app.post("/v1/evidence/42/complete", json!({})).await;
     assert_eq!((status, err["code"].as_str()), (400, Some("invalid_id")));
     let missing = uuid::Uuid::new_v4();

@@ -7,5 +7,6 @@ mod custody;
 mod flow;
 mod hardening;
 mod integrity;
+mod jobs;
 mod ops;
 mod support;

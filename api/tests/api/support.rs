@@ -73,11 +73,13 @@ pub struct Options {
     pub proxy: bool,
     pub max_attempts: i32,
     pub searches: SearchLimits,
+    /// `API_OPERATOR_TENANT`.
+    pub operator_tenant: Option<evidence::TenantId>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { proxy: false, max_attempts: 5, searches: SearchLimits::default() }
+        Self { proxy: false, max_attempts: 5, searches: SearchLimits::default(), operator_tenant: None }
     }
 }
 
@@ -147,6 +149,7 @@ impl TestApp {
             max_attempts: options.max_attempts,
             searches: options.searches.clone(),
             known_keys: Default::default(),
+            operator_tenant: options.operator_tenant.clone(),
         };
         let state = AppState::new(service, None);
         let stop = shutdown.clone();

@@ -118,6 +118,8 @@ pub enum Action {
     ReadCustody,
     /// Recompute the tenant's whole custody chain.
     VerifyCustody,
+    /// List, cancel and retry the tenant's jobs.
+    OperateJobs,
 }
 
 impl Action {
@@ -131,6 +133,7 @@ impl Action {
             Action::ManageKeys => "manage API keys",
             Action::ReadCustody => "read the custody log",
             Action::VerifyCustody => "verify the custody log",
+            Action::OperateJobs => "operate the job queue",
         }
     }
 }
@@ -158,6 +161,20 @@ impl Caller {
                 code: "role_not_allowed",
                 message: format!("a key with role {} may not {}", self.role, action.describe()),
             })
+        }
+    }
+
+    /// `Forbidden` unless the key reaches every case of its tenant (a job can concern any case).
+    pub fn require_every_case(&self, what: &str) -> Result<(), EvidenceError> {
+        match &self.cases {
+            None => Ok(()),
+            Some(cases) => Err(EvidenceError::Forbidden {
+                code: "case_out_of_scope",
+                message: format!(
+                    "{what} needs a key for every case of the tenant; this one is limited to {}",
+                    cases.join(", ")
+                ),
+            }),
         }
     }
 

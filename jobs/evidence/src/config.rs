@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use queue::{RetryPolicy, WorkerConfig};
 
+use crate::access::TenantId;
 use crate::extract::Limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +248,9 @@ pub struct ApiSettings {
     /// Where `/ready` and `/metrics` are served instead of `bind` (`API_OPS_BIND`); `None`: on
     /// `bind`, beside the API.
     pub ops_bind: Option<SocketAddr>,
+    /// The tenant whose admin keys operate the whole queue (`API_OPERATOR_TENANT`): pause and
+    /// resume queues, list them, reach every tenant's jobs. `None`: no tenant's.
+    pub operator_tenant: Option<TenantId>,
 }
 
 impl ApiSettings {
@@ -266,7 +270,13 @@ impl ApiSettings {
         if let Some(bad) = cors_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
             return Err(ConfigError::out_of_range("API_CORS_ORIGINS", bad, "each origin is scheme://host[:port]"));
         }
+        let operator: String = var("API_OPERATOR_TENANT", String::new())?;
+        let operator_tenant = match operator.trim() {
+            "" => None,
+            t => Some(TenantId::new(t).map_err(|e| ConfigError::out_of_range("API_OPERATOR_TENANT", t, e.0))?),
+        };
         Ok(Self {
+            operator_tenant,
             bind: var("API_BIND", "127.0.0.1:8080".parse().expect("literal address"))?,
             public_url: (!public_url.is_empty()).then_some(public_url),
             search_concurrency,

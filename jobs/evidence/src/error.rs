@@ -28,6 +28,15 @@ pub enum EvidenceError {
     /// The key is valid but may not do this (`role_not_allowed`, `case_out_of_scope`).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    /// No such job among the caller's (another tenant's job does not exist for it).
+    #[error("job {0} not found")]
+    JobNotFound(queue::JobId),
+    /// The job is not in a state the action starts from ("job 42 is completed; cancel needs …").
+    #[error("{0}")]
+    JobWrongState(String),
+    /// Another active job has the same unique key (a retry would run the same work twice).
+    #[error("another active job does the same work (the same unique key); wait for it or cancel it first")]
+    JobKeyTaken,
     #[error("no API key with prefix `{0}`")]
     KeyNotFound(String),
     #[error("a key cannot revoke itself: revoke it with another admin key, or with `api keys revoke`")]

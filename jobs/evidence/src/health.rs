@@ -41,6 +41,9 @@ pub struct Readiness {
     pub queue: Option<String>,
     /// Jobs waiting in the worker's queue (None when the database did not answer).
     pub available_jobs: Option<i64>,
+    /// The worker's queue is paused: it claims nothing, and is still ready (None when the
+    /// database did not answer).
+    pub paused: Option<bool>,
     pub last_completed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Dependencies the worker found unreachable and waits for, claiming nothing meanwhile
     /// (`object_store`, `database`); empty when it claims.
@@ -67,18 +70,22 @@ impl Probe {
                 listener: None,
                 queue: None,
                 available_jobs: None,
+                paused: None,
                 last_completed_at: None,
                 waiting_for: None,
             };
         };
-        let depth = tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            queue::store::available_count(&w.table, &self.service.pool, &w.queue),
-        )
+        let pool = &self.service.pool;
+        let depth = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            tokio::try_join!(
+                queue::store::available_count(&w.table, pool, &w.queue),
+                queue::store::paused(&w.table, pool)
+            )
+        })
         .await;
-        let available_jobs = match depth {
-            Ok(Ok(n)) => Some(n),
-            _ => None,
+        let (available_jobs, paused) = match depth {
+            Ok(Ok((n, paused))) => (Some(n), Some(paused.iter().any(|p| p.queue == w.queue))),
+            _ => (None, None),
         };
         let database = available_jobs.is_some();
         let listener = w.status.listener_connected();
@@ -89,6 +96,7 @@ impl Probe {
             listener: Some(listener),
             queue: Some(w.queue.clone()),
             available_jobs,
+            paused,
             last_completed_at: w.status.last_completed_at(),
             waiting_for: Some(waiting_for),
         }
@@ -143,6 +151,7 @@ async fn ready(state: Data<&HealthState>) -> Response {
         "listener": r.listener,
         "queue": r.queue,
         "available_jobs": r.available_jobs,
+        "paused": r.paused,
         "last_completed_at": r.last_completed_at,
         "waiting_for": r.waiting_for,
     });

@@ -15,6 +15,7 @@ pub mod health;
 mod ingest;
 pub mod keys;
 mod model;
+pub mod operations;
 #[cfg(any(test, feature = "testing"))]
 pub mod samples;
 mod service;

@@ -57,6 +57,9 @@ pub struct Service {
     pub searches: SearchLimits,
     /// Keys this process checked recently.
     pub known_keys: KnownKeys,
+    /// Whose admin keys may pause, resume and list queues, and reach every tenant's jobs
+    /// (`API_OPERATOR_TENANT`); `None`: no one's, over the API.
+    pub operator_tenant: Option<TenantId>,
 }
 
 /// How much of the database searches may take: at most `concurrency` at once per process (the
@@ -320,7 +323,7 @@ impl Service {
 
     /// A transaction of `caller`'s request: in its tenant, and refused (`Unauthenticated`) when
     /// its key was revoked since it was checked.
-    async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, EvidenceError> {
+    pub(crate) async fn begin(&self, caller: &Caller) -> Result<Transaction<'static, Postgres>, EvidenceError> {
         store::begin_as_key(&self.pool, caller.key_id).await.map_err(|e| match e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(store::KEY_REVOKED) => {
                 EvidenceError::Unauthenticated(KEY_REVOKED)

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::access::{Role, TenantId};
-use crate::custody::{Entry, NewEntry, Verdict, Verifier};
+use crate::custody::{Actor, Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
 use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
@@ -36,6 +36,14 @@ pub async fn begin(pool: &PgPool, tenant: &TenantId) -> Result<Transaction<'stat
 /// comes before `BEGIN`).
 pub async fn begin_as_key(pool: &PgPool, key: Uuid) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     pool.begin_with(sqlx::AssertSqlSafe(format!("SELECT enter_as_api_key('{key}'); BEGIN"))).await
+}
+
+/// Name who acts for the rest of this transaction, for what database triggers record on their
+/// own (the custody entry of an operator's cancel or retry of an ingest job): the setting
+/// `app.actor`, ending with the transaction.
+pub async fn set_actor(conn: &mut PgConnection, actor: &Actor, request_id: Option<&str>) -> Result<(), sqlx::Error> {
+    let actor = serde_json::json!({"kind": actor.kind, "id": actor.id, "name": actor.name, "request_id": request_id});
+    sqlx::query("SELECT set_config('app.actor', $1, true)").bind(actor.to_string()).execute(conn).await.map(|_| ())
 }
 
 /// The SQLSTATE of a transaction begun with a revoked key (invalid_authorization_specification).

@@ -227,6 +227,14 @@ pub struct JobSummary {
     pub last_error: Option<String>,
 }
 
+/// A queue no worker claims from (`{job}_paused_queue`), since when and by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct PausedQueue {
+    pub queue: String,
+    pub paused_at: DateTime<Utc>,
+    pub paused_by: String,
+}
+
 /// Jobs per (queue, state), and the age of the oldest job waiting to run, for metrics and `/ready`.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueDepth {

@@ -24,11 +24,13 @@ pub use config::{ConfigError, WorkerConfig};
 pub use handler::{
     DATABASE, DEFAULT_MAX_OUTAGES, FinishTx, Handler, JobContext, JobError, KindOptions, Registry, database_unreachable,
 };
-pub use job::{ClaimPosition, ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, QueueDepth};
+pub use job::{
+    ClaimPosition, ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, PausedQueue, QueueDepth,
+};
 pub use maintenance::{MAINTENANCE_LOCK, MaintenanceReport, run_maintenance};
 pub use state::{Failure, RetryPolicy};
 pub use status::WorkerStatus;
-pub use store::Error;
+pub use store::{Error, JobFilter};
 pub use table::{InvalidName, JobTable};
 pub use worker::{Drained, Worker};
 

@@ -1,6 +1,8 @@
-//! One LISTEN connection per worker process. Notifications are only a hint: each one (and each
-//! reconnect) wakes the claim loops, which then claim from the table. Wakeups coalesce in the
-//! watch channel: a burst of notifications leads to one claim round per loop.
+//! One LISTEN connection per worker process. Notifications are only a hint: each one naming the
+//! worker's queue (and each reconnect) wakes the claim loops, which then claim from the table.
+//! Wakeups coalesce in the watch channel: a burst of notifications leads to one claim round per
+//! loop. A cancel notice (`store::cancel_notice`) stops the job it names if this worker runs it;
+//! the heartbeat catches any cancel missed while disconnected.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,19 +14,28 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::status::WorkerStatus;
+use crate::store::cancelled_by_notice;
 use crate::table::JobTable;
+use crate::worker::InFlightMap;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Where notifications go: wakeups to the claim loops, cancels to the running jobs.
+pub(crate) struct Notices {
+    pub wake: watch::Sender<u64>,
+    pub inflight: InFlightMap,
+}
 
 pub(crate) async fn run(
     pool: PgPool,
     table: JobTable,
     queue: String,
-    wake: watch::Sender<u64>,
+    notices: Notices,
     status: Arc<WorkerStatus>,
     shutdown: CancellationToken,
 ) {
+    let Notices { wake, inflight } = notices;
     let mut backoff = BACKOFF_MIN;
     let mut first = true;
     while !shutdown.is_cancelled() {
@@ -45,7 +56,13 @@ pub(crate) async fn run(
                         _ = shutdown.cancelled() => return,
                         received = listener.try_recv() => match received {
                             Ok(Some(n)) if n.payload() == queue => wake.send_modify(|n| *n = n.wrapping_add(1)),
-                            Ok(Some(_)) => {}
+                            Ok(Some(n)) => {
+                                if let Some(id) = cancelled_by_notice(n.payload())
+                                    && inflight.cancel(id)
+                                {
+                                    tracing::info!(job_id = id.0, "job cancelled by an operator; stopping it");
+                                }
+                            }
                             Ok(None) => {
                                 tracing::warn!(queue, "listener connection lost");
                                 break;

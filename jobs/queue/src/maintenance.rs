@@ -3,6 +3,7 @@
 //! processes can call it and at most one does the work; nothing is left held if a worker dies.
 //! The worker's maintenance loop also publishes the queue-depth gauges.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,6 +84,7 @@ pub async fn run_maintenance(
 pub(crate) async fn maintain(pool: PgPool, registry: Arc<Registry>, config: WorkerConfig, stop: CancellationToken) {
     let mut tick = tokio::time::interval(config.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut gauges = DepthGauges::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -95,19 +97,47 @@ pub(crate) async fn maintain(pool: PgPool, registry: Arc<Registry>, config: Work
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "maintenance failed"),
         }
-        // Every worker reports the same global figures: aggregate with max(), not sum().
-        match store::depth(&config.table, &pool).await {
-            Ok(depths) => {
-                for d in depths {
-                    let labels = [("queue", d.queue.clone()), ("state", d.state.as_str().to_owned())];
-                    metrics::gauge!("jobs_queue_depth", &labels).set(d.count as f64);
-                    if d.state == JobState::Available {
-                        let age = d.oldest_runnable_age_seconds.unwrap_or(0.0);
-                        metrics::gauge!("jobs_oldest_available_age_seconds", "queue" => d.queue).set(age);
-                    }
+        gauges.report(&pool, &config).await;
+    }
+}
+
+/// The queue gauges: `jobs_queue_depth{queue,state}` for the active states,
+/// `jobs_oldest_available_age_seconds{queue}` and `jobs_queue_paused{queue}`. Every queue seen
+/// once (with jobs, paused, or the worker's own) is reported every round, at 0 when it has no
+/// rows any more: a gauge left at its last value would keep an alert firing after its cause is
+/// gone. Every worker reports the same global figures: aggregate with max(), not sum().
+#[derive(Default)]
+struct DepthGauges {
+    queues: BTreeSet<String>,
+}
+
+impl DepthGauges {
+    async fn report(&mut self, pool: &PgPool, config: &WorkerConfig) {
+        let (depths, paused) =
+            match tokio::try_join!(store::depth(&config.table, pool), store::paused(&config.table, pool)) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "queue depth query failed");
+                    return;
                 }
+            };
+        self.queues.insert(config.queue.clone());
+        self.queues.extend(depths.iter().map(|d| d.queue.clone()));
+        self.queues.extend(paused.iter().map(|p| p.queue.clone()));
+        for queue in &self.queues {
+            for state in [JobState::Available, JobState::Running] {
+                let count = depths.iter().find(|d| &d.queue == queue && d.state == state).map_or(0, |d| d.count);
+                let labels = [("queue", queue.clone()), ("state", state.as_str().to_owned())];
+                metrics::gauge!("jobs_queue_depth", &labels).set(count as f64);
             }
-            Err(e) => tracing::warn!(error = %e, "queue depth query failed"),
+            let age = depths
+                .iter()
+                .find(|d| &d.queue == queue && d.state == JobState::Available)
+                .and_then(|d| d.oldest_runnable_age_seconds)
+                .unwrap_or(0.0);
+            metrics::gauge!("jobs_oldest_available_age_seconds", "queue" => queue.clone()).set(age);
+            let is_paused = paused.iter().any(|p| &p.queue == queue);
+            metrics::gauge!("jobs_queue_paused", "queue" => queue.clone()).set(if is_paused { 1.0 } else { 0.0 });
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::job::{ClaimPosition, ClaimedJob, Job, JobId, JobState, JobSummary, NewJob, QueueDepth};
+use crate::job::{ClaimPosition, ClaimedJob, Job, JobId, JobState, JobSummary, NewJob, PausedQueue, QueueDepth};
 use crate::state::Failure;
 use crate::table::JobTable;
 
@@ -116,7 +116,8 @@ macro_rules! claim_statement {
          locked_by = $4, locked_until = now() + make_interval(secs => $5), attempted_at = now()
      WHERE id IN (
          SELECT id FROM {job}
-         WHERE queue = $1 AND state = 'available' AND run_at <= now() AND kind = ANY($2)",
+         WHERE queue = $1 AND state = 'available' AND run_at <= now() AND kind = ANY($2)
+           AND NOT EXISTS (SELECT 1 FROM {job}_paused_queue WHERE queue = $1)",
             $after,
             "
          ORDER BY priority, run_at, id
@@ -138,7 +139,9 @@ const CLAIM_AFTER: &str = claim_statement!(" AND (priority, run_at, id) > ($6, $
 
 /// Claim up to `limit` runnable jobs of the given kinds: one statement, `FOR UPDATE SKIP LOCKED`
 /// over the partial index of available rows. Each claimed row gets a fresh lease token and
-/// `locked_until = now() + lease`.
+/// `locked_until = now() + lease`. A paused queue ([`pause`]) gives nothing: the statement looks
+/// its name up in `{job}_paused_queue` once (a one-time filter, not a check per row), so a pause
+/// holds in every worker process from the moment it commits.
 ///
 /// The claim commits without waiting for its WAL flush (`synchronous_commit = off` for this
 /// statement's transaction only). That is safe: every later write about the job (finish, failure)
@@ -490,9 +493,11 @@ pub async fn summaries<'e>(t: &JobTable, exec: impl PgExecutor<'e>, ids: &[JobId
 }
 
 /// Operator action: cancel an available or running job. A running job's worker is fenced out
-/// (its lease token is cleared) and abandons its result at its next heartbeat or finish.
+/// (its lease token is cleared) and told at once: the cancel notifies the queue's channel with
+/// [`cancel_notice`], on which the worker running it stops the handler (a worker that misses the
+/// notice finds out at its next heartbeat or finish). Either way it abandons its result.
 pub async fn cancel(t: &JobTable, conn: &mut PgConnection, id: JobId) -> Result<Job, Error> {
-    transition(
+    let job = transition(
         t,
         conn,
         id,
@@ -501,7 +506,20 @@ pub async fn cancel(t: &JobTable, conn: &mut PgConnection, id: JobId) -> Result<
         "cancel",
         "available or running",
     )
-    .await
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(t.channel()).bind(cancel_notice(id)).execute(&mut *conn).await?;
+    Ok(job)
+}
+
+/// The payload on the queue's channel that tells workers a job was cancelled (`cancel:<id>`);
+/// every other payload names a queue with jobs to claim.
+pub fn cancel_notice(id: JobId) -> String {
+    format!("cancel:{id}")
+}
+
+/// The job a [`cancel_notice`] names, if the payload is one.
+pub fn cancelled_by_notice(payload: &str) -> Option<JobId> {
+    payload.strip_prefix("cancel:")?.parse().ok().map(JobId)
 }
 
 /// Operator action: make a discarded or cancelled job available again now, with a fresh set of
@@ -542,6 +560,85 @@ async fn transition(
         Err(sqlx::Error::Database(e)) if e.constraint() == Some(t.unique_key_index()) => Err(Error::UniqueConflict),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Which jobs [`list`] shows, newest first; every condition is optional.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub queue: Option<String>,
+    pub kind: Option<String>,
+    pub state: Option<JobState>,
+    /// Only jobs created at least this long ago.
+    pub older_than: Option<Duration>,
+    /// Only jobs whose payload contains this JSON (`payload @> …`). The queue gives payloads no
+    /// meaning; a user scopes its listings with it (the evidence service: its tenant's jobs).
+    pub payload_contains: Option<serde_json::Value>,
+    /// Keyset paging: only jobs older in id than this one (the last of the previous page).
+    pub before: Option<JobId>,
+}
+
+/// Up to `limit` jobs that match `filter`, highest id (newest) first. It walks the primary key
+/// backwards from `filter.before`, so a page costs the rows it passes over, not an OFFSET.
+pub async fn list<'e>(
+    t: &JobTable,
+    exec: impl PgExecutor<'e>,
+    filter: &JobFilter,
+    limit: i64,
+) -> Result<Vec<Job>, Error> {
+    Ok(sqlx::query_as::<_, Job>(t.sql(
+        "SELECT * FROM {job}
+         WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR kind = $2)
+           AND ($3::text IS NULL OR state = $3)
+           AND ($4::float8 IS NULL OR created_at <= now() - make_interval(secs => $4))
+           AND ($5::jsonb IS NULL OR payload @> $5) AND ($6::bigint IS NULL OR id < $6)
+         ORDER BY id DESC
+         LIMIT $7",
+    ))
+    .bind(filter.queue.as_deref())
+    .bind(filter.kind.as_deref())
+    .bind(filter.state.map(JobState::as_str))
+    .bind(filter.older_than.map(secs))
+    .bind(filter.payload_contains.as_ref())
+    .bind(filter.before)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?)
+}
+
+/// Operator action: stop every worker from claiming in `queue` until [`resume`]. Jobs are still
+/// enqueued and running ones finish. Pausing a paused queue keeps the first pause. `by` says who
+/// paused it.
+pub async fn pause<'e>(t: &JobTable, exec: impl PgExecutor<'e>, queue: &str, by: &str) -> Result<PausedQueue, Error> {
+    Ok(sqlx::query_as::<_, PausedQueue>(t.sql(
+        "WITH ins AS (
+             INSERT INTO {job}_paused_queue (queue, paused_by) VALUES ($1, $2)
+             ON CONFLICT (queue) DO NOTHING RETURNING *
+         )
+         SELECT * FROM ins UNION ALL SELECT * FROM {job}_paused_queue WHERE queue = $1 LIMIT 1",
+    ))
+    .bind(queue)
+    .bind(by)
+    .fetch_one(exec)
+    .await?)
+}
+
+/// Operator action: let workers claim in `queue` again, and wake the idle ones. `false` when the
+/// queue was not paused.
+pub async fn resume(t: &JobTable, conn: &mut PgConnection, queue: &str) -> Result<bool, Error> {
+    let done =
+        sqlx::query(t.sql("DELETE FROM {job}_paused_queue WHERE queue = $1")).bind(queue).execute(&mut *conn).await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("SELECT pg_notify($1, $2)").bind(t.channel()).bind(queue).execute(&mut *conn).await?;
+    Ok(true)
+}
+
+/// The paused queues, by name.
+pub async fn paused<'e>(t: &JobTable, exec: impl PgExecutor<'e>) -> Result<Vec<PausedQueue>, Error> {
+    Ok(sqlx::query_as::<_, PausedQueue>(t.sql("SELECT * FROM {job}_paused_queue ORDER BY queue"))
+        .fetch_all(exec)
+        .await?)
 }
 
 /// Active jobs (available, running) per queue, plus the age of the oldest runnable one. Finished

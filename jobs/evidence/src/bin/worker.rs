@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         max_attempts,
         searches,
         known_keys: Default::default(),
+        operator_tenant: None,
     };
     let worker =
         evidence::with_store_check(Worker::new(pool.clone(), registry, worker_config)?, service.storage.clone());

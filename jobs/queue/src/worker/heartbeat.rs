@@ -33,6 +33,12 @@ impl InFlightMap {
         self.0.lock().expect("inflight lock").remove(&id);
     }
 
+    /// Stop a job this worker runs (an operator cancelled it); `false` when it runs none such.
+    pub fn cancel(&self, id: JobId) -> bool {
+        let map = self.0.lock().expect("inflight lock");
+        map.get(&id).inspect(|f| f.cancel.cancel()).is_some()
+    }
+
     fn snapshot(&self) -> (Vec<JobId>, Vec<Uuid>) {
         self.0.lock().expect("inflight lock").iter().map(|(id, f)| (*id, f.token)).unzip()
     }

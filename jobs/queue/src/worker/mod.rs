@@ -33,7 +33,7 @@ use crate::{listener, maintenance};
 use breaker::Breaker;
 pub use breaker::Check;
 use claim_loop::{ClaimLoop, Until};
-use heartbeat::InFlightMap;
+pub(crate) use heartbeat::InFlightMap;
 
 pub struct Worker {
     pool: PgPool,
@@ -124,11 +124,12 @@ impl Worker {
         let background = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
+        let inflight = InFlightMap::default();
         tasks.spawn(listener::run(
             pool.clone(),
             config.table.clone(),
             config.queue.clone(),
-            wake.clone(),
+            listener::Notices { wake: wake.clone(), inflight: inflight.clone() },
             status.clone(),
             background.clone(),
         ));
@@ -142,7 +143,6 @@ impl Worker {
             status.clone(),
         ));
 
-        let inflight = InFlightMap::default();
         tasks.spawn(heartbeat::run(pool.clone(), config.clone(), inflight.clone(), background.clone()));
         tasks.spawn(maintenance::maintain(pool.clone(), registry.clone(), config.clone(), background.clone()));
 

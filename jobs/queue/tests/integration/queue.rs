@@ -858,8 +858,15 @@ async fn cancelling_a_running_job_fences_out_its_worker(pool: PgPool) {
     let worker = RunningWorker::start(&pool, registry, test_config());
     let id = enqueue(&pool, &Gated {}).await;
     gate.started.notified().await;
-    let mut conn = pool.acquire().await.unwrap();
-    store::cancel(&T, &mut conn, id).await.unwrap();
+    // The runbook's cancel by hand, which sends no cancel notice: the fence alone must hold.
+    sqlx::query(
+        "UPDATE job SET state = 'cancelled', finished_at = now(), lease_token = NULL, locked_until = NULL
+         WHERE id = $1 AND state IN ('available', 'running')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
     gate.open.notify_one();
     let refused = gate.finish_refused.clone();
     wait_until(WAIT, "the worker's finish is refused", move || {
@@ -1068,4 +1075,126 @@ async fn a_terminated_session_counts_as_an_unreachable_database(pool: PgPool) {
     assert!(!queue::database_unreachable(&failed), "a failed statement is not an outage: {failed:?}");
     assert!(matches!(JobError::from(ended), JobError::Unavailable { .. }));
     assert!(matches!(JobError::from(failed), JobError::Retryable(_)));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_paused_queue_is_claimed_by_no_one_until_it_is_resumed(pool: PgPool) {
+    let kinds = vec![Noop::KIND.to_owned()];
+    let id = enqueue(&pool, &Noop {}).await;
+    let other = store::enqueue(&T, &pool, &NewJob::from_args(&Noop {}).unwrap().queue("other")).await.unwrap().unwrap();
+    let paused = store::pause(&T, &pool, "default", "test").await.unwrap();
+    assert_eq!((paused.queue.as_str(), paused.paused_by.as_str()), ("default", "test"));
+    let again = store::pause(&T, &pool, "default", "someone else").await.unwrap();
+    assert_eq!(again, paused, "a second pause keeps the first");
+    let lease = Duration::from_secs(5);
+    let claim = |queue: &'static str| {
+        let (pool, kinds) = (pool.clone(), kinds.clone());
+        async move { store::claim(&T, &pool, queue, &kinds, 10, "w", lease).await.unwrap() }
+    };
+    assert!(claim("default").await.is_empty(), "nothing is claimed from a paused queue");
+    let after = ClaimPosition { priority: -1, run_at: chrono::DateTime::UNIX_EPOCH, id: JobId(0) };
+    assert!(store::claim_after(&T, &pool, "default", &kinds, 10, "w", lease, &after).await.unwrap().is_empty());
+    assert_eq!(claim("other").await.iter().map(|j| j.id).collect::<Vec<_>>(), vec![other], "other queues run");
+    assert_eq!(store::paused(&T, &pool).await.unwrap(), vec![paused]);
+
+    // A worker whose next poll is an hour away: only the resume's notification can wake it.
+    let config = queue::WorkerConfig { poll_interval: Duration::from_secs(3600), claimers: 1, ..test_config() };
+    let worker = RunningWorker::start(&pool, registry(), config);
+    worker.wait_listening().await;
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(store::resume(&T, &mut conn, "default").await.unwrap());
+    assert!(!store::resume(&T, &mut conn, "default").await.unwrap(), "resuming twice finds nothing to resume");
+    let state = poll_for(WAIT, "the resumed queue's job runs", || async {
+        Some(job(&pool, id).await.state).filter(|s| *s == JobState::Completed)
+    })
+    .await;
+    assert_eq!(state, JobState::Completed);
+    assert!(store::paused(&T, &pool).await.unwrap().is_empty());
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn listings_filter_and_page_newest_first(pool: PgPool) {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let job = NewJob::new("noop", serde_json::json!({"tenant": if n % 2 == 0 { "a" } else { "b" }, "n": n}));
+        ids.push(store::enqueue(&T, &pool, &job).await.unwrap().unwrap());
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    store::cancel(&T, &mut conn, ids[2]).await.unwrap();
+    let listed = |filter: store::JobFilter, limit| {
+        let pool = pool.clone();
+        async move { store::list(&T, &pool, &filter, limit).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>() }
+    };
+    let all = store::JobFilter::default();
+    assert_eq!(listed(all.clone(), 10).await, ids.iter().rev().copied().collect::<Vec<_>>());
+    let first = listed(all.clone(), 2).await;
+    assert_eq!(first, vec![ids[4], ids[3]]);
+    let next = listed(store::JobFilter { before: first.last().copied(), ..all.clone() }, 2).await;
+    assert_eq!(next, vec![ids[2], ids[1]], "the next page starts after the last one");
+    let tenant_a = store::JobFilter { payload_contains: Some(serde_json::json!({"tenant": "a"})), ..all.clone() };
+    assert_eq!(listed(tenant_a.clone(), 10).await, vec![ids[4], ids[2], ids[0]]);
+    let cancelled_a = store::JobFilter { state: Some(JobState::Cancelled), ..tenant_a };
+    assert_eq!(listed(cancelled_a, 10).await, vec![ids[2]]);
+    let other_queue = store::JobFilter { queue: Some("other".into()), ..all.clone() };
+    assert!(listed(other_queue, 10).await.is_empty());
+    let old = store::JobFilter { older_than: Some(Duration::from_secs(3600)), ..all };
+    assert!(listed(old, 10).await.is_empty(), "no job is an hour old");
+}
+
+/// Runs until it is stopped; says when it started and when it was dropped.
+#[derive(Serialize, Deserialize)]
+struct Endless {}
+impl JobArgs for Endless {
+    const KIND: &'static str = "endless";
+}
+#[derive(Clone, Default)]
+struct EndlessHandler {
+    started: Arc<Notify>,
+    stopped: Arc<AtomicBool>,
+}
+struct SetOnDrop(Arc<AtomicBool>);
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+impl Handler for EndlessHandler {
+    type Args = Endless;
+    async fn run(&self, _ctx: JobContext, _args: Endless) -> Result<(), JobError> {
+        let _stopped = SetOnDrop(self.stopped.clone());
+        self.started.notify_one();
+        std::future::pending().await
+    }
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_cancelled_running_job_is_stopped_at_once_not_at_its_next_heartbeat(pool: PgPool) {
+    let handler = EndlessHandler::default();
+    let mut registry = Registry::new();
+    registry.register(handler.clone(), KindOptions { timeout: Duration::from_secs(600), ..fast_retry() });
+    // Heartbeats every 40 s: a stop within the wait below can only come from the cancel notice.
+    let config = queue::WorkerConfig { lease: Duration::from_secs(120), ..test_config() };
+    let worker = RunningWorker::start(&pool, registry, config);
+    worker.wait_listening().await;
+    let id = enqueue(&pool, &Endless {}).await;
+    handler.started.notified().await;
+    let mut conn = pool.acquire().await.unwrap();
+    store::cancel(&T, &mut conn, id).await.unwrap();
+    let stopped = handler.stopped.clone();
+    wait_until(Duration::from_secs(10), "the handler is stopped", move || {
+        let stopped = stopped.clone();
+        async move { stopped.load(Ordering::Acquire) }
+    })
+    .await;
+    assert_eq!(job(&pool, id).await.state, JobState::Cancelled);
+    worker.stop().await;
+}
+
+#[test]
+fn cancel_notices_name_their_job_and_nothing_else_is_one() {
+    assert_eq!(store::cancelled_by_notice(&store::cancel_notice(JobId(42))), Some(JobId(42)));
+    for other in ["default", "cancel:", "cancel:x", "cancel42"] {
+        assert_eq!(store::cancelled_by_notice(other), None, "{other}");
+    }
 }

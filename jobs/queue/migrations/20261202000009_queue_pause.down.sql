@@ -1,0 +1,1 @@
+../../../sql/20261202000009_queue_pause.down.sql
