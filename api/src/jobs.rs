@@ -4,7 +4,7 @@
 //! `evidence::operations`'; this is HTTP only.
 
 use chrono::{DateTime, Utc};
-use evidence::operations::{Job, JobFilter, JobId, JobState, QueueInfo};
+use evidence::operations::{Job, JobFilter, JobId, JobState, QueueOverview};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -143,16 +143,16 @@ pub struct QueueView {
     pub paused_by: Option<String>,
 }
 
-impl From<QueueInfo> for QueueView {
-    fn from(q: QueueInfo) -> Self {
+impl From<QueueOverview> for QueueView {
+    fn from(q: QueueOverview) -> Self {
         QueueView {
             queue: q.queue,
             available: q.available,
             running: q.running,
             oldest_available_age_seconds: q.oldest_available_age_seconds,
-            paused: q.paused.is_some(),
-            paused_at: q.paused.as_ref().map(|p| p.paused_at),
-            paused_by: q.paused.map(|p| p.paused_by),
+            paused: q.paused_at.is_some(),
+            paused_at: q.paused_at,
+            paused_by: q.paused_by,
         }
     }
 }

@@ -12,7 +12,7 @@
 //! `evidence_follows_ingest_job` trigger, whoever acts), and the custody entry it writes names
 //! the key and the request ([`store::set_actor`]).
 
-pub use queue::{Job, JobFilter, JobId, JobState, PausedQueue};
+pub use queue::{Job, JobFilter, JobId, JobState, QueueOverview};
 use serde_json::json;
 
 use crate::access::{Action, Caller};
@@ -21,27 +21,14 @@ use crate::error::EvidenceError;
 use crate::service::Service;
 use crate::store;
 
-/// Most jobs one listing returns.
-pub const MAX_JOB_PAGE: i64 = 500;
-
-/// One queue as operators see it: its active jobs and whether it is paused.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueInfo {
-    pub queue: String,
-    pub available: i64,
-    pub running: i64,
-    /// Seconds since the oldest runnable job became runnable (0 when none waits).
-    pub oldest_available_age_seconds: f64,
-    pub paused: Option<PausedQueue>,
-}
-
 impl Service {
-    /// Jobs the caller reaches that match `filter`, newest first, at most `limit`.
+    /// Jobs the caller reaches that match `filter`, newest first, at most `limit` (the API bounds
+    /// it and asks for one more than a page, to learn whether another follows).
     pub async fn list_jobs(&self, caller: &Caller, filter: JobFilter, limit: i64) -> Result<Vec<Job>, EvidenceError> {
         self.require_jobs(caller)?;
         let filter = JobFilter { payload_contains: self.job_scope(caller), ..filter };
         let mut tx = self.begin(caller).await?;
-        let jobs = queue::store::list(&self.jobs, &mut *tx, &filter, limit.clamp(1, MAX_JOB_PAGE)).await?;
+        let jobs = queue::store::list(&self.jobs, &mut *tx, &filter, limit).await?;
         store::end_read(tx);
         Ok(jobs)
     }
@@ -68,65 +55,37 @@ impl Service {
     }
 
     /// Every queue with active jobs or a pause, by name (operator keys).
-    pub async fn queues(&self, caller: &Caller) -> Result<Vec<QueueInfo>, EvidenceError> {
+    pub async fn queues(&self, caller: &Caller) -> Result<Vec<QueueOverview>, EvidenceError> {
         self.require_operator(caller)?;
         let mut tx = self.begin(caller).await?;
-        let depth = queue::store::depth(&self.jobs, &mut *tx).await?;
-        let paused = queue::store::paused(&self.jobs, &mut *tx).await?;
+        let queues = queue::store::queues(&self.jobs, &mut *tx).await?;
         store::end_read(tx);
-        let mut names: Vec<&str> =
-            depth.iter().map(|d| d.queue.as_str()).chain(paused.iter().map(|p| p.queue.as_str())).collect();
-        names.sort_unstable();
-        names.dedup();
-        Ok(names
-            .into_iter()
-            .map(|name| {
-                let of = |state| depth.iter().find(|d| d.queue == name && d.state == state);
-                QueueInfo {
-                    queue: name.to_owned(),
-                    available: of(JobState::Available).map_or(0, |d| d.count),
-                    running: of(JobState::Running).map_or(0, |d| d.count),
-                    oldest_available_age_seconds: of(JobState::Available)
-                        .and_then(|d| d.oldest_runnable_age_seconds)
-                        .unwrap_or(0.0),
-                    paused: paused.iter().find(|p| p.queue == name).cloned(),
-                }
-            })
-            .collect())
+        Ok(queues)
     }
 
     /// Stop every worker from claiming in `queue` (operator keys). A queue can be paused before
     /// it has jobs; pausing a paused queue keeps the first pause.
-    pub async fn pause_queue(&self, caller: &Caller, queue: &str) -> Result<QueueInfo, EvidenceError> {
+    pub async fn pause_queue(&self, caller: &Caller, queue: &str) -> Result<QueueOverview, EvidenceError> {
         self.require_operator(caller)?;
         valid_queue_name(queue)?;
         let by = format!("api key {} ({})", caller.key_prefix, caller.key_name);
         let mut tx = self.begin(caller).await?;
         queue::store::pause(&self.jobs, &mut *tx, queue, &by).await?;
+        let overview = overview_in(&self.jobs, &mut tx, queue).await?;
         tx.commit().await?;
-        self.queue_info(caller, queue).await
+        Ok(overview)
     }
 
     /// Let workers claim in `queue` again (operator keys); resuming a queue that is not paused
     /// changes nothing.
-    pub async fn resume_queue(&self, caller: &Caller, queue: &str) -> Result<QueueInfo, EvidenceError> {
+    pub async fn resume_queue(&self, caller: &Caller, queue: &str) -> Result<QueueOverview, EvidenceError> {
         self.require_operator(caller)?;
         valid_queue_name(queue)?;
         let mut tx = self.begin(caller).await?;
         queue::store::resume(&self.jobs, &mut tx, queue).await?;
+        let overview = overview_in(&self.jobs, &mut tx, queue).await?;
         tx.commit().await?;
-        self.queue_info(caller, queue).await
-    }
-
-    async fn queue_info(&self, caller: &Caller, queue: &str) -> Result<QueueInfo, EvidenceError> {
-        let found = self.queues(caller).await?.into_iter().find(|q| q.queue == queue);
-        Ok(found.unwrap_or(QueueInfo {
-            queue: queue.to_owned(),
-            available: 0,
-            running: 0,
-            oldest_available_age_seconds: 0.0,
-            paused: None,
-        }))
+        Ok(overview)
     }
 
     /// Check the job is the caller's, then change it in the same transaction with the caller
@@ -200,6 +159,23 @@ impl Service {
         };
         Err(EvidenceError::Forbidden { code: "operator_only", message })
     }
+}
+
+/// `queue` as the transaction sees it (all zeros and no pause when it has neither jobs nor one).
+async fn overview_in(
+    jobs: &queue::JobTable,
+    conn: &mut sqlx::PgConnection,
+    queue: &str,
+) -> Result<QueueOverview, EvidenceError> {
+    let found = queue::store::queues(jobs, &mut *conn).await?.into_iter().find(|q| q.queue == queue);
+    Ok(found.unwrap_or(QueueOverview {
+        queue: queue.to_owned(),
+        available: 0,
+        running: 0,
+        oldest_available_age_seconds: 0.0,
+        paused_at: None,
+        paused_by: None,
+    }))
 }
 
 enum JobAction {

@@ -235,12 +235,16 @@ pub struct PausedQueue {
     pub paused_by: String,
 }
 
-/// Jobs per (queue, state), and the age of the oldest job waiting to run, for metrics and `/ready`.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueDepth {
+/// One queue with active jobs or a pause: its jobs per active state, the age of the oldest job
+/// waiting to run, and its pause if it has one. For metrics and operators.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct QueueOverview {
     pub queue: String,
-    pub state: JobState,
-    pub count: i64,
-    /// For `available` rows whose `run_at` has passed: seconds since the oldest one became runnable.
-    pub oldest_runnable_age_seconds: Option<f64>,
+    pub available: i64,
+    pub running: i64,
+    /// Seconds since the oldest available job whose `run_at` has passed became runnable; 0 when
+    /// none waits.
+    pub oldest_available_age_seconds: f64,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub paused_by: Option<String>,
 }

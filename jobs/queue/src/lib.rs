@@ -25,7 +25,8 @@ pub use handler::{
     DATABASE, DEFAULT_MAX_OUTAGES, FinishTx, Handler, JobContext, JobError, KindOptions, Registry, database_unreachable,
 };
 pub use job::{
-    ClaimPosition, ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, PausedQueue, QueueDepth,
+    ClaimPosition, ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, PausedQueue,
+    QueueOverview,
 };
 pub use maintenance::{MAINTENANCE_LOCK, MaintenanceReport, run_maintenance};
 pub use state::{Failure, RetryPolicy};

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::handler::Registry;
-use crate::job::JobState;
 use crate::state::{self, Failure, Outcome};
 use crate::store::{self, Error};
 use crate::table::JobTable;
@@ -113,31 +112,26 @@ struct DepthGauges {
 
 impl DepthGauges {
     async fn report(&mut self, pool: &PgPool, config: &WorkerConfig) {
-        let (depths, paused) =
-            match tokio::try_join!(store::depth(&config.table, pool), store::paused(&config.table, pool)) {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(error = %e, "queue depth query failed");
-                    return;
-                }
-            };
+        let found = match store::queues(&config.table, pool).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue depth query failed");
+                return;
+            }
+        };
         self.queues.insert(config.queue.clone());
-        self.queues.extend(depths.iter().map(|d| d.queue.clone()));
-        self.queues.extend(paused.iter().map(|p| p.queue.clone()));
-        for queue in &self.queues {
-            for state in [JobState::Available, JobState::Running] {
-                let count = depths.iter().find(|d| &d.queue == queue && d.state == state).map_or(0, |d| d.count);
-                let labels = [("queue", queue.clone()), ("state", state.as_str().to_owned())];
+        self.queues.extend(found.iter().map(|q| q.queue.clone()));
+        for name in &self.queues {
+            let q = found.iter().find(|q| &q.queue == name);
+            for (state, count) in [("available", q.map_or(0, |q| q.available)), ("running", q.map_or(0, |q| q.running))]
+            {
+                let labels = [("queue", name.clone()), ("state", state.to_owned())];
                 metrics::gauge!("jobs_queue_depth", &labels).set(count as f64);
             }
-            let age = depths
-                .iter()
-                .find(|d| &d.queue == queue && d.state == JobState::Available)
-                .and_then(|d| d.oldest_runnable_age_seconds)
-                .unwrap_or(0.0);
-            metrics::gauge!("jobs_oldest_available_age_seconds", "queue" => queue.clone()).set(age);
-            let is_paused = paused.iter().any(|p| &p.queue == queue);
-            metrics::gauge!("jobs_queue_paused", "queue" => queue.clone()).set(if is_paused { 1.0 } else { 0.0 });
+            let age = q.map_or(0.0, |q| q.oldest_available_age_seconds);
+            metrics::gauge!("jobs_oldest_available_age_seconds", "queue" => name.clone()).set(age);
+            let paused = q.is_some_and(|q| q.paused_at.is_some());
+            metrics::gauge!("jobs_queue_paused", "queue" => name.clone()).set(if paused { 1.0 } else { 0.0 });
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::job::{ClaimPosition, ClaimedJob, Job, JobId, JobState, JobSummary, NewJob, PausedQueue, QueueDepth};
+use crate::job::{ClaimPosition, ClaimedJob, Job, JobId, JobState, JobSummary, NewJob, PausedQueue, QueueOverview};
 use crate::state::Failure;
 use crate::table::JobTable;
 
@@ -641,22 +641,27 @@ pub async fn paused<'e>(t: &JobTable, exec: impl PgExecutor<'e>) -> Result<Vec<P
         .await?)
 }
 
-/// Active jobs (available, running) per queue, plus the age of the oldest runnable one. Finished
-/// rows are left out: counting them would scan the whole table; both partial indexes serve this.
-pub async fn depth<'e>(t: &JobTable, exec: impl PgExecutor<'e>) -> Result<Vec<QueueDepth>, Error> {
-    let rows = sqlx::query_as::<_, (String, JobState, i64, Option<f64>)>(t.sql(
-        "SELECT queue, state, count(*),
-                CASE WHEN state = 'available'
-                     THEN extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 END
-         FROM {job} WHERE state IN ('available', 'running')
-         GROUP BY queue, state ORDER BY queue, state",
+/// Every queue with active jobs (available, running) or a pause, by name, in one statement.
+/// Finished rows are left out: counting them would scan the whole table; both partial indexes
+/// serve this.
+pub async fn queues<'e>(t: &JobTable, exec: impl PgExecutor<'e>) -> Result<Vec<QueueOverview>, Error> {
+    Ok(sqlx::query_as::<_, QueueOverview>(t.sql(
+        "WITH active AS (
+             SELECT queue, count(*) FILTER (WHERE state = 'available') AS available,
+                    count(*) FILTER (WHERE state = 'running') AS running,
+                    extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'available' AND run_at <= now()))::float8
+                        AS oldest
+             FROM {job} WHERE state IN ('available', 'running')
+             GROUP BY queue
+         )
+         SELECT coalesce(a.queue, p.queue) AS queue, coalesce(a.available, 0) AS available,
+                coalesce(a.running, 0) AS running, coalesce(a.oldest, 0) AS oldest_available_age_seconds,
+                p.paused_at, p.paused_by
+         FROM active a FULL JOIN {job}_paused_queue p ON p.queue = a.queue
+         ORDER BY 1",
     ))
     .fetch_all(exec)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(queue, state, count, oldest)| QueueDepth { queue, state, count, oldest_runnable_age_seconds: oldest })
-        .collect())
+    .await?)
 }
 
 /// Jobs of one queue that are waiting (`available`), for `/ready`.
