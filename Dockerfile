@@ -4,12 +4,31 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 RUN cargo install --locked sqlx-cli@0.9.0 --no-default-features --features postgres,rustls --root /tools
+
+# Dependencies first, from the manifests alone: this layer is rebuilt only when a Cargo.toml or
+# Cargo.lock changes. Each member gets an empty lib.rs and main.rs, so `--workspace --bins`
+# resolves the same packages and features as the real build below and compiles every dependency.
+# The members' own stub artifacts and the stubs are then removed, so the real build cannot take a
+# stub for up to date (cargo compares modification times, and COPY keeps the sources' own).
 COPY Cargo.toml Cargo.lock ./
+COPY api/Cargo.toml api/
+COPY jobs/queue/Cargo.toml jobs/queue/
+COPY jobs/evidence/Cargo.toml jobs/evidence/
+COPY tools/Cargo.toml tools/
+RUN for member in api jobs/queue jobs/evidence tools; do \
+      mkdir -p "$member/src" && : > "$member/src/lib.rs" && echo 'fn main() {}' > "$member/src/main.rs"; \
+    done \
+ && cargo build --release --locked --workspace --bins \
+ && cargo clean --release -p api -p queue -p evidence -p tools \
+ && rm -r api/src jobs/queue/src jobs/evidence/src tools/src
+
+# The real sources. sql/ is needed at compile time: sqlx::migrate! embeds ../../sql (evidence) and
+# jobs/queue/migrations, whose files are symlinks into sql/.
 COPY api api
 COPY jobs jobs
 COPY tools tools
 COPY sql sql
-RUN cargo build --release --workspace --bins
+RUN cargo build --release --locked --workspace --bins
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
