@@ -73,6 +73,22 @@ fn openapi(public_url: &str) -> OpenApiService<Apis, ()> {
     .server(public_url)
 }
 
+/// Describe the API's own metrics to the installed recorder (`# HELP` lines). Call once, after
+/// `evidence::telemetry::init`.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        Unit::Count,
+        "Requests answered, by method, route template (\"unmatched\" for unknown paths) and status."
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a request's arrival to its response's headers, by method and route template."
+    );
+}
+
 /// The OpenAPI document as JSON (for snapshots and clients).
 pub fn spec_json() -> String {
     openapi("http://127.0.0.1:8080").spec()

@@ -34,7 +34,8 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     }
-    let metrics = evidence::telemetry::init(&LogSettings::from_env()?)?;
+    let metrics = evidence::telemetry::init(&LogSettings::from_env()?, &[])?;
+    api::describe_metrics();
     let api = ApiSettings::from_env()?;
     let database = DatabaseSettings::from_env()?;
     let s3 = S3Settings::from_env()?;

@@ -51,16 +51,18 @@ impl Processes {
 
     /// `worker_s3`: another endpoint for the worker only (a proxy), the API keeps the real one.
     async fn start_with(database_url: &str, worker_database_url: &str, worker_s3: Option<String>) -> Self {
-        Self::start_on(database_url, worker_database_url, None, worker_s3).await
+        Self::start_on(database_url, worker_database_url, None, worker_s3, &[]).await
     }
 
     /// `api_s3`, `worker_s3`: other endpoints (proxies) for each, which then create the bucket
     /// themselves; otherwise the API creates it on the real one and the worker does not.
+    /// `env`: more settings for both.
     async fn start_on(
         database_url: &str,
         worker_database_url: &str,
         api_s3: Option<String>,
         worker_s3: Option<String>,
+        env: &[(&str, &str)],
     ) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let bucket = format!("ops-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -82,6 +84,7 @@ impl Processes {
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
                 .stderr(Stdio::inherit())
+                .envs(env.iter().copied())
                 .kill_on_drop(true);
             cmd
         };
@@ -160,6 +163,30 @@ fn series(metrics: &str, name_and_labels: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The largest finite bucket bound of a histogram on a page.
+fn largest_bound(page: &str, histogram: &str) -> Option<f64> {
+    let bucket = format!("{histogram}_bucket{{");
+    page.lines()
+        .filter(|l| l.starts_with(&bucket))
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()?.parse::<f64>().ok())
+        .filter(|b| b.is_finite())
+        .reduce(f64::max)
+}
+
+/// Every metric on a page has its `# HELP` line, right before its `# TYPE`.
+fn assert_every_metric_described(page: &str) {
+    let lines: Vec<&str> = page.lines().collect();
+    let mut typed = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|t| t.split(' ').next()) {
+            typed += 1;
+            let help = i.checked_sub(1).map(|h| lines[h]).unwrap_or_default();
+            assert!(help.starts_with(&format!("# HELP {name} ")), "{name} has no # HELP line:\n{page}");
+        }
+    }
+    assert!(typed > 5, "{page}");
+}
+
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool: PgPool) {
     let url = database_url(&pool, None, "ops-test").await;
@@ -194,7 +221,13 @@ async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool:
     );
     assert_eq!(series(&worker, r#"jobs_claimed_total{queue="default"}"#), Some(3.0));
     assert_eq!(series(&worker, "evidence_bytes_ingested_total"), Some(bytes as f64));
-    assert!(worker.contains("job_duration_seconds_bucket"), "{worker}");
+    // Job durations are told apart up to the longest job timeout (the fixity sweep's 12 hours),
+    // and extractions up to the extraction's limit.
+    assert_eq!(largest_bound(&worker, "job_duration_seconds"), Some(43200.0), "{worker}");
+    assert_eq!(largest_bound(&worker, "evidence_extraction_duration_seconds"), Some(60.0), "{worker}");
+    assert!(series(&worker, "process_resident_memory_bytes").is_some_and(|b| b > 1e6), "{worker}");
+    assert!(series(&worker, "process_open_fds").is_some_and(|n| n > 3.0), "{worker}");
+    assert_every_metric_described(&worker);
     // Paths no route matches share one label, however many distinct ones arrive.
     for n in 0..30 {
         let resp = http.get(format!("{}/probe-{n}/x", p.api_url)).send().await.unwrap();
@@ -207,6 +240,8 @@ async fn request_ids_reach_the_worker_logs_and_metrics_match_what_happened(pool:
         "{api}"
     );
     assert!(!api.contains("probe-"), "an unmatched path became a label: {api}");
+    assert!(series(&api, "process_cpu_seconds_total").is_some_and(|s| s > 0.0), "{api}");
+    assert_every_metric_described(&api);
     assert_eq!(
         series(&api, r#"http_requests_total{method="POST",route="/v1/evidence/{id}/complete",status="202"}"#),
         Some(3.0),
@@ -412,7 +447,7 @@ async fn an_object_store_that_is_down_at_start_is_waited_out(pool: PgPool) {
     let url = database_url(&pool, None, "ops-s3-start").await;
     let store = Some(format!("http://{}", proxy.addr));
     // Both start, serve and are ready (the database answers) while the store is down.
-    let mut p = Processes::start_on(&url, &url, store.clone(), store).await;
+    let mut p = Processes::start_on(&url, &url, store.clone(), store, &[]).await;
     poll_for(WAIT, "the worker to say it will create the bucket later", || async {
         let log = std::fs::read_to_string(&p.worker_log).ok()?;
         log.contains("cannot create the bucket yet").then_some(())
@@ -428,5 +463,54 @@ async fn an_object_store_that_is_down_at_start_is_waited_out(pool: PgPool) {
     .await;
     let http = client(&make_key(&pool, "ops", Role::Admin, None).await);
     let id = upload(&http, &p.api_url, &samples::named("late", "interview-notes.txt"), "late-store").await;
+    wait_indexed(&http, &p.api_url, &id).await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn the_worker_metrics_follow_a_pause_and_a_cancel_made_through_the_api(pool: PgPool) {
+    let url = database_url(&pool, None, "ops-operate").await;
+    let env = [("API_OPERATOR_TENANT", "ops"), ("WORKER_MAINTENANCE_INTERVAL_MS", "200")];
+    let p = Processes::start_on(&url, &url, None, None, &env).await;
+    let http = client(&make_key(&pool, "ops", Role::Admin, None).await);
+    let plain = reqwest::Client::new();
+    let metrics_show = |series_and_value: &'static str| {
+        let (plain, url) = (plain.clone(), format!("{}/metrics", p.worker_url));
+        async move {
+            poll_for(WAIT, series_and_value, || async {
+                let page = plain.get(&url).send().await.ok()?.text().await.ok()?;
+                page.lines().any(|l| l == series_and_value).then_some(())
+            })
+            .await
+        }
+    };
+
+    let resp = http.post(format!("{}/v1/queues/default/pause", p.api_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    metrics_show(r#"jobs_queue_paused{queue="default"} 1"#).await;
+    let ready: Value = plain.get(format!("{}/ready", p.worker_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["paused"], true, "{ready}");
+
+    let id = upload(&http, &p.api_url, &samples::named("operate", "interview-notes.txt"), "operate-1").await;
+    metrics_show(r#"jobs_queue_depth{queue="default",state="available"} 1"#).await;
+    let evidence: Value =
+        http.get(format!("{}/v1/evidence/{id}", p.api_url)).send().await.unwrap().json().await.unwrap();
+    let job = evidence["job_id"].as_i64().expect("the evidence names its job");
+
+    // Cancelled, the only job leaves the queue: its gauges go back to 0 instead of keeping the
+    // last value they had.
+    let resp = http.post(format!("{}/v1/jobs/{job}/cancel", p.api_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    metrics_show(r#"jobs_queue_depth{queue="default",state="available"} 0"#).await;
+    metrics_show(r#"jobs_oldest_available_age_seconds{queue="default"} 0"#).await;
+    let evidence: Value =
+        http.get(format!("{}/v1/evidence/{id}", p.api_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(evidence["status"], "index_error", "{evidence}");
+
+    // Retried and resumed, the worker runs it.
+    let resp = http.post(format!("{}/v1/jobs/{job}/retry", p.api_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = http.post(format!("{}/v1/queues/default/resume", p.api_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    metrics_show(r#"jobs_queue_paused{queue="default"} 0"#).await;
     wait_indexed(&http, &p.api_url, &id).await;
 }

@@ -49,9 +49,12 @@ pub struct FixityHandler {
     pub settings: Arc<FixitySettings>,
 }
 
+/// How long one sweep may run.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+
 /// Register the sweep on a worker's registry.
 pub fn register_fixity(registry: &mut Registry, handler: FixityHandler) {
-    registry.register(handler, KindOptions { timeout: Duration::from_secs(12 * 3600), ..KindOptions::default() });
+    registry.register(handler, KindOptions { timeout: JOB_TIMEOUT, ..KindOptions::default() });
 }
 
 /// Make sure a sweep is scheduled (each worker asks at start; the unique key keeps it to one).

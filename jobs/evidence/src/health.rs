@@ -105,7 +105,7 @@ impl Probe {
 
 /// The Prometheus text page (empty when this process records no metrics).
 pub fn metrics_text(metrics: Option<&PrometheusHandle>) -> String {
-    metrics.map(|m| m.render()).unwrap_or_default()
+    metrics.map(crate::telemetry::render).unwrap_or_default()
 }
 
 #[derive(Clone)]

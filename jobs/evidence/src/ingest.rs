@@ -72,8 +72,14 @@ pub fn with_store_check(worker: queue::Worker, storage: Arc<Storage>) -> queue::
 
 /// Register the ingest kind on a worker's registry.
 pub fn register(registry: &mut Registry, handler: IngestHandler, retry: RetryPolicy) {
-    let timeout = handler.settings.extract_timeout * 2 + std::time::Duration::from_secs(600);
+    let timeout = ingest_job_timeout(&handler.settings);
     registry.register(handler, KindOptions { retry, timeout, ..KindOptions::default() });
+}
+
+/// How long one ingest attempt may run: twice the extraction's limit, and ten minutes for
+/// streaming, hashing, storing and indexing.
+pub fn ingest_job_timeout(settings: &IngestSettings) -> std::time::Duration {
+    settings.extract_timeout * 2 + std::time::Duration::from_secs(600)
 }
 
 impl Handler for IngestHandler {
@@ -274,15 +280,32 @@ impl IngestHandler {
         let limits =
             crate::extract::Limits { max_text_bytes: s.max_text_bytes as usize, max_parse_bytes: s.max_parse_bytes };
         let (owned_path, declared, name) = (path.to_owned(), declared_type.to_owned(), filename.to_owned());
-        tokio::task::spawn_blocking(move || crate::extract::extract_plain_text(&owned_path, &declared, &name, &limits))
-            .await
-            .ok()
-            .flatten()
+        let started = std::time::Instant::now();
+        let plain = tokio::task::spawn_blocking(move || {
+            crate::extract::extract_plain_text(&owned_path, &declared, &name, &limits)
+        })
+        .await
+        .ok()
+        .flatten()?;
+        crate::telemetry::record_extraction(&plain, started.elapsed());
+        Some(plain)
     }
 
     /// Run the `extract` child with its limits. A crash, a time-out or a parse failure is not an
     /// ingest failure: the caller indexes the evidence by its metadata with the reason as a note.
     async fn run_extractor(
+        &self,
+        path: &std::path::Path,
+        declared_type: &str,
+        filename: &str,
+    ) -> Result<Extracted, String> {
+        let started = std::time::Instant::now();
+        let extracted = self.run_extractor_child(path, declared_type, filename).await;
+        crate::telemetry::record_extraction(&extracted, started.elapsed());
+        extracted
+    }
+
+    async fn run_extractor_child(
         &self,
         path: &std::path::Path,
         declared_type: &str,

@@ -2,12 +2,15 @@
 //! `msg`, `target` and every field of the enclosing spans flattened in (`request_id`,
 //! `job_id`, `evidence_id`, `attempt`, …), so `grep request_id` finds a request's whole story;
 //! `LOG_FORMAT=pretty` for local reading; levels from `RUST_LOG` (both read by `config`).
-//! Metrics go to a Prometheus recorder whose text `/metrics` serves.
+//! Metrics go to a Prometheus recorder whose text `/metrics` serves ([`render`]), with a
+//! `# HELP` line and a unit for each, and this process's own `process_*` figures.
 
 use std::fmt;
+use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -20,18 +23,142 @@ use crate::config::LogSettings;
 
 pub use metrics_exporter_prometheus::PrometheusHandle as MetricsHandle;
 
+/// Text extraction, by extractor and outcome (see [`record_extraction`]).
+pub const EXTRACTION_SECONDS: &str = "evidence_extraction_duration_seconds";
+
+/// Bucket bounds (seconds) of every histogram, up to a minute: requests, searches, short jobs.
+const BUCKETS: [f64; 15] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Further bounds for histograms of longer things (an ingest may run 12 minutes, a fixity
+/// sweep hours), used up to the longest duration the histogram must tell.
+const LONG_BUCKETS: [f64; 10] = [120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0];
+
 /// Install the global subscriber and metrics recorder. Call once, first thing in `main`.
-pub fn init(log: &LogSettings) -> anyhow::Result<PrometheusHandle> {
+/// `longest`: histograms whose values may pass a minute, each with the longest value it must
+/// tell apart (a job timeout, say), which becomes its last bucket.
+pub fn init(log: &LogSettings, longest: &[(&str, Duration)]) -> anyhow::Result<PrometheusHandle> {
     let filter = EnvFilter::try_new(&log.filter).with_context(|| format!("RUST_LOG={:?}", log.filter))?;
     if log.pretty {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).fmt_fields(JsonFields::new()).event_format(JsonLines).init();
     }
-    let handle = PrometheusBuilder::new()
-        .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])?
-        .install_recorder()?;
+    let mut builder = PrometheusBuilder::new().set_buckets(&BUCKETS)?;
+    for (name, up_to) in longest {
+        builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), &buckets_up_to(*up_to))?;
+    }
+    let handle = builder.install_recorder()?;
+    queue::metrics::describe_metrics();
+    describe_metrics();
     Ok(handle)
+}
+
+/// The bucket bounds for a histogram whose longest value is `longest`: those below it, then it.
+pub fn buckets_up_to(longest: Duration) -> Vec<f64> {
+    let longest = longest.as_secs_f64();
+    let mut bounds: Vec<f64> = BUCKETS.iter().chain(&LONG_BUCKETS).copied().filter(|b| *b < longest).collect();
+    if longest > 0.0 {
+        bounds.push(longest);
+    }
+    bounds
+}
+
+fn describe_metrics() {
+    describe_counter!(
+        "evidence_bytes_ingested_total",
+        Unit::Bytes,
+        "Bytes streamed from the object store and hashed by ingest jobs."
+    );
+    describe_counter!(
+        "evidence_integrity_failures_total",
+        Unit::Count,
+        "Stored bytes found to differ from their recorded sha256, by check (reindex, fixity)."
+    );
+    describe_counter!(
+        "evidence_searches_refused_total",
+        Unit::Count,
+        "Searches answered 503, by reason (busy: every search slot taken; timeout: over API_SEARCH_TIMEOUT_MS)."
+    );
+    describe_gauge!("evidence_by_status", Unit::Count, "Evidence rows by status, over every tenant.");
+    describe_histogram!(
+        EXTRACTION_SECONDS,
+        Unit::Seconds,
+        "Time to extract a file's text, by extractor (text, pdf, docx, pptx, html, none; unknown when it failed) and outcome (text, no_text, failed)."
+    );
+}
+
+/// Record one extraction: its extractor, whether it found text, and how long it took.
+pub fn record_extraction(result: &Result<crate::extract::Extracted, String>, took: Duration) {
+    let (extractor, outcome) = match result {
+        Ok(x) if x.text.is_empty() => (x.extractor.clone(), "no_text"),
+        Ok(x) => (x.extractor.clone(), "text"),
+        Err(_) => ("unknown".to_owned(), "failed"),
+    };
+    metrics::histogram!(EXTRACTION_SECONDS, "extractor" => extractor, "outcome" => outcome).record(took.as_secs_f64());
+}
+
+/// The Prometheus text page: the recorder's metrics, then this process's own.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut page = handle.render();
+    process_metrics(&mut page);
+    page
+}
+
+/// `process_*` as Prometheus' client libraries name them, read from `/proc` at each scrape
+/// (nothing where there is no `/proc`): CPU time, resident and virtual memory, open and
+/// allowed file descriptors, start time.
+fn process_metrics(page: &mut String) {
+    use std::fmt::Write;
+    let mut put = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = write!(page, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n\n");
+    };
+    if let Some(stat) = ProcStat::read() {
+        put("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", stat.cpu_seconds);
+        put("process_resident_memory_bytes", "gauge", "Resident memory size, in bytes.", stat.resident_bytes);
+        put("process_virtual_memory_bytes", "gauge", "Virtual memory size, in bytes.", stat.virtual_bytes);
+        if let Some(start) = stat.start_time_seconds {
+            put(
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since the Unix epoch, in seconds.",
+                start,
+            );
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        put("process_open_fds", "gauge", "Open file descriptors.", fds.count() as f64);
+    }
+    if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        put("process_max_fds", "gauge", "The limit on open file descriptors.", soft as f64);
+    }
+}
+
+/// The figures of `/proc/self/stat` (proc(5)) the process metrics need.
+struct ProcStat {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    virtual_bytes: f64,
+    start_time_seconds: Option<f64>,
+}
+
+impl ProcStat {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces; the
+        // first of them is field 3 (state).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+        let ticks = rustix::param::clock_ticks_per_second() as f64;
+        let page = rustix::param::page_size() as f64;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok()));
+        Some(Self {
+            cpu_seconds: (field(14)? + field(15)?) / ticks,
+            resident_bytes: field(24)? * page,
+            virtual_bytes: field(23)?,
+            start_time_seconds: boot.zip(field(22)).map(|(boot, since)| boot + since / ticks),
+        })
+    }
 }
 
 /// `{"ts":…,"level":…,"msg":…,"target":…, <span fields, outermost first>, <event fields>}`.
@@ -92,5 +219,28 @@ impl Visit for FieldVisitor<'_> {
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.put(field, value.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_histograms_end_at_their_longest_value() {
+        let ingest = buckets_up_to(Duration::from_secs(720));
+        assert_eq!(&ingest[ingest.len() - 3..], &[300.0, 600.0, 720.0]);
+        assert!(ingest.windows(2).all(|w| w[0] < w[1]), "{ingest:?}");
+        assert_eq!(buckets_up_to(Duration::from_secs(60)).last(), Some(&60.0), "no bound repeated");
+        assert_eq!(buckets_up_to(Duration::from_secs(12 * 3600)).last(), Some(&43200.0));
+    }
+
+    #[test]
+    fn process_figures_are_read_from_proc() {
+        let stat = ProcStat::read().expect("/proc/self/stat");
+        assert!(stat.resident_bytes > 1e6 && stat.virtual_bytes >= stat.resident_bytes, "{}", stat.resident_bytes);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let start = stat.start_time_seconds.expect("btime");
+        assert!(start <= now + 1.0 && start > now - 86400.0, "started {start}, now {now}");
     }
 }

@@ -12,6 +12,7 @@ mod handler;
 mod job;
 mod listener;
 mod maintenance;
+pub mod metrics;
 pub mod state;
 mod status;
 pub mod store;

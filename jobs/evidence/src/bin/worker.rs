@@ -15,12 +15,20 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let metrics = evidence::telemetry::init(&LogSettings::from_env()?)?;
+    let log = LogSettings::from_env()?;
     let (worker_config, bind) = config::worker_from_env()?;
     let database = DatabaseSettings::from_env()?;
     let s3 = S3Settings::from_env()?;
     let ingest = IngestSettings::from_env()?;
     let (max_attempts, retry) = config::ingest_retry_from_env()?;
+    let longest_job = evidence::ingest_job_timeout(&ingest).max(fixity::JOB_TIMEOUT);
+    let metrics = evidence::telemetry::init(
+        &log,
+        &[
+            (queue::metrics::JOB_DURATION_SECONDS, longest_job),
+            (evidence::telemetry::EXTRACTION_SECONDS, ingest.extract_timeout),
+        ],
+    )?;
 
     // Jobs at once, plus the listener, heartbeat, completer, maintenance and /ready.
     let pool = startup::database(&database, worker_config.concurrency as u32 + 5, Duration::from_secs(10)).await?;

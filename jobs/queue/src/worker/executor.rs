@@ -56,7 +56,7 @@ pub(crate) async fn run_job(shared: &Shared, job: ClaimedJob) {
 
         let (outcome, message) = match outcome {
             Ok(()) => {
-                metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone(), "outcome" => "completed").record(elapsed);
+                metrics::histogram!(crate::metrics::JOB_DURATION_SECONDS, "kind" => job.kind.clone(), "outcome" => "completed").record(elapsed);
                 metrics::counter!("jobs_finished_total", "kind" => job.kind.clone(), "outcome" => "completed").increment(1);
                 if ctx.finished.load(Ordering::Acquire) {
                     shared.status.record_completed();
@@ -89,7 +89,7 @@ pub(crate) async fn run_job(shared: &Shared, job: ClaimedJob) {
             Failure::Retry { .. } => "retried",
             Failure::Postpone { .. } => "postponed",
         };
-        metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone(), "outcome" => label).record(elapsed);
+        metrics::histogram!(crate::metrics::JOB_DURATION_SECONDS, "kind" => job.kind.clone(), "outcome" => label).record(elapsed);
         metrics::counter!("jobs_finished_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
         match record_failure(shared, &registered, &job, failure, &message).await {
             Ok(true) => tracing::warn!(error = message, next = ?failure, "attempt failed"),
