@@ -1,8 +1,10 @@
-//! Clients of the service for people and scripts: `demo-client` (the demo's uploads and checks),
+//! Clients of the service for people and scripts: `evidence` (the command-line uploader, see
+//! `uploader`), `demo-client` (the demo's uploads and checks),
 //! `bench-ingest` (end-to-end figures through a running API), `bench-queue` (the queue alone,
 //! on a scratch database) and `fault-load` (uploads that retry through the fault suite's faults). The binaries are in `src/bin`; what they share is here.
 
 pub mod config;
+pub mod uploader;
 
 use std::time::Duration;
 

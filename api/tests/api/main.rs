@@ -10,3 +10,4 @@ mod integrity;
 mod jobs;
 mod ops;
 mod support;
+mod uploader;

@@ -1,0 +1,110 @@
+//! The command-line client (`evidence`, in `tools/`) run as a process against the API and a
+//! worker: a folder uploaded once, a second run that sends nothing, search, status and a
+//! checked download.
+
+use std::process::Output;
+
+use evidence::{Role, samples};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::support::{Options, TENANT, TestApp, binary};
+
+async fn evidence(app: &TestApp, key: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(binary("evidence"))
+        .args(args)
+        .env("EVIDENCE_API_URL", &app.base)
+        .env("EVIDENCE_API_KEY", key)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run evidence")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The result column of the table's line for a file name.
+fn result_of(stdout: &str, filename: &str) -> String {
+    let line = stdout.lines().find(|l| l.split_whitespace().next().is_some_and(|f| f.ends_with(filename)));
+    let line = line.unwrap_or_else(|| panic!("no line for {filename} in\n{stdout}"));
+    line.split_whitespace().skip(2).collect::<Vec<_>>().join(" ")
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let key = app.key_for(TENANT, Role::Uploader, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let all = samples::all("cli");
+    for (i, s) in all.iter().enumerate() {
+        let folder = if i % 2 == 0 { dir.path().to_owned() } else { dir.path().join("nested").join("deeper") };
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(&s.filename), &s.bytes).unwrap();
+    }
+    // The same bytes as the first sample, under another name.
+    std::fs::write(dir.path().join("zz-copy.bin"), &all[0].bytes).unwrap();
+    let folder = dir.path().to_str().unwrap();
+
+    let upload = ["upload", folder, "--case", "case-cli", "--custodian", "J. Doe", "--tag", "cli", "--wait"];
+    let first = evidence(&app, &key, &upload).await;
+    let stdout = text(&first.stdout);
+    assert!(first.status.success(), "{stdout}\n{}", text(&first.stderr));
+    for s in &all[1..] {
+        assert_eq!(result_of(&stdout, &s.filename), "indexed", "{stdout}");
+    }
+    // Whichever of the two copies was indexed second is the duplicate.
+    let mut copies = [result_of(&stdout, &all[0].filename), result_of(&stdout, "zz-copy.bin")];
+    copies.sort();
+    assert_eq!(copies, ["duplicate", "indexed"], "{stdout}");
+    let files = all.len() + 1;
+    assert!(stdout.contains(&format!("sent {files} files")), "{stdout}");
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws(' ', status, case_id, custodian, array_to_string(tags, ',')) FROM evidence",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, vec!["indexed case-cli J. Doe cli"; files]);
+    let declared: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence WHERE declared_sha256 = sha256")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(declared, files as i64, "every upload declared its sha256");
+
+    // Again over the same folder: the same evidence, and no bytes sent.
+    let second = evidence(&app, &key, &upload).await;
+    let again = text(&second.stdout);
+    assert!(second.status.success(), "{again}\n{}", text(&second.stderr));
+    assert!(again.contains("sent 0 files"), "{again}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, files as i64, "nothing created twice");
+    let id_of = |out: &str, name: &str| {
+        let line = out.lines().find(|l| l.split_whitespace().next().is_some_and(|f| f.ends_with(name))).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    let docx = all.iter().find(|s| s.filename.ends_with(".docx")).unwrap();
+    assert_eq!(id_of(&stdout, &docx.filename), id_of(&again, &docx.filename));
+
+    // Search, status and a download checked against the sha256, with a key that reads.
+    let viewer = app.key_for(TENANT, Role::Viewer, None).await;
+    let found = evidence(&app, &viewer, &["search", &docx.find_with, "--case", "case-cli"]).await;
+    let hits = text(&found.stdout);
+    assert!(hits.contains(&id_of(&stdout, &docx.filename)), "{hits}\n{}", text(&found.stderr));
+    let status = evidence(&app, &key, &["status", &id_of(&stdout, &docx.filename)]).await;
+    let view: Value = serde_json::from_slice(&status.stdout).expect("status prints the evidence as JSON");
+    assert_eq!((view["status"].as_str(), view["custodian"].as_str()), (Some("indexed"), Some("J. Doe")));
+    let out = dir.path().join("downloaded.docx");
+    let got =
+        evidence(&app, &viewer, &["download", &id_of(&stdout, &docx.filename), "-o", out.to_str().unwrap()]).await;
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), docx.bytes);
+
+    // A key that may not upload: every file fails with the API's reason, and the exit says so.
+    let refused = evidence(&app, &viewer, &["upload", folder]).await;
+    let table = text(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{table}");
+    assert!(result_of(&table, &docx.filename).starts_with("failed: create: 403 role_not_allowed"), "{table}");
+    app.stop().await;
+}
