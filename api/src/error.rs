@@ -31,7 +31,7 @@ pub enum ApiError {
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// The request conflicts with the current state of the evidence or job: `wrong_status`,
-    /// `wrong_state`, `job_active`, `upload_missing`, `idempotency_key_reused`, `own_key`.
+    /// `wrong_state`, `job_active`, `upload_missing`, `upload_expired`, `idempotency_key_reused`, `own_key`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// `payload_too_large`: the request body is over 64 KiB (file bytes go to the upload URL).
@@ -108,6 +108,7 @@ impl From<EvidenceError> for ApiError {
             EvidenceError::IdempotencyMismatch(_) => ApiError::Conflict(body("idempotency_key_reused", message)),
             EvidenceError::OwnKey => ApiError::Conflict(body("own_key", message)),
             EvidenceError::UploadMissing { .. } => ApiError::Conflict(body("upload_missing", message)),
+            EvidenceError::UploadExpired { .. } => ApiError::Conflict(body("upload_expired", message)),
             EvidenceError::SizeMismatch { .. } => ApiError::Unprocessable(body("size_mismatch", message)),
             EvidenceError::WrongStatus { .. } => ApiError::Conflict(body("wrong_status", message)),
             EvidenceError::Storage(StorageError::Unavailable(detail)) => {

@@ -48,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         storage,
         jobs: Default::default(),
         max_object_bytes: ingest.max_object_bytes,
+        upload_expiry: ingest.upload_expiry,
         max_attempts,
         searches: SearchLimits::new(api.search_concurrency, api.search_timeout),
         known_keys: Default::default(),

@@ -105,6 +105,8 @@ pub enum StatusView {
     Indexing,
     Indexed,
     IndexError,
+    /// No upload was completed within the upload window; what was uploaded is deleted (final).
+    Expired,
 }
 
 #[derive(Debug, Object)]
@@ -155,6 +157,9 @@ pub struct EvidenceView {
     pub updated_at: DateTime<Utc>,
     pub queued_at: Option<DateTime<Utc>>,
     pub indexed_at: Option<DateTime<Utc>>,
+    /// While awaiting the upload: when its window closes (`UPLOAD_EXPIRY_SECS` after create);
+    /// no upload URL is valid after it, and the evidence then becomes `expired`.
+    pub upload_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<Evidence> for EvidenceView {
@@ -165,6 +170,7 @@ impl From<Evidence> for EvidenceView {
             EvidenceStatus::Queued => StatusView::Queued,
             EvidenceStatus::Indexed => StatusView::Indexed,
             EvidenceStatus::IndexError => StatusView::IndexError,
+            EvidenceStatus::Expired => StatusView::Expired,
         };
         let next_attempt_at = e.next_attempt_at();
         // While queued, the attempts and error are the current job's; after, the evidence keeps them.
@@ -208,6 +214,7 @@ impl From<Evidence> for EvidenceView {
             updated_at: e.updated_at,
             queued_at: e.queued_at,
             indexed_at: e.indexed_at,
+            upload_expires_at: e.upload_expires_at,
         }
     }
 }
@@ -220,6 +227,7 @@ pub enum StatusFilter {
     Queued,
     Indexed,
     IndexError,
+    Expired,
 }
 
 impl From<StatusFilter> for EvidenceStatus {
@@ -229,6 +237,7 @@ impl From<StatusFilter> for EvidenceStatus {
             StatusFilter::Queued => EvidenceStatus::Queued,
             StatusFilter::Indexed => EvidenceStatus::Indexed,
             StatusFilter::IndexError => EvidenceStatus::IndexError,
+            StatusFilter::Expired => EvidenceStatus::Expired,
         }
     }
 }

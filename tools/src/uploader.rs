@@ -355,9 +355,24 @@ async fn send_file(
         "custodian": options.custodian,
         "tags": options.tags,
     });
-    let key = idempotency_key(&path, &sha256);
+    // An earlier upload of the file that was abandoned until its window closed answers
+    // `upload_expired`: the next key of the same sequence asks for a new evidence, and a later
+    // run walks the same sequence to it.
+    let base_key = idempotency_key(&path, &sha256);
     let url = format!("{}/v1/evidence", api.base);
-    let resp = api.send(|| api.http.post(&url).header("idempotency-key", &key).json(&body)).await?;
+    let mut generation = 0;
+    let resp = loop {
+        let key = if generation == 0 { base_key.clone() } else { format!("{base_key}-{generation}") };
+        let resp = api.send(|| api.http.post(&url).header("idempotency-key", &key).json(&body)).await?;
+        if resp.status() != 409 || generation >= 20 {
+            break resp;
+        }
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if body["code"] != "upload_expired" {
+            bail!("create: 409 {}: {}", body["code"].as_str().unwrap_or(""), body["message"].as_str().unwrap_or(""));
+        }
+        generation += 1;
+    };
     let existing = resp.status() == 200;
     let created = json_or_error(resp).await.context("create")?;
     let id = created["evidence"]["id"].as_str().context("the answer has no evidence.id")?.to_owned();

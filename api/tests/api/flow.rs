@@ -577,3 +577,65 @@ async fn concurrent_completes_and_reindexes_of_one_evidence_queue_it_once(pool: 
     assert_eq!(count(&pool, "SELECT count(*) FROM job").await, 1 + accepted, "one job per queueing");
     app.stop().await;
 }
+
+/// Abandoned uploads expire: once its window has closed (moved into the past here, as if a day
+/// went by) the evidence becomes `expired`, what was uploaded is deleted, custody says so, and
+/// neither complete nor a repeated create brings it back; an upload completed in time stays.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn an_abandoned_upload_expires_and_what_was_uploaded_is_deleted(pool: PgPool) {
+    let window = std::time::Duration::from_secs(120);
+    let app = TestApp::start(pool.clone(), Options { upload_expiry: Some(window), ..Options::default() }).await;
+    let sample = samples::named("expiry", "interview-notes.txt");
+    let body =
+        json!({"filename": sample.filename, "content_type": sample.content_type, "size_bytes": sample.bytes.len()});
+    let create =
+        || app.http.post(format!("{}/v1/evidence", app.base)).header("Idempotency-Key", "abandoned").json(&body);
+    let (status, abandoned) = app.send(create()).await;
+    assert_eq!(status, 201, "{abandoned}");
+    // No URL outlives the window.
+    let parse = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let (url_until, window_until) =
+        (parse(&abandoned["upload"]["expires_at"]), parse(&abandoned["evidence"]["upload_expires_at"]));
+    assert!(url_until <= window_until, "the URL is valid until {url_until}, the window closes at {window_until}");
+    // The bytes are uploaded, and never completed.
+    assert_eq!(app.put(&abandoned, &sample.bytes).await, 200);
+    let id = abandoned["evidence"]["id"].as_str().unwrap().to_owned();
+    let key: String = sqlx::query_scalar("SELECT object_key FROM evidence WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(app.storage.head(&key).await.unwrap().is_some());
+    let in_time = app.upload(&samples::named("expiry", "board-minutes.docx"), json!({})).await;
+    app.wait_status(&in_time, "indexed").await;
+
+    sqlx::query("UPDATE evidence SET upload_expires_at = now() - interval '5 minutes'").execute(&pool).await.unwrap();
+    evidence::expiry::schedule_expiry(&pool, &Default::default()).await.unwrap();
+    let expired = app.wait_status(&id, "expired").await;
+    assert!(expired["last_error"].as_str().unwrap().contains("upload window"), "{expired}");
+    poll_for(WAIT, "the expired upload's object to be deleted", || async {
+        app.storage.head(&key).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let (_, kept) = app.get(&format!("/v1/evidence/{in_time}")).await;
+    assert_eq!(kept["status"], "indexed", "{kept}");
+
+    let (status, body) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("upload_expired")), "{body}");
+    let (status, body) = app.send(create()).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("upload_expired")), "{body}");
+    let (_, custody) = app.get(&format!("/v1/evidence/{id}/custody")).await;
+    let entry = custody["items"].as_array().unwrap().iter().find(|e| e["event"] == "expired");
+    let by = entry.map(|e| (e["actor_kind"].as_str(), e["actor_name"].as_str()));
+    assert_eq!(by, Some((Some("worker"), Some("upload expiry sweep"))), "{custody}");
+    let (_, listed) = app.get("/v1/evidence?status=expired").await;
+    let listed: Vec<&str> = listed["items"].as_array().unwrap().iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(listed, vec![id.as_str()]);
+    let purged: bool = sqlx::query_scalar("SELECT upload_purged_at IS NOT NULL FROM evidence WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(purged, "the delete is recorded, so no later sweep repeats it");
+    app.stop().await;
+}

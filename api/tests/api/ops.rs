@@ -78,8 +78,10 @@ impl Processes {
                 .env("INGEST_RETRY_BASE_MS", "100")
                 .env("INGEST_RETRY_CAP_MS", "400")
                 .env("INGEST_MAX_ATTEMPTS", "50")
-                // The fixity sweep is a job of its own; these tests count the ingest's jobs.
+                // The fixity and upload expiry sweeps are jobs of their own; these tests count
+                // the ingest's jobs.
                 .env("FIXITY_INTERVAL_SECS", "0")
+                .env("UPLOAD_EXPIRY_SECS", "0")
                 .env("LOG_FORMAT", "json")
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::from(std::fs::File::create(log).unwrap()))

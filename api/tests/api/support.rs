@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use api::AppState;
 use evidence::config::{IngestSettings, S3Settings};
+use evidence::expiry::ExpiryHandler;
 use evidence::fixity::{FixityHandler, FixitySettings, register_fixity};
 use evidence::keys::NewKey;
 use evidence::samples::Sample;
@@ -75,11 +76,19 @@ pub struct Options {
     pub searches: SearchLimits,
     /// `API_OPERATOR_TENANT`.
     pub operator_tenant: Option<evidence::TenantId>,
+    /// The upload window of new evidence (production's default: a day).
+    pub upload_expiry: Option<Duration>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { proxy: false, max_attempts: 5, searches: SearchLimits::default(), operator_tenant: None }
+        Self {
+            proxy: false,
+            max_attempts: 5,
+            searches: SearchLimits::default(),
+            operator_tenant: None,
+            upload_expiry: Some(Duration::from_secs(24 * 3600)),
+        }
     }
 }
 
@@ -123,6 +132,9 @@ impl TestApp {
             RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_millis(400) },
         );
         register_fixity(&mut registry, fixity);
+        // So is the upload expiry sweep.
+        let expiry = ExpiryHandler { pool: pool.clone(), storage: worker_storage.clone(), jobs: Default::default() };
+        evidence::expiry::register_expiry(&mut registry, expiry);
         let worker = Worker::new(
             pool.clone(),
             registry,
@@ -146,6 +158,7 @@ impl TestApp {
             storage: storage.clone(),
             jobs: Default::default(),
             max_object_bytes: 10 << 20,
+            upload_expiry: options.upload_expiry,
             max_attempts: options.max_attempts,
             searches: options.searches.clone(),
             known_keys: Default::default(),

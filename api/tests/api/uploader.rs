@@ -95,11 +95,28 @@ async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: Pg
     let status = evidence(&app, &key, &["status", &id_of(&stdout, &docx.filename)]).await;
     let view: Value = serde_json::from_slice(&status.stdout).expect("status prints the evidence as JSON");
     assert_eq!((view["status"].as_str(), view["custodian"].as_str()), (Some("indexed"), Some("J. Doe")));
-    let out = dir.path().join("downloaded.docx");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = elsewhere.path().join("downloaded.docx");
     let got =
         evidence(&app, &viewer, &["download", &id_of(&stdout, &docx.filename), "-o", out.to_str().unwrap()]).await;
     assert!(got.status.success(), "{}", text(&got.stderr));
     assert_eq!(std::fs::read(&out).unwrap(), docx.bytes);
+
+    // A file whose earlier upload expired unfinished (made so here): the next run creates it
+    // anew under the next key of its sequence, and the run after finds that one.
+    let photo = all.iter().find(|s| s.filename.ends_with(".png")).unwrap();
+    sqlx::query("UPDATE evidence SET status = 'expired' WHERE filename = $1")
+        .bind(&photo.filename)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let third = text(&evidence(&app, &key, &upload).await.stdout);
+    assert!(third.contains("sent 1 files"), "{third}");
+    assert_ne!(id_of(&third, &photo.filename), id_of(&stdout, &photo.filename));
+    let fourth = text(&evidence(&app, &key, &upload).await.stdout);
+    assert!(fourth.contains("sent 0 files"), "{fourth}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, files as i64 + 1);
 
     // A key that may not upload: every file fails with the API's reason, and the exit says so.
     let refused = evidence(&app, &viewer, &["upload", folder]).await;

@@ -137,6 +137,9 @@ pub struct IngestSettings {
     pub extract_bin: PathBuf,
     /// Where objects are staged while they are hashed and extracted.
     pub tmp_dir: PathBuf,
+    /// How long after its create an upload may be made (`UPLOAD_EXPIRY_SECS`); after it the
+    /// worker marks the evidence `expired` and deletes what was uploaded. `None`: never.
+    pub upload_expiry: Option<Duration>,
 }
 
 impl IngestSettings {
@@ -153,8 +156,23 @@ impl IngestSettings {
             extract_memory_bytes: var("INGEST_EXTRACT_MEMORY_BYTES", 1 << 30)?,
             extract_bin: var("INGEST_EXTRACT_BIN", default_bin)?,
             tmp_dir: var("INGEST_TMP_DIR", std::env::temp_dir())?,
+            upload_expiry: upload_expiry_from_env()?,
         })
     }
+}
+
+/// `UPLOAD_EXPIRY_SECS`: 0 for never, else at least a minute (the expiry sweep runs about once a
+/// minute, and a shorter window leaves no time to upload).
+fn upload_expiry_from_env() -> Result<Option<Duration>, ConfigError> {
+    let expiry = secs("UPLOAD_EXPIRY_SECS", 24 * 3600)?;
+    if !expiry.is_zero() && expiry < Duration::from_secs(60) {
+        return Err(ConfigError::out_of_range(
+            "UPLOAD_EXPIRY_SECS",
+            expiry.as_secs(),
+            "must be 0 (never) or at least 60",
+        ));
+    }
+    Ok((!expiry.is_zero()).then_some(expiry))
 }
 
 /// The variable that sets each [`WorkerConfig`] field, for messages about a bad value.

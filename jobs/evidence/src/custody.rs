@@ -26,6 +26,8 @@ pub enum Event {
     Reindexed,
     /// The periodic re-hash of the stored bytes (with its result).
     FixityChecked,
+    /// No upload was completed within the upload window; what was uploaded is deleted.
+    Expired,
 }
 
 impl Event {
@@ -40,6 +42,7 @@ impl Event {
             Event::DownloadUrlIssued => "download_url_issued",
             Event::Reindexed => "reindexed",
             Event::FixityChecked => "fixity_checked",
+            Event::Expired => "expired",
         }
     }
 }
@@ -57,8 +60,14 @@ impl Actor {
         Self { kind: "api_key", id: caller.key_id.to_string(), name: caller.key_name.clone() }
     }
 
+    /// The worker, running the ingest job `job`.
     pub fn worker(job: queue::JobId) -> Self {
-        Self { kind: "worker", id: job.0.to_string(), name: "ingest job".into() }
+        Self::worker_job(job, "ingest job")
+    }
+
+    /// The worker, running another job (`name` says which, e.g. "fixity sweep").
+    pub fn worker_job(job: queue::JobId, name: &str) -> Self {
+        Self { kind: "worker", id: job.0.to_string(), name: name.into() }
     }
 }
 

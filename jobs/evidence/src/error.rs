@@ -14,6 +14,10 @@ pub enum EvidenceError {
     IdempotencyMismatch(EvidenceId),
     #[error("no object was uploaded for evidence {id}: PUT the bytes to the presigned URL first")]
     UploadMissing { id: EvidenceId },
+    #[error(
+        "the upload window of evidence {id} closed at {at}: nothing uploaded to it is kept; create the evidence again (with another Idempotency-Key)"
+    )]
+    UploadExpired { id: EvidenceId, at: chrono::DateTime<chrono::Utc> },
     #[error("the uploaded object is {actual} bytes but {declared} were declared")]
     SizeMismatch { declared: u64, actual: u64 },
     #[error("evidence {id} is {status}; {action} needs {needs}")]

@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 
-use queue::{Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, NewJob, Registry};
+use queue::{Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, Registry};
 
 use crate::access::TenantId;
 use crate::custody::{Actor, Event, NewEntry};
 use crate::storage::{self, Storage, StorageError};
-use crate::store;
+use crate::{store, sweep};
 
 /// Content checked per sweep.
 const BATCH: i64 = 100;
@@ -59,11 +59,7 @@ pub fn register_fixity(registry: &mut Registry, handler: FixityHandler) {
 
 /// Make sure a sweep is scheduled (each worker asks at start; the unique key keeps it to one).
 pub async fn schedule_fixity(pool: &PgPool, jobs: &JobTable) -> Result<(), queue::Error> {
-    queue::store::enqueue(jobs, pool, &sweep_job(chrono::Utc::now())).await.map(|_| ())
-}
-
-fn sweep_job(run_at: chrono::DateTime<chrono::Utc>) -> NewJob {
-    NewJob::new(FixitySweep::KIND, json!({})).unique_key(SWEEP_KEY).run_at(run_at)
+    sweep::schedule::<FixitySweep>(pool, jobs, SWEEP_KEY).await
 }
 
 impl Handler for FixityHandler {
@@ -72,7 +68,7 @@ impl Handler for FixityHandler {
     async fn run(&self, ctx: JobContext, _args: FixitySweep) -> Result<(), JobError> {
         let interval = self.settings.interval;
         let due = store::fixity_due(&self.pool, interval, BATCH).await?;
-        let actor = Actor::worker(ctx.id);
+        let actor = Actor::worker_job(ctx.id, "fixity sweep");
         for (tenant, sha256, size) in &due {
             if ctx.cancelled.is_cancelled() {
                 return Err(JobError::retryable("the sweep was stopped"));
@@ -89,7 +85,7 @@ impl Handler for FixityHandler {
         let next = if due.len() as i64 == BATCH { Duration::ZERO } else { interval.min(Duration::from_secs(3600)) };
         let mut tx = ctx.begin_finish().await?;
         let run_at = chrono::Utc::now() + next;
-        queue::store::enqueue(&self.jobs, &mut *tx, &sweep_job(run_at)).await?;
+        queue::store::enqueue(&self.jobs, &mut *tx, &sweep::job::<FixitySweep>(SWEEP_KEY, run_at)).await?;
         tx.commit().await?;
         Ok(())
     }

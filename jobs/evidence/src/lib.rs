@@ -9,6 +9,7 @@ pub mod access;
 pub mod config;
 pub mod custody;
 mod error;
+pub mod expiry;
 pub mod extract;
 pub mod fixity;
 pub mod health;
@@ -22,6 +23,7 @@ mod service;
 pub mod startup;
 pub mod storage;
 mod store;
+mod sweep;
 pub mod telemetry;
 
 pub use access::{Action, Caller, Role, TenantId};

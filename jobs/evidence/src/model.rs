@@ -15,8 +15,9 @@ impl std::fmt::Display for EvidenceId {
     }
 }
 
-/// `awaiting_upload → queued → indexed | index_error`; reindex goes back to `queued`. Stored as
-/// text (`evidence.status`, checked by `evidence_status_check`).
+/// `awaiting_upload → queued → indexed | index_error`; reindex goes back to `queued`;
+/// `awaiting_upload → expired` when no upload completed within the upload window (final). Stored
+/// as text (`evidence.status`, checked by `evidence_status_check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
@@ -25,11 +26,17 @@ pub enum EvidenceStatus {
     Queued,
     Indexed,
     IndexError,
+    Expired,
 }
 
 impl EvidenceStatus {
-    pub const ALL: [EvidenceStatus; 4] =
-        [EvidenceStatus::AwaitingUpload, EvidenceStatus::Queued, EvidenceStatus::Indexed, EvidenceStatus::IndexError];
+    pub const ALL: [EvidenceStatus; 5] = [
+        EvidenceStatus::AwaitingUpload,
+        EvidenceStatus::Queued,
+        EvidenceStatus::Indexed,
+        EvidenceStatus::IndexError,
+        EvidenceStatus::Expired,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +44,7 @@ impl EvidenceStatus {
             EvidenceStatus::Queued => "queued",
             EvidenceStatus::Indexed => "indexed",
             EvidenceStatus::IndexError => "index_error",
+            EvidenceStatus::Expired => "expired",
         }
     }
 }
@@ -170,6 +178,8 @@ pub struct Evidence {
     pub updated_at: DateTime<Utc>,
     pub queued_at: Option<DateTime<Utc>>,
     pub indexed_at: Option<DateTime<Utc>>,
+    /// When the upload window closes (no presigned PUT is valid after it); `None`: never.
+    pub upload_expires_at: Option<DateTime<Utc>>,
     /// The newest ingest job's id (jobs are pruned, so it may be gone).
     pub job_id: Option<JobId>,
     /// That job, while the queue still has it.

@@ -52,6 +52,8 @@ pub struct Service {
     pub jobs: JobTable,
     /// Largest upload accepted at create.
     pub max_object_bytes: u64,
+    /// The upload window each new evidence gets (`UPLOAD_EXPIRY_SECS`); `None`: no expiry.
+    pub upload_expiry: Option<Duration>,
     /// Attempts given to each ingest job.
     pub max_attempts: i32,
     pub searches: SearchLimits,
@@ -91,7 +93,7 @@ impl Service {
         new.validate(self.max_object_bytes)?;
         caller.require_case(new.case_id.as_deref().map(str::trim))?;
         let mut tx = self.begin(caller).await?;
-        let (evidence, created) = store::insert(&mut tx, &caller.tenant, &new).await?;
+        let (evidence, created) = store::insert(&mut tx, &caller.tenant, &new, self.upload_expiry).await?;
         if created {
             let c = &evidence.custody;
             let details = json!({
@@ -107,19 +109,24 @@ impl Service {
             return Err(EvidenceError::IdempotencyMismatch(evidence.id));
         }
         let evidence = self.with_job(evidence).await?;
-        let upload = if evidence.status == EvidenceStatus::AwaitingUpload {
-            Some(
-                self.storage
-                    .presign_put(
-                        &evidence.object_key,
-                        &evidence.content_type,
-                        evidence.size_bytes as u64,
-                        evidence.declared_sha256.as_deref(),
-                    )
-                    .await?,
-            )
-        } else {
-            None
+        let upload = match (evidence.status, evidence.upload_expires_at) {
+            (EvidenceStatus::Expired, at) => {
+                return Err(EvidenceError::UploadExpired { id: evidence.id, at: at.unwrap_or(evidence.updated_at) });
+            }
+            (EvidenceStatus::AwaitingUpload, window) => {
+                // No URL outlives the upload window.
+                let mut valid_for = self.storage.presign_expiry();
+                if let Some(at) = window {
+                    let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                    if left < Duration::from_secs(1) {
+                        return Err(EvidenceError::UploadExpired { id: evidence.id, at });
+                    }
+                    valid_for = valid_for.min(left);
+                }
+                let (ct, size, sha) = (&evidence.content_type, evidence.size_bytes as u64, &evidence.declared_sha256);
+                Some(self.storage.presign_put(&evidence.object_key, ct, size, sha.as_deref(), valid_for).await?)
+            }
+            _ => None,
         };
         Ok(Created { evidence, upload, created })
     }
@@ -135,6 +142,12 @@ impl Service {
     ) -> Result<(Evidence, bool), EvidenceError> {
         caller.require(Action::Upload)?;
         let evidence = self.with_job(self.row(caller, id).await?).await?;
+        if evidence.status == EvidenceStatus::Expired {
+            return Err(EvidenceError::UploadExpired {
+                id,
+                at: evidence.upload_expires_at.unwrap_or(evidence.updated_at),
+            });
+        }
         if evidence.status != EvidenceStatus::AwaitingUpload {
             return Ok((evidence, false));
         }

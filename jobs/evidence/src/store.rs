@@ -7,6 +7,7 @@
 //! tenant of its API key; [`begin`] or [`set_tenant`] for the worker), so that row-level
 //! security shows that tenant's rows only, even to a statement that forgot its filter.
 
+use chrono::{DateTime, Utc};
 use queue::JobId;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -55,7 +56,7 @@ macro_rules! evidence_columns {
     () => {
         "SELECT e.id, e.filename, e.content_type, e.size_bytes, e.declared_sha256, e.case_id, e.tags,
                 e.description, e.custodian, e.collected_at, e.source, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
-                e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at,
+                e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at, e.upload_expires_at,
                 e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
                 c.text_bytes, c.text_truncated, c.extract_note"
     };
@@ -76,6 +77,7 @@ pub async fn insert(
     conn: &mut PgConnection,
     tenant: &TenantId,
     new: &NewEvidence,
+    upload_window: Option<std::time::Duration>,
 ) -> Result<(Evidence, bool), sqlx::Error> {
     let id = Uuid::new_v4();
     let tags = new.normalized_tags();
@@ -83,10 +85,11 @@ pub async fn insert(
         "WITH e AS (
              INSERT INTO evidence (id, tenant_id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
                                    description, object_key, idempotency_key, request_id, custodian, collected_at,
-                                   source, meta_tsv)
+                                   source, meta_tsv, upload_expires_at)
              VALUES ($1, $11, $2, $3, $4, $5, $6, $7, $8, $11 || '/uploads/' || $1::text, $9, $10, $12, $13, $14,
                      to_tsvector('english', $2 || ' ' || regexp_replace($2, '[^[:alnum:]]+', ' ', 'g') || ' '
-                                             || array_to_string($7, ' ') || ' ' || coalesce($8, '')))
+                                             || array_to_string($7, ' ') || ' ' || coalesce($8, '')),
+                     now() + make_interval(secs => $15))
              ON CONFLICT ON CONSTRAINT evidence_idempotency_key_unique DO NOTHING
              RETURNING *
          ) ",
@@ -108,6 +111,7 @@ pub async fn insert(
     .bind(new.custody.custodian.as_deref().map(str::trim))
     .bind(new.custody.collected_at)
     .bind(&new.custody.source)
+    .bind(upload_window.map(|w| w.as_secs_f64()))
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(evidence) = inserted {
@@ -583,6 +587,65 @@ pub async fn revoke_key<'e>(
 }
 
 // --- Fixity
+
+/// Evidence of every tenant whose upload window closed more than `grace` ago (`expired`
+/// false), then expired evidence whose staging object is still to delete (`expired` true).
+pub async fn uploads_to_expire(
+    pool: &PgPool,
+    grace: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<(String, Uuid, bool)>, sqlx::Error> {
+    sqlx::query_as("SELECT tenant_id, id, expired FROM uploads_to_expire(make_interval(secs => $1), $2)")
+        .bind(grace.as_secs_f64())
+        .bind(limit as i32)
+        .fetch_all(pool)
+        .await
+}
+
+/// Mark evidence `expired` if it still awaits its upload and its window has closed (a complete
+/// that took the row first wins); its object key when it did.
+pub async fn mark_expired(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: EvidenceId,
+) -> Result<Option<(String, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE evidence SET status = 'expired', updated_at = now(),
+                             last_error = 'no upload was completed before the upload window closed'
+         WHERE tenant_id = $1 AND id = $2 AND status = 'awaiting_upload' AND upload_expires_at < now()
+         RETURNING object_key, upload_expires_at",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The staging object key of expired evidence not yet purged, the row locked until the purge
+/// is recorded.
+pub async fn expired_unpurged(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: EvidenceId,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT object_key FROM evidence
+         WHERE tenant_id = $1 AND id = $2 AND status = 'expired' AND upload_purged_at IS NULL FOR UPDATE",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn mark_upload_purged(conn: &mut PgConnection, tenant: &TenantId, id: EvidenceId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE evidence SET upload_purged_at = now() WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
 
 /// Content of every tenant whose bytes are at their content key and were last checked (or
 /// verified) longer than `older_than` ago, least recently checked first.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use evidence::config::{self, DatabaseSettings, IngestSettings, LogSettings, S3Settings};
+use evidence::expiry::{self, ExpiryHandler};
 use evidence::fixity::{self, FixityHandler};
 use evidence::health::{Probe, WorkerFacts};
 use evidence::{IngestHandler, SearchLimits, Service, startup};
@@ -41,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
 
     let fixity = config::fixity_from_env()?;
     let mut registry = Registry::new();
-    let max_object_bytes = ingest.max_object_bytes;
+    let (max_object_bytes, upload_expiry) = (ingest.max_object_bytes, ingest.upload_expiry);
     let handler = IngestHandler { pool: pool.clone(), storage: storage.clone(), settings: Arc::new(ingest) };
     evidence::register(&mut registry, handler, retry);
     let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
@@ -54,12 +55,17 @@ async fn main() -> anyhow::Result<()> {
         };
         fixity::register_fixity(&mut registry, handler);
     }
+    if upload_expiry.is_some() {
+        let expiry = ExpiryHandler { pool: pool.clone(), storage: storage.clone(), jobs: table.clone() };
+        expiry::register_expiry(&mut registry, expiry);
+    }
     let searches = SearchLimits::default();
     let service = Service {
         pool: pool.clone(),
         storage,
         jobs: table.clone(),
         max_object_bytes,
+        upload_expiry,
         max_attempts,
         searches,
         known_keys: Default::default(),
@@ -75,18 +81,17 @@ async fn main() -> anyhow::Result<()> {
     let http = tokio::spawn(evidence::health::serve(listener, probe, metrics, shutdown.clone()));
     let gauges = tokio::spawn(evidence::report_status_counts(pool.clone(), Duration::from_secs(15), shutdown.clone()));
     if fixity.is_some() {
-        // The database may still be down: the sweep is scheduled once it answers.
-        let (pool, table, stop) = (pool.clone(), table.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let mut wait = Duration::from_secs(1);
-            while let Err(e) = fixity::schedule_fixity(&pool, &table).await {
-                tracing::warn!(error = %e, "could not schedule the fixity sweep yet");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(60));
-            }
+        let (pool, table) = (pool.clone(), table.clone());
+        schedule_sweep("fixity", shutdown.clone(), move || {
+            let (pool, table) = (pool.clone(), table.clone());
+            async move { fixity::schedule_fixity(&pool, &table).await }
+        });
+    }
+    if upload_expiry.is_some() {
+        let (pool, table) = (pool.clone(), table.clone());
+        schedule_sweep("upload expiry", shutdown.clone(), move || {
+            let (pool, table) = (pool.clone(), table.clone());
+            async move { expiry::schedule_expiry(&pool, &table).await }
         });
     }
     let sealer = tokio::spawn(evidence::custody::run_sealer(pool.clone(), Duration::from_millis(50), shutdown.clone()));
@@ -99,4 +104,24 @@ async fn main() -> anyhow::Result<()> {
     http.await??;
     gauges.await?;
     Ok(())
+}
+
+/// Schedule a periodic sweep once the database answers (it may still be down at start), with
+/// backoff from 1 s to a minute.
+fn schedule_sweep<F, Fut>(name: &'static str, stop: CancellationToken, schedule: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), queue::Error>> + Send,
+{
+    tokio::spawn(async move {
+        let mut wait = Duration::from_secs(1);
+        while let Err(e) = schedule().await {
+            tracing::warn!(error = %e, sweep = name, "could not schedule the sweep yet");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(60));
+        }
+    });
 }
