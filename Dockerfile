@@ -41,13 +41,13 @@ USER app
 FROM runtime AS api
 COPY --from=build /src/target/release/api /usr/local/bin/api
 EXPOSE 8080
-HEALTHCHECK CMD curl -fsS http://127.0.0.1:8080/health || exit 1
+HEALTHCHECK --interval=5s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/health || exit 1
 CMD ["api"]
 
 FROM runtime AS worker
 COPY --from=build /src/target/release/worker /src/target/release/extract /usr/local/bin/
 EXPOSE 9091
-HEALTHCHECK CMD curl -fsS http://127.0.0.1:9091/health || exit 1
+HEALTHCHECK --interval=5s --timeout=3s CMD curl -fsS http://127.0.0.1:9091/health || exit 1
 CMD ["worker"]
 
 FROM runtime AS migrate
