@@ -15,11 +15,16 @@ use serde_json::{Value, json};
 /// sends none (for presigned URLs, which carry their own signature; a store refuses a request
 /// signed twice).
 pub fn clients(api_key: &str, timeout: Duration) -> anyhow::Result<(reqwest::Client, reqwest::Client)> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {api_key}").parse()?);
-    let api = reqwest::Client::builder().timeout(timeout).default_headers(headers).build()?;
+    let api = api_client(api_key, reqwest::Client::builder().timeout(timeout))?;
     let store = reqwest::Client::builder().timeout(timeout).build()?;
     Ok((api, store))
+}
+
+/// `builder`'s client, sending `Authorization: Bearer <api_key>` with every request.
+pub fn api_client(api_key: &str, builder: reqwest::ClientBuilder) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {api_key}").parse().context("the API key")?);
+    Ok(builder.default_headers(headers).build()?)
 }
 
 /// create → PUT → complete for one document; returns the evidence id. Fails on the first error.

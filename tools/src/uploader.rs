@@ -30,7 +30,7 @@ pub struct UploadOptions {
     pub wait: Option<Duration>,
 }
 
-/// One file found under the arguments: where it is, and the name it is listed by.
+/// One file found under the arguments: its path (as the table lists it) and size.
 #[derive(Debug, Clone)]
 pub struct LocalFile {
     pub path: PathBuf,
@@ -170,13 +170,9 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, key: &str) -> anyhow::Result<Self> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse().context("the API key")?);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()?;
+        let builder =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60));
+        let http = crate::api_client(key, builder)?;
         // No overall timeout for the bytes: a large file takes as long as it takes.
         let store = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
         Ok(Self { base: base.trim_end_matches('/').to_owned(), http, store })

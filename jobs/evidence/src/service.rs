@@ -115,16 +115,14 @@ impl Service {
             }
             (EvidenceStatus::AwaitingUpload, window) => {
                 // No URL outlives the upload window.
-                let mut valid_for = self.storage.presign_expiry();
-                if let Some(at) = window {
-                    let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
-                    if left < Duration::from_secs(1) {
-                        return Err(EvidenceError::UploadExpired { id: evidence.id, at });
-                    }
-                    valid_for = valid_for.min(left);
+                let left = window.map(|at| (at - chrono::Utc::now()).to_std().unwrap_or_default());
+                if let (Some(at), Some(left)) = (window, left)
+                    && left < Duration::from_secs(1)
+                {
+                    return Err(EvidenceError::UploadExpired { id: evidence.id, at });
                 }
                 let (ct, size, sha) = (&evidence.content_type, evidence.size_bytes as u64, &evidence.declared_sha256);
-                Some(self.storage.presign_put(&evidence.object_key, ct, size, sha.as_deref(), valid_for).await?)
+                Some(self.storage.presign_put(&evidence.object_key, ct, size, sha.as_deref(), left).await?)
             }
             _ => None,
         };

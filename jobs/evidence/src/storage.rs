@@ -138,21 +138,17 @@ impl Storage {
         self.check().await.map_err(|_| failure)
     }
 
-    /// How long presigned URLs are valid (`S3_PRESIGN_EXPIRY_SECS`).
-    pub fn presign_expiry(&self) -> Duration {
-        self.presign_expiry
-    }
-
-    /// A URL the client PUTs the bytes to, valid for `valid_for` (at least a second). The
-    /// signature covers the content type, the exact length and, when the client declared one,
-    /// the checksum header, so the store rejects other types, more or fewer bytes, or other bytes.
+    /// A URL the client PUTs the bytes to, valid for the presign expiry or `at_most`, whichever
+    /// is shorter (at least a second). The signature covers the content type, the exact length
+    /// and, when the client declared one, the checksum header, so the store rejects other types,
+    /// more or fewer bytes, or other bytes.
     pub async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
         size: u64,
         sha256_hex: Option<&str>,
-        valid_for: Duration,
+        at_most: Option<Duration>,
     ) -> Result<PresignedPut, StorageError> {
         let mut headers = BTreeMap::new();
         headers.insert("content-type".to_owned(), content_type.to_owned());
@@ -168,6 +164,7 @@ impl Storage {
                 http::HeaderValue::from_str(v).map_err(|e| StorageError::Refused(format!("header {k}: {e}")))?;
             map.insert(name, value);
         }
+        let valid_for = at_most.map_or(self.presign_expiry, |cap| cap.min(self.presign_expiry));
         let valid_for = Duration::from_secs(valid_for.as_secs().max(1));
         let url = self.public.presign_put(key, valid_for.as_secs() as u32, Some(map), None).await?;
         Ok(PresignedPut { url, headers, expires_in: valid_for })
