@@ -110,6 +110,9 @@ impl From<EvidenceError> for ApiError {
             EvidenceError::UploadMissing { .. } => ApiError::Conflict(body("upload_missing", message)),
             EvidenceError::UploadExpired { .. } => ApiError::Conflict(body("upload_expired", message)),
             EvidenceError::SizeMismatch { .. } => ApiError::Unprocessable(body("size_mismatch", message)),
+            EvidenceError::PartsRequired { .. } => ApiError::Conflict(body("parts_required", message)),
+            EvidenceError::NotMultipart { .. } => ApiError::Conflict(body("not_multipart", message)),
+            EvidenceError::PartsRejected(_) => ApiError::Unprocessable(body("parts_rejected", message)),
             EvidenceError::WrongStatus { .. } => ApiError::Conflict(body("wrong_status", message)),
             EvidenceError::Storage(StorageError::Unavailable(detail)) => {
                 tracing::warn!(error = detail, "object store unavailable");

@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         jobs: Default::default(),
         max_object_bytes: ingest.max_object_bytes,
         upload_expiry: ingest.upload_expiry,
+        upload_part_bytes: ingest.upload_part_bytes,
         max_attempts,
         searches: SearchLimits::new(api.search_concurrency, api.search_timeout),
         known_keys: Default::default(),

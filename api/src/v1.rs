@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use evidence::{CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+use evidence::{
+    CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery, UploadPlan,
+};
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
@@ -73,6 +75,46 @@ pub struct Upload {
     pub expires_at: DateTime<Utc>,
 }
 
+/// An upload in parts, for files larger than the part size (`UPLOAD_PART_BYTES`).
+#[derive(Debug, Object)]
+pub struct MultipartUpload {
+    /// The size of every part but the last (which holds the rest).
+    pub part_size_bytes: i64,
+    /// One presigned PUT per part, in order: send bytes `(n-1)*part_size_bytes` onwards of the
+    /// file to part `n`, keep the `ETag` header each PUT answers, then POST them all to
+    /// `/v1/evidence/{id}/complete-multipart`.
+    pub parts: Vec<UploadPart>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct UploadPart {
+    pub part_number: u32,
+    /// Always `PUT`.
+    pub method: String,
+    pub url: String,
+    /// Send exactly these headers with the part's bytes; the signature covers them.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The parts of a multipart upload, as their PUTs answered.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CompleteMultipart {
+    /// Every part, 1 to N in order, with the `ETag` header its PUT answered (quotes and all).
+    #[oai(validator(min_items = 1, max_items = 10000))]
+    pub parts: Vec<CompletedPart>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CompletedPart {
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+    pub part_number: u32,
+    #[oai(validator(min_length = 1, max_length = 200, pattern = r#"^[\x21-\x7e]+$"#))]
+    pub etag: String,
+}
+
 /// Where to fetch verified evidence from.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -92,8 +134,10 @@ pub struct Download {
 #[oai(skip_serializing_if_is_none)]
 pub struct EvidenceCreated {
     pub evidence: EvidenceView,
-    /// Absent once the upload has been completed.
+    /// One PUT, for files up to the part size; absent once the upload has been completed.
     pub upload: Option<Upload>,
+    /// An upload in parts, for larger files; absent once the upload has been completed.
+    pub multipart_upload: Option<MultipartUpload>,
 }
 
 #[derive(Debug, Clone, Copy, Enum)]
@@ -312,6 +356,14 @@ pub enum QueuedResponse {
     Unchanged(Json<EvidenceView>),
 }
 
+impl QueuedResponse {
+    /// 202 when this call queued the evidence, else 200 with its current state.
+    fn of(evidence: Evidence, queued: bool) -> Self {
+        let view = Json(evidence.into());
+        if queued { QueuedResponse::Accepted(view) } else { QueuedResponse::Unchanged(view) }
+    }
+}
+
 pub struct EvidenceApi;
 
 const MAX_PAGE: u32 = 200;
@@ -375,21 +427,37 @@ impl EvidenceApi {
             request_id: Some(request_id.0.0.clone()),
         };
         let created = state.service.create(&caller, new).await?;
-        let upload = created.upload.map(|u| Upload {
-            method: "PUT".into(),
-            url: u.url,
-            headers: u.headers,
-            expires_at: Utc::now() + u.expires_in,
-        });
+        let (mut upload, mut multipart_upload) = (None, None);
+        match created.upload {
+            Some(UploadPlan::Single(u)) => {
+                let expires_at = Utc::now() + u.expires_in;
+                upload = Some(Upload { method: "PUT".into(), url: u.url, headers: u.headers, expires_at });
+            }
+            Some(UploadPlan::Parts { part_bytes, parts }) => {
+                let expires_at = Utc::now() + parts.first().map(|p| p.expires_in).unwrap_or_default();
+                let parts = (1..)
+                    .zip(parts)
+                    .map(|(part_number, p)| UploadPart {
+                        part_number,
+                        method: "PUT".into(),
+                        url: p.url,
+                        headers: p.headers,
+                    })
+                    .collect();
+                multipart_upload = Some(MultipartUpload { part_size_bytes: part_bytes as i64, parts, expires_at });
+            }
+            None => {}
+        }
         tracing::info!(evidence_id = %created.evidence.id, created = created.created, "evidence upload presigned");
-        let payload = Json(EvidenceCreated { evidence: created.evidence.into(), upload });
+        let payload = Json(EvidenceCreated { evidence: created.evidence.into(), upload, multipart_upload });
         Ok(if created.created { CreateResponse::Created(payload) } else { CreateResponse::Existing(payload) })
     }
 
     /// Tell the service the upload is done: it checks the object and queues the ingest.
     ///
     /// Answers 409 `upload_missing` when nothing was uploaded, 422 `size_mismatch` when the
-    /// object is not the declared size. Calling it again is harmless.
+    /// object is not the declared size, 409 `parts_required` for an upload in parts (use
+    /// complete-multipart). Calling it again is harmless.
     #[oai(path = "/evidence/:id/complete", method = "post", tag = "Tag::Evidence", operation_id = "complete_upload")]
     async fn complete(
         &self,
@@ -402,11 +470,34 @@ impl EvidenceApi {
         let id = EvidenceId(id.0);
         let (evidence, queued) = state.service.complete(&caller, id, Some(&request_id.0.0)).await?;
         tracing::info!(evidence_id = %id, status = %evidence.status, queued, "upload completed");
-        Ok(if queued {
-            QueuedResponse::Accepted(Json(evidence.into()))
-        } else {
-            QueuedResponse::Unchanged(Json(evidence.into()))
-        })
+        Ok(QueuedResponse::of(evidence, queued))
+    }
+
+    /// Tell the service every part of a multipart upload is sent: the store joins them, then it
+    /// checks the object and queues the ingest, as complete does.
+    ///
+    /// Answers 422 `parts_rejected` when the parts are not 1 to N in order or the store refuses
+    /// them, 409 `not_multipart` for an upload made with one PUT. Calling it again is harmless.
+    #[oai(
+        path = "/evidence/:id/complete-multipart",
+        method = "post",
+        tag = "Tag::Evidence",
+        operation_id = "complete_multipart_upload"
+    )]
+    async fn complete_multipart(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKey,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+        body: Json<CompleteMultipart>,
+    ) -> Result<QueuedResponse, ApiError> {
+        let caller = key.caller(&state).await?;
+        let id = EvidenceId(id.0);
+        let parts: Vec<_> = body.0.parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
+        let (evidence, queued) = state.service.complete_multipart(&caller, id, &parts, Some(&request_id.0.0)).await?;
+        tracing::info!(evidence_id = %id, status = %evidence.status, queued, parts = parts.len(), "multipart upload completed");
+        Ok(QueuedResponse::of(evidence, queued))
     }
 
     /// One evidence: status, hashes, custody fields, attempts, last error, extraction facts.

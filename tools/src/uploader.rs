@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 /// What `evidence upload` was asked to do.
@@ -379,33 +380,69 @@ async fn send_file(
         return Ok(());
     }
 
-    let upload = &created["upload"];
-    let put_url = upload["url"].as_str().context("the answer has no upload.url")?;
-    let headers = upload["headers"].as_object().cloned().unwrap_or_default();
-    // The file is streamed from disk, never held in memory; a try that fails on the network
-    // or with a 5xx is made again from the start (the URL admits the same bytes again).
-    for attempt in 1..=3u64 {
-        let file = tokio::fs::File::open(&path).await.context("cannot open the file")?;
+    report.sent = true;
+    if let Some(multipart) = created["multipart_upload"].as_object() {
+        // An upload in parts: each part from its offset in the file, one after the other (the
+        // files of the batch are what goes in parallel), then the ETags to complete-multipart.
+        let part_bytes = multipart["part_size_bytes"].as_u64().context("the answer has no part_size_bytes")?;
+        let mut done = Vec::new();
+        for part in multipart["parts"].as_array().context("the answer has no parts")? {
+            let number = part["part_number"].as_u64().context("a part has no part_number")?;
+            let offset = (number - 1) * part_bytes;
+            let len = part_bytes.min(report.file.size.saturating_sub(offset));
+            let etag = put_bytes(api, part, &path, offset, len, progress).await?;
+            let etag = etag.with_context(|| format!("the PUT of part {number} answered no ETag"))?;
+            done.push(json!({"part_number": number, "etag": etag}));
+        }
+        let url = format!("{}/v1/evidence/{id}/complete-multipart", api.base);
+        let parts = json!({ "parts": done });
+        json_or_error(api.send(|| api.http.post(&url).json(&parts)).await?).await.context("complete-multipart")?;
+    } else {
+        let upload = &created["upload"];
+        put_bytes(api, upload, &path, 0, report.file.size, progress).await?;
+        let url = format!("{}/v1/evidence/{id}/complete", api.base);
+        json_or_error(api.send(|| api.http.post(&url)).await?).await.context("complete")?;
+    }
+    report.outcome = Outcome::Accepted;
+    Ok(())
+}
+
+/// PUT `len` bytes of the file from `offset` to a presigned URL (`target` has its `url` and
+/// `headers`), streamed from disk, never held in memory; a try that fails on the network or with
+/// a 5xx is made again from the start (the URL admits the same bytes again). The ETag the store
+/// answered, if any.
+async fn put_bytes(
+    api: &Api,
+    target: &Value,
+    path: &Path,
+    offset: u64,
+    len: u64,
+    progress: &Arc<Progress>,
+) -> anyhow::Result<Option<String>> {
+    let url = target["url"].as_str().context("the answer has no upload url")?;
+    let headers = target["headers"].as_object().cloned().unwrap_or_default();
+    for attempt in 1u64.. {
+        let mut file = tokio::fs::File::open(path).await.context("cannot open the file")?;
+        file.seek(std::io::SeekFrom::Start(offset)).await.context("cannot read the file")?;
         let this_try = Arc::new(AtomicU64::new(0));
         let (bar, counter) = (progress.clone(), this_try.clone());
-        let counted = ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
+        let counted = ReaderStream::with_capacity(file.take(len), 256 * 1024).inspect(move |chunk| {
             if let Ok(chunk) = chunk {
                 bar.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
         });
-        let mut put = api
-            .store
-            .put(put_url)
-            .header(reqwest::header::CONTENT_LENGTH, report.file.size)
-            .body(reqwest::Body::wrap_stream(counted));
+        let mut put =
+            api.store.put(url).header(reqwest::header::CONTENT_LENGTH, len).body(reqwest::Body::wrap_stream(counted));
         for (k, v) in &headers {
             put = put.header(k, v.as_str().unwrap_or_default());
         }
-        report.sent = true;
         let answer = put.send().await;
-        if matches!(&answer, Ok(r) if r.status().is_success()) {
-            break;
+        if let Ok(r) = &answer
+            && r.status().is_success()
+        {
+            let etag = r.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            return Ok(etag);
         }
         progress.bytes_done.fetch_sub(this_try.load(Ordering::Relaxed), Ordering::Relaxed);
         match answer {
@@ -416,11 +453,7 @@ async fn send_file(
             _ => tokio::time::sleep(Duration::from_secs(attempt)).await,
         }
     }
-
-    let url = format!("{}/v1/evidence/{id}/complete", api.base);
-    json_or_error(api.send(|| api.http.post(&url)).await?).await.context("complete")?;
-    report.outcome = Outcome::Accepted;
-    Ok(())
+    unreachable!("the third try returns or fails")
 }
 
 /// Poll the accepted files (this run's and earlier runs') until each is indexed or failed, or

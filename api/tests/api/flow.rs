@@ -3,22 +3,13 @@
 
 use evidence::samples::{self, Sample};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::support::{Options, TENANT, TestApp, WAIT, count, poll_for};
+use crate::support::{Options, TENANT, TestApp, WAIT, count, poll_for, sha256_hex};
 
 fn sample(name: &str) -> Sample {
     samples::named("t35tm4rk", name)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn search(app: &TestApp, q: &str) -> Vec<Value> {
@@ -584,7 +575,8 @@ async fn concurrent_completes_and_reindexes_of_one_evidence_queue_it_once(pool: 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn an_abandoned_upload_expires_and_what_was_uploaded_is_deleted(pool: PgPool) {
     let window = std::time::Duration::from_secs(120);
-    let app = TestApp::start(pool.clone(), Options { upload_expiry: Some(window), ..Options::default() }).await;
+    let options = Options { upload_expiry: Some(window), upload_part_bytes: 5 << 20, ..Options::default() };
+    let app = TestApp::start(pool.clone(), options).await;
     let sample = samples::named("expiry", "interview-notes.txt");
     let body =
         json!({"filename": sample.filename, "content_type": sample.content_type, "size_bytes": sample.bytes.len()});
@@ -608,6 +600,16 @@ async fn an_abandoned_upload_expires_and_what_was_uploaded_is_deleted(pool: PgPo
     assert!(app.storage.head(&key).await.unwrap().is_some());
     let in_time = app.upload(&samples::named("expiry", "board-minutes.docx"), json!({})).await;
     app.wait_status(&in_time, "indexed").await;
+    // An upload in parts of which one part came.
+    let image = json!({"filename": "disk.img", "content_type": "application/octet-stream", "size_bytes": 6 << 20});
+    let (status, in_parts) = app.post("/v1/evidence", image).await;
+    assert_eq!(status, 201, "{in_parts}");
+    let part = |n: usize, len: usize| {
+        let part = &in_parts["multipart_upload"]["parts"][n];
+        app.plain.put(part["url"].as_str().unwrap()).body(vec![7u8; len])
+    };
+    assert!(part(0, 5 << 20).send().await.unwrap().status().is_success());
+    let in_parts = in_parts["evidence"]["id"].as_str().unwrap().to_owned();
 
     sqlx::query("UPDATE evidence SET upload_expires_at = now() - interval '5 minutes'").execute(&pool).await.unwrap();
     evidence::expiry::schedule_expiry(&pool, &Default::default()).await.unwrap();
@@ -619,6 +621,15 @@ async fn an_abandoned_upload_expires_and_what_was_uploaded_is_deleted(pool: PgPo
     .await;
     let (_, kept) = app.get(&format!("/v1/evidence/{in_time}")).await;
     assert_eq!(kept["status"], "indexed", "{kept}");
+    // Its multipart upload is aborted: the part it still lacked can no longer be sent.
+    app.wait_status(&in_parts, "expired").await;
+    poll_for(WAIT, "the expired multipart upload to be aborted", || async {
+        let aborted = "SELECT upload_purged_at IS NOT NULL FROM evidence WHERE id = $1::uuid";
+        sqlx::query_scalar::<_, bool>(aborted).bind(&in_parts).fetch_one(&pool).await.unwrap().then_some(())
+    })
+    .await;
+    let late = part(1, 1 << 20).send().await.unwrap().status();
+    assert!(late.is_client_error(), "a part PUT after the abort answered {late}");
 
     let (status, body) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("upload_expired")), "{body}");
@@ -630,7 +641,8 @@ async fn an_abandoned_upload_expires_and_what_was_uploaded_is_deleted(pool: PgPo
     assert_eq!(by, Some((Some("worker"), Some("upload expiry sweep"))), "{custody}");
     let (_, listed) = app.get("/v1/evidence?status=expired").await;
     let listed: Vec<&str> = listed["items"].as_array().unwrap().iter().filter_map(|e| e["id"].as_str()).collect();
-    assert_eq!(listed, vec![id.as_str()]);
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&id.as_str()) && listed.contains(&in_parts.as_str()), "{listed:?}");
     let purged: bool = sqlx::query_scalar("SELECT upload_purged_at IS NOT NULL FROM evidence WHERE id = $1::uuid")
         .bind(&id)
         .fetch_one(&pool)

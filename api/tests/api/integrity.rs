@@ -7,7 +7,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::support::{Options, TENANT, TestApp};
+use crate::support::{Options, TENANT, TestApp, hex};
 
 fn sample(name: &str) -> Sample {
     samples::named("1ntegr1ty", name)
@@ -107,10 +107,6 @@ async fn a_reindex_of_bytes_altered_behind_the_service_fails_and_keeps_the_hash(
         .unwrap_err();
     assert!(rewrite.to_string().contains("cannot be changed"), "{rewrite}");
     app.stop().await;
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]

@@ -78,6 +78,8 @@ pub struct Options {
     pub operator_tenant: Option<evidence::TenantId>,
     /// The upload window of new evidence (production's default: a day).
     pub upload_expiry: Option<Duration>,
+    /// `UPLOAD_PART_BYTES`: uploads above it are made in parts.
+    pub upload_part_bytes: u64,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             searches: SearchLimits::default(),
             operator_tenant: None,
             upload_expiry: Some(Duration::from_secs(24 * 3600)),
+            upload_part_bytes: 64 << 20,
         }
     }
 }
@@ -157,8 +160,9 @@ impl TestApp {
             pool: pool.clone(),
             storage: storage.clone(),
             jobs: Default::default(),
-            max_object_bytes: 10 << 20,
+            max_object_bytes: 64 << 20,
             upload_expiry: options.upload_expiry,
+            upload_part_bytes: options.upload_part_bytes,
             max_attempts: options.max_attempts,
             searches: options.searches.clone(),
             known_keys: Default::default(),
@@ -330,4 +334,15 @@ impl Proxy {
 
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The lower-case hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
 }

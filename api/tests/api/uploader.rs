@@ -8,7 +8,7 @@ use evidence::{Role, samples};
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::support::{Options, TENANT, TestApp, binary};
+use crate::support::{Options, TENANT, TestApp, binary, sha256_hex};
 
 async fn evidence(app: &TestApp, key: &str, args: &[&str]) -> Output {
     tokio::process::Command::new(binary("evidence"))
@@ -123,5 +123,70 @@ async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: Pg
     let table = text(&refused.stdout);
     assert_eq!(refused.status.code(), Some(1), "{table}");
     assert!(result_of(&table, &docx.filename).starts_with("failed: create: 403 role_not_allowed"), "{table}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_file_larger_than_the_part_size_goes_up_in_parts_and_comes_back_the_same(pool: PgPool) {
+    let part = 5u64 << 20;
+    let app = TestApp::start(pool.clone(), Options { upload_part_bytes: part, ..Options::default() }).await;
+    let key = app.key_for(TENANT, Role::Admin, None).await;
+    let http = crate::support::client(&key);
+    // 11 MiB and a few bytes of noise (no two parts alike): parts of 5, 5 and 1 MiB + 3 bytes.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..(11 << 20) + 3)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let sha256 = sha256_hex(&bytes);
+
+    // By hand: three part URLs, a plain complete is refused, and parts out of order are refused.
+    let body = serde_json::json!({"filename": "image.dd", "content_type": "application/octet-stream",
+        "size_bytes": bytes.len(), "sha256": sha256});
+    let (status, created) = app.send(http.post(format!("{}/v1/evidence", app.base)).json(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["upload"].is_null(), "{created}");
+    let multipart = &created["multipart_upload"];
+    assert_eq!(multipart["part_size_bytes"], part);
+    let parts = multipart["parts"].as_array().unwrap();
+    assert_eq!(parts.iter().map(|p| p["part_number"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(parts[2]["headers"]["content-length"], ((1 << 20) + 3).to_string());
+    let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+    let (status, refused) = app.send(http.post(format!("{}/v1/evidence/{id}/complete", app.base))).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("parts_required")), "{refused}");
+    let shuffled =
+        serde_json::json!({"parts": [{"part_number": 2, "etag": "\"a\""}, {"part_number": 1, "etag": "\"b\""}]});
+    let url = format!("{}/v1/evidence/{id}/complete-multipart", app.base);
+    let (status, refused) = app.send(http.post(&url).json(&shuffled)).await;
+    assert_eq!((status, refused["code"].as_str()), (422, Some("parts_rejected")), "{refused}");
+    // A part longer than its URL admits is refused by the store.
+    let too_long = app.plain.put(parts[2]["url"].as_str().unwrap()).body(vec![0u8; (1 << 20) + 4]);
+    assert!(too_long.send().await.map(|r| !r.status().is_success()).unwrap_or(true));
+
+    // The uploader: parts, complete-multipart, indexed, and the download is the same bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("image.dd");
+    std::fs::write(&file, &bytes).unwrap();
+    let up = evidence(&app, &key, &["upload", file.to_str().unwrap(), "--wait"]).await;
+    let stdout = text(&up.stdout);
+    assert!(up.status.success(), "{stdout}\n{}", text(&up.stderr));
+    assert_eq!(result_of(&stdout, "image.dd"), "indexed", "{stdout}");
+    let (uploaded, part_bytes): (Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT sha256, upload_part_bytes FROM evidence WHERE status = 'indexed' AND upload_id IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((uploaded.as_deref(), part_bytes), (Some(sha256.as_str()), Some(part as i64)));
+    let out = dir.path().join("back.dd");
+    let indexed: String =
+        sqlx::query_scalar("SELECT id::text FROM evidence WHERE status = 'indexed'").fetch_one(&pool).await.unwrap();
+    let got = evidence(&app, &key, &["download", &indexed, "-o", out.to_str().unwrap()]).await;
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert!(std::fs::read(&out).unwrap() == bytes, "the download differs from the upload");
     app.stop().await;
 }

@@ -140,6 +140,10 @@ pub struct IngestSettings {
     /// How long after its create an upload may be made (`UPLOAD_EXPIRY_SECS`); after it the
     /// worker marks the evidence `expired` and deletes what was uploaded. `None`: never.
     pub upload_expiry: Option<Duration>,
+    /// Uploads larger than this go to the store in parts of this size (`UPLOAD_PART_BYTES`,
+    /// 5 MiB to 5 GiB, S3's bounds for a part); larger when the file would need more than
+    /// [`crate::storage::MAX_PARTS`] parts.
+    pub upload_part_bytes: u64,
 }
 
 impl IngestSettings {
@@ -149,7 +153,7 @@ impl IngestSettings {
             .and_then(|exe| exe.parent().map(|dir| dir.join("extract")))
             .unwrap_or_else(|| PathBuf::from("extract"));
         Ok(Self {
-            max_object_bytes: var("INGEST_MAX_OBJECT_BYTES", 5 << 30)?,
+            max_object_bytes: var("INGEST_MAX_OBJECT_BYTES", 100 << 30)?,
             max_text_bytes: var("INGEST_MAX_TEXT_BYTES", 4 << 20)?,
             max_parse_bytes: var("INGEST_MAX_PARSE_BYTES", 64 << 20)?,
             extract_timeout: secs("INGEST_EXTRACT_TIMEOUT_SECS", 60)?,
@@ -157,6 +161,7 @@ impl IngestSettings {
             extract_bin: var("INGEST_EXTRACT_BIN", default_bin)?,
             tmp_dir: var("INGEST_TMP_DIR", std::env::temp_dir())?,
             upload_expiry: upload_expiry_from_env()?,
+            upload_part_bytes: upload_part_bytes_from_env()?,
         })
     }
 }
@@ -173,6 +178,20 @@ fn upload_expiry_from_env() -> Result<Option<Duration>, ConfigError> {
         ));
     }
     Ok((!expiry.is_zero()).then_some(expiry))
+}
+
+/// `UPLOAD_PART_BYTES`: 64 MiB unless set, within S3's bounds for a part.
+fn upload_part_bytes_from_env() -> Result<u64, ConfigError> {
+    let bytes = var("UPLOAD_PART_BYTES", 64u64 << 20)?;
+    let (min, max) = (crate::storage::MIN_PART_BYTES, crate::storage::MAX_PART_BYTES);
+    if !(min..=max).contains(&bytes) {
+        return Err(ConfigError::out_of_range(
+            "UPLOAD_PART_BYTES",
+            bytes,
+            "must be 5 MiB (5242880) to 5 GiB (5368709120)",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The variable that sets each [`WorkerConfig`] field, for messages about a bad value.

@@ -18,6 +18,15 @@ pub enum EvidenceError {
         "the upload window of evidence {id} closed at {at}: nothing uploaded to it is kept; create the evidence again (with another Idempotency-Key)"
     )]
     UploadExpired { id: EvidenceId, at: chrono::DateTime<chrono::Utc> },
+    #[error(
+        "evidence {id} is uploaded in parts: PUT each part to its URL, then complete it with the parts' ETags (complete-multipart)"
+    )]
+    PartsRequired { id: EvidenceId },
+    #[error("evidence {id} is uploaded with one PUT: complete it without parts")]
+    NotMultipart { id: EvidenceId },
+    /// The parts named do not make the upload (numbering, count), or the store refused them.
+    #[error("{0}")]
+    PartsRejected(String),
     #[error("the uploaded object is {actual} bytes but {declared} were declared")]
     SizeMismatch { declared: u64, actual: u64 },
     #[error("evidence {id} is {status}; {action} needs {needs}")]

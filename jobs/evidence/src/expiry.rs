@@ -104,12 +104,19 @@ impl ExpiryHandler {
         Ok(true)
     }
 
-    /// Delete what was uploaded for expired evidence, and record that it was.
+    /// Delete what was uploaded for expired evidence (and the parts of its multipart upload),
+    /// and record that it was.
     async fn purge(&self, tenant: &TenantId, id: EvidenceId) -> Result<(), JobError> {
         let mut tx = store::begin(&self.pool, tenant).await?;
-        let Some(key) = store::expired_unpurged(&mut tx, tenant, id).await? else {
+        let Some((key, upload_id)) = store::expired_unpurged(&mut tx, tenant, id).await? else {
             return Ok(());
         };
+        if let Some(upload_id) = upload_id {
+            self.storage
+                .abort_multipart(&key, &upload_id)
+                .await
+                .map_err(|e| crate::ingest::storage_failure(format!("abort of expired upload {key}"), e))?;
+        }
         self.storage
             .delete(&key)
             .await

@@ -180,6 +180,10 @@ pub struct Evidence {
     pub indexed_at: Option<DateTime<Utc>>,
     /// When the upload window closes (no presigned PUT is valid after it); `None`: never.
     pub upload_expires_at: Option<DateTime<Utc>>,
+    /// The multipart upload the bytes go to, and its part size, for uploads larger than
+    /// `UPLOAD_PART_BYTES` at create; `None`: one PUT.
+    pub upload_id: Option<String>,
+    pub upload_part_bytes: Option<i64>,
     /// The newest ingest job's id (jobs are pruned, so it may be gone).
     pub job_id: Option<JobId>,
     /// That job, while the queue still has it.

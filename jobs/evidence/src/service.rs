@@ -27,11 +27,19 @@ use crate::store;
 /// What a request made with a revoked key is told.
 const KEY_REVOKED: &str = "this API key was revoked";
 
+/// How the client sends the bytes: one PUT, or (above the part size) one PUT per part, in
+/// order of part number, then `complete_multipart` with the ETag each PUT answered.
+#[derive(Debug)]
+pub enum UploadPlan {
+    Single(PresignedPut),
+    Parts { part_bytes: u64, parts: Vec<PresignedPut> },
+}
+
 /// A created (or, for a repeated Idempotency-Key, the existing) evidence row and its upload.
 #[derive(Debug)]
 pub struct Created {
     pub evidence: Evidence,
-    pub upload: Option<PresignedPut>,
+    pub upload: Option<UploadPlan>,
     /// False when an earlier request with the same Idempotency-Key made it.
     pub created: bool,
 }
@@ -54,6 +62,8 @@ pub struct Service {
     pub max_object_bytes: u64,
     /// The upload window each new evidence gets (`UPLOAD_EXPIRY_SECS`); `None`: no expiry.
     pub upload_expiry: Option<Duration>,
+    /// Uploads larger than this are made in parts of about this size (`UPLOAD_PART_BYTES`).
+    pub upload_part_bytes: u64,
     /// Attempts given to each ingest job.
     pub max_attempts: i32,
     pub searches: SearchLimits,
@@ -121,34 +131,132 @@ impl Service {
                 {
                     return Err(EvidenceError::UploadExpired { id: evidence.id, at });
                 }
-                let (ct, size, sha) = (&evidence.content_type, evidence.size_bytes as u64, &evidence.declared_sha256);
-                Some(self.storage.presign_put(&evidence.object_key, ct, size, sha.as_deref(), left).await?)
+                Some(self.presign_upload(caller, &evidence, left).await?)
             }
             _ => None,
         };
         Ok(Created { evidence, upload, created })
     }
 
-    /// The client says the bytes are uploaded: check the object, then in one transaction mark the
-    /// evidence queued and enqueue its ingest job. Repeating it is a no-op that returns the state.
-    /// The flag is true when this call queued it.
+    /// The URLs for the upload of evidence awaiting it, none valid past `left`: one PUT, or, above
+    /// the part size, a multipart upload (started here the first time, its id kept on the row so
+    /// a repeated create hands out URLs for the same upload).
+    async fn presign_upload(
+        &self,
+        caller: &Caller,
+        evidence: &Evidence,
+        left: Option<Duration>,
+    ) -> Result<UploadPlan, EvidenceError> {
+        let (key, size) = (&evidence.object_key, evidence.size_bytes as u64);
+        let (upload_id, part_bytes) = match (&evidence.upload_id, evidence.upload_part_bytes) {
+            (Some(upload_id), Some(part_bytes)) => (upload_id.clone(), part_bytes as u64),
+            _ if size <= self.upload_part_bytes => {
+                let (ct, sha) = (&evidence.content_type, evidence.declared_sha256.as_deref());
+                return Ok(UploadPlan::Single(self.storage.presign_put(key, ct, size, sha, left).await?));
+            }
+            _ => self.start_multipart(caller, evidence).await?,
+        };
+        let mut parts = Vec::new();
+        for (number, len) in crate::storage::parts_of(size, part_bytes) {
+            parts.push(self.storage.presign_part(key, &upload_id, number, len, left).await?);
+        }
+        Ok(UploadPlan::Parts { part_bytes, parts })
+    }
+
+    /// Start the multipart upload of evidence and keep its id on the row; when a concurrent
+    /// create kept another first, abort this one and use that.
+    async fn start_multipart(&self, caller: &Caller, evidence: &Evidence) -> Result<(String, u64), EvidenceError> {
+        let part_bytes = crate::storage::part_size_for(evidence.size_bytes as u64, self.upload_part_bytes);
+        let started = self.storage.start_multipart(&evidence.object_key, &evidence.content_type).await?;
+        let mut tx = self.begin(caller).await?;
+        let kept = store::set_multipart(&mut tx, &caller.tenant, evidence.id, &started, part_bytes).await?;
+        tx.commit().await?;
+        if kept.as_deref() == Some(started.as_str()) {
+            return Ok((started, part_bytes));
+        }
+        self.storage.abort_multipart(&evidence.object_key, &started).await?;
+        let now = self.row(caller, evidence.id).await?;
+        match (now.upload_id, now.upload_part_bytes, now.status) {
+            (Some(upload_id), Some(part_bytes), EvidenceStatus::AwaitingUpload) => Ok((upload_id, part_bytes as u64)),
+            (_, _, status) => {
+                Err(EvidenceError::WrongStatus { id: evidence.id, status, action: "upload", needs: "awaiting_upload" })
+            }
+        }
+    }
+
+    /// The client says the bytes are uploaded with one PUT: check the object, then in one
+    /// transaction mark the evidence queued and enqueue its ingest job. Repeating it is a no-op
+    /// that returns the state. The flag is true when this call queued it.
     pub async fn complete(
         &self,
         caller: &Caller,
         id: EvidenceId,
         request_id: Option<&str>,
     ) -> Result<(Evidence, bool), EvidenceError> {
+        let Some(evidence) = self.awaiting_upload(caller, id).await? else {
+            return Ok((self.with_job(self.row(caller, id).await?).await?, false));
+        };
+        if evidence.upload_id.is_some() {
+            return Err(EvidenceError::PartsRequired { id });
+        }
+        self.finish_upload(caller, evidence, request_id).await
+    }
+
+    /// The client says every part is uploaded: `parts` are the part numbers (1, 2, … in order,
+    /// as many as the upload was given URLs for) with the ETag each PUT answered. The store joins
+    /// them into the object, then it goes on as [`Service::complete`].
+    pub async fn complete_multipart(
+        &self,
+        caller: &Caller,
+        id: EvidenceId,
+        parts: &[(u32, String)],
+        request_id: Option<&str>,
+    ) -> Result<(Evidence, bool), EvidenceError> {
+        let Some(evidence) = self.awaiting_upload(caller, id).await? else {
+            return Ok((self.with_job(self.row(caller, id).await?).await?, false));
+        };
+        let (Some(upload_id), Some(part_bytes)) = (&evidence.upload_id, evidence.upload_part_bytes) else {
+            return Err(EvidenceError::NotMultipart { id });
+        };
+        let expected = crate::storage::parts_of(evidence.size_bytes as u64, part_bytes as u64).count();
+        if parts.len() != expected || parts.iter().zip(1u32..).any(|((number, _), n)| *number != n) {
+            return Err(EvidenceError::PartsRejected(format!(
+                "evidence {id} is uploaded in {expected} parts: name parts 1 to {expected}, each once, in order"
+            )));
+        }
+        match self.storage.complete_multipart(&evidence.object_key, upload_id, parts).await {
+            // NoSuchUpload: an earlier call joined the parts already (then the object is there).
+            Ok(()) | Err(crate::storage::StorageError::NotFound) => {}
+            Err(crate::storage::StorageError::Refused(detail)) => {
+                return Err(EvidenceError::PartsRejected(format!("the object store refused the parts: {detail}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.finish_upload(caller, evidence, request_id).await
+    }
+
+    /// The evidence if it still awaits its upload; `None` when it is past that (completed
+    /// earlier); `UploadExpired` once its window closed.
+    async fn awaiting_upload(&self, caller: &Caller, id: EvidenceId) -> Result<Option<Evidence>, EvidenceError> {
         caller.require(Action::Upload)?;
-        let evidence = self.with_job(self.row(caller, id).await?).await?;
-        if evidence.status == EvidenceStatus::Expired {
-            return Err(EvidenceError::UploadExpired {
-                id,
-                at: evidence.upload_expires_at.unwrap_or(evidence.updated_at),
-            });
+        let evidence = self.row(caller, id).await?;
+        match evidence.status {
+            EvidenceStatus::Expired => {
+                Err(EvidenceError::UploadExpired { id, at: evidence.upload_expires_at.unwrap_or(evidence.updated_at) })
+            }
+            EvidenceStatus::AwaitingUpload => Ok(Some(evidence)),
+            _ => Ok(None),
         }
-        if evidence.status != EvidenceStatus::AwaitingUpload {
-            return Ok((evidence, false));
-        }
+    }
+
+    /// Check the uploaded object is there with the declared size, then queue the evidence.
+    async fn finish_upload(
+        &self,
+        caller: &Caller,
+        evidence: Evidence,
+        request_id: Option<&str>,
+    ) -> Result<(Evidence, bool), EvidenceError> {
+        let id = evidence.id;
         let Some(size) = self.storage.head(&evidence.object_key).await? else {
             return Err(EvidenceError::UploadMissing { id });
         };

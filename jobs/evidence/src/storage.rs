@@ -52,6 +52,25 @@ pub struct PresignedPut {
     pub expires_in: Duration,
 }
 
+/// S3's bounds for a multipart upload: every part but the last at least 5 MiB, none above
+/// 5 GiB, at most 10,000 parts.
+pub const MIN_PART_BYTES: u64 = 5 << 20;
+pub const MAX_PART_BYTES: u64 = 5 << 30;
+pub const MAX_PARTS: u64 = 10_000;
+
+/// The part size for an upload of `size` bytes: `preferred`, or larger (a whole number of MiB)
+/// when the file would need more than [`MAX_PARTS`] parts.
+pub fn part_size_for(size: u64, preferred: u64) -> u64 {
+    let fewest = size.div_ceil(MAX_PARTS).div_ceil(1 << 20) << 20;
+    preferred.max(fewest).clamp(MIN_PART_BYTES, MAX_PART_BYTES)
+}
+
+/// The parts of an upload of `size` bytes in parts of `part_bytes`: (part number from 1, size).
+pub fn parts_of(size: u64, part_bytes: u64) -> impl Iterator<Item = (u32, u64)> {
+    let count = size.div_ceil(part_bytes).max(1);
+    (1..=count).map(move |n| (n as u32, part_bytes.min(size - (n - 1) * part_bytes)))
+}
+
 /// Files up to this size are stored with one PUT (below rust-s3's multipart threshold).
 const SINGLE_PUT_BYTES: u64 = 8 << 20;
 
@@ -164,10 +183,66 @@ impl Storage {
                 http::HeaderValue::from_str(v).map_err(|e| StorageError::Refused(format!("header {k}: {e}")))?;
             map.insert(name, value);
         }
-        let valid_for = at_most.map_or(self.presign_expiry, |cap| cap.min(self.presign_expiry));
-        let valid_for = Duration::from_secs(valid_for.as_secs().max(1));
+        let valid_for = self.valid_for(at_most);
         let url = self.public.presign_put(key, valid_for.as_secs() as u32, Some(map), None).await?;
         Ok(PresignedPut { url, headers, expires_in: valid_for })
+    }
+
+    /// Start a multipart upload to `key`: its upload id.
+    pub async fn start_multipart(&self, key: &str, content_type: &str) -> Result<String, StorageError> {
+        Ok(self.bucket.initiate_multipart_upload(key, content_type).await?.upload_id)
+    }
+
+    /// A URL the client PUTs part `part_number` (from 1) of the multipart upload to, valid as
+    /// [`Storage::presign_put`]'s; the signature covers the part's exact length.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        size: u64,
+        at_most: Option<Duration>,
+    ) -> Result<PresignedPut, StorageError> {
+        let mut headers = BTreeMap::new();
+        headers.insert("content-length".to_owned(), size.to_string());
+        let mut map = http::HeaderMap::new();
+        map.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(size));
+        let mut queries = std::collections::HashMap::new();
+        queries.insert("partNumber".to_owned(), part_number.to_string());
+        queries.insert("uploadId".to_owned(), upload_id.to_owned());
+        let valid_for = self.valid_for(at_most);
+        let url = self.public.presign_put(key, valid_for.as_secs() as u32, Some(map), Some(queries)).await?;
+        Ok(PresignedPut { url, headers, expires_in: valid_for })
+    }
+
+    /// Join the parts (number and the ETag its PUT answered, in order) into the object.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), StorageError> {
+        let parts =
+            parts.iter().map(|(n, etag)| s3::serde_types::Part { part_number: *n, etag: etag.clone() }).collect();
+        self.bucket.complete_multipart_upload(key, upload_id, parts).await?;
+        Ok(())
+    }
+
+    /// Abort a multipart upload and delete its parts; one already gone is not an error.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        match self.bucket.abort_upload(key, upload_id).await {
+            Ok(()) => Ok(()),
+            Err(e) => match StorageError::from(e) {
+                StorageError::NotFound => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The presign expiry, or `at_most` when shorter; at least a second.
+    fn valid_for(&self, at_most: Option<Duration>) -> Duration {
+        let valid_for = at_most.map_or(self.presign_expiry, |cap| cap.min(self.presign_expiry));
+        Duration::from_secs(valid_for.as_secs().max(1))
     }
 
     /// A URL to GET the object from, valid for the presign expiry. The response names the file
@@ -331,6 +406,22 @@ fn content_disposition(filename: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parts_cover_the_file_within_s3s_bounds() {
+        use super::{MAX_PARTS, MIN_PART_BYTES, part_size_for, parts_of};
+        let mib = 1u64 << 20;
+        assert_eq!(part_size_for(6 << 30, 64 * mib), 64 * mib);
+        assert_eq!(part_size_for(1 << 40, 64 * mib), 105 * mib, "1 TiB needs parts above 64 MiB");
+        assert_eq!(part_size_for(100, 1), MIN_PART_BYTES);
+        let parts: Vec<_> = parts_of(11 * mib + 3, 5 * mib).collect();
+        assert_eq!(parts, vec![(1, 5 * mib), (2, 5 * mib), (3, mib + 3)]);
+        assert_eq!(parts_of(10 * mib, 5 * mib).count(), 2);
+        let size = 5u64 << 40;
+        let part = part_size_for(size, 64 * mib);
+        assert!(parts_of(size, part).count() as u64 <= MAX_PARTS);
+        assert_eq!(parts_of(size, part).map(|(_, n)| n).sum::<u64>(), size);
+    }
+
     #[test]
     fn base64_matches_rfc4648_vectors() {
         let table = [

@@ -57,6 +57,7 @@ macro_rules! evidence_columns {
         "SELECT e.id, e.filename, e.content_type, e.size_bytes, e.declared_sha256, e.case_id, e.tags,
                 e.description, e.custodian, e.collected_at, e.source, e.status, e.object_key, e.sha256, e.duplicate, e.attempts, e.last_error,
                 e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at, e.upload_expires_at,
+                e.upload_id, e.upload_part_bytes,
                 e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
                 c.text_bytes, c.text_truncated, c.extract_note"
     };
@@ -621,15 +622,43 @@ pub async fn mark_expired(
     .await
 }
 
-/// The staging object key of expired evidence not yet purged, the row locked until the purge
-/// is recorded.
+/// Record the multipart upload started for evidence still awaiting its upload, unless one
+/// already is (a concurrent create with the same Idempotency-Key): the upload id it has.
+pub async fn set_multipart(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: EvidenceId,
+    upload_id: &str,
+    part_bytes: u64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH set AS (
+             UPDATE evidence SET upload_id = $3, upload_part_bytes = $4, updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND status = 'awaiting_upload' AND upload_id IS NULL
+             RETURNING upload_id
+         )
+         SELECT upload_id FROM set
+         UNION ALL
+         SELECT upload_id FROM evidence WHERE tenant_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM set)",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .bind(upload_id)
+    .bind(part_bytes as i64)
+    .fetch_optional(conn)
+    .await
+    .map(Option::flatten)
+}
+
+/// The staging object key (and multipart upload id, if any) of expired evidence not yet
+/// purged, the row locked until the purge is recorded.
 pub async fn expired_unpurged(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: EvidenceId,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT object_key FROM evidence
+) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT object_key, upload_id FROM evidence
          WHERE tenant_id = $1 AND id = $2 AND status = 'expired' AND upload_purged_at IS NULL FOR UPDATE",
     )
     .bind(tenant.as_str())

@@ -42,7 +42,8 @@ async fn main() -> anyhow::Result<()> {
 
     let fixity = config::fixity_from_env()?;
     let mut registry = Registry::new();
-    let (max_object_bytes, upload_expiry) = (ingest.max_object_bytes, ingest.upload_expiry);
+    let (max_object_bytes, upload_expiry, upload_part_bytes) =
+        (ingest.max_object_bytes, ingest.upload_expiry, ingest.upload_part_bytes);
     let handler = IngestHandler { pool: pool.clone(), storage: storage.clone(), settings: Arc::new(ingest) };
     evidence::register(&mut registry, handler, retry);
     let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
@@ -66,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         jobs: table.clone(),
         max_object_bytes,
         upload_expiry,
+        upload_part_bytes,
         max_attempts,
         searches,
         known_keys: Default::default(),

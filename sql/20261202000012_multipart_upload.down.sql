@@ -1,0 +1,1 @@
+ALTER TABLE evidence DROP COLUMN upload_id, DROP COLUMN upload_part_bytes;
