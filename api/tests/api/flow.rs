@@ -569,6 +569,45 @@ async fn concurrent_completes_and_reindexes_of_one_evidence_queue_it_once(pool: 
     app.stop().await;
 }
 
+/// A complete-multipart whose join went through but whose answer was lost (the store joined
+/// the parts, the client saw a timeout) is repeated: the upload id is gone by then, the object
+/// is there with the declared size, and the repeat queues the evidence once.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_repeated_complete_multipart_after_a_lost_answer_queues_the_evidence_once(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options { upload_part_bytes: 5 << 20, ..Options::default() }).await;
+    let bytes: Vec<u8> = (0..(6u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
+    let body = json!({"filename": "disk.img", "content_type": "application/octet-stream",
+        "size_bytes": bytes.len(), "sha256": sha256_hex(&bytes)});
+    let (status, created) = app.post("/v1/evidence", body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["evidence"]["id"].as_str().unwrap().to_owned();
+    let mut parts = Vec::new();
+    for (part, chunk) in created["multipart_upload"]["parts"].as_array().unwrap().iter().zip(bytes.chunks(5 << 20)) {
+        let put = app.plain.put(part["url"].as_str().unwrap()).body(chunk.to_vec()).send().await.unwrap();
+        assert!(put.status().is_success(), "part {part} answered {}", put.status());
+        let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+        parts.push((part["part_number"].as_u64().unwrap() as u32, etag));
+    }
+    // The first join, as the API makes it; its answer never reaches the client.
+    let (key, upload_id): (String, String) =
+        sqlx::query_as("SELECT object_key, upload_id FROM evidence WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    app.storage.complete_multipart(&key, &upload_id, &parts).await.unwrap();
+
+    let listed: Vec<Value> = parts.iter().map(|(n, etag)| json!({"part_number": n, "etag": etag})).collect();
+    let (path, body) = (format!("/v1/evidence/{id}/complete-multipart"), json!({"parts": listed}));
+    let (status, queued) = app.post(&path, body.clone()).await;
+    assert_eq!((status, queued["status"].as_str()), (202, Some("queued")), "{queued}");
+    app.wait_status(&id, "indexed").await;
+    let (status, again) = app.post(&path, body).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("indexed")), "{again}");
+    assert_eq!(count(&pool, "SELECT count(*) FROM job").await, 1, "one job");
+    app.stop().await;
+}
+
 /// Abandoned uploads expire: once its window has closed (moved into the past here, as if a day
 /// went by) the evidence becomes `expired`, what was uploaded is deleted, custody says so, and
 /// neither complete nor a repeated create brings it back; an upload completed in time stays.

@@ -35,6 +35,12 @@ pub enum UploadPlan {
     Parts { part_bytes: u64, parts: Vec<PresignedPut> },
 }
 
+/// Evidence a complete call found: still awaiting its upload, or past that.
+enum Upload {
+    Awaiting(Evidence),
+    Done(Evidence),
+}
+
 /// A created (or, for a repeated Idempotency-Key, the existing) evidence row and its upload.
 #[derive(Debug)]
 pub struct Created {
@@ -193,8 +199,9 @@ impl Service {
         id: EvidenceId,
         request_id: Option<&str>,
     ) -> Result<(Evidence, bool), EvidenceError> {
-        let Some(evidence) = self.awaiting_upload(caller, id).await? else {
-            return Ok((self.with_job(self.row(caller, id).await?).await?, false));
+        let evidence = match self.awaiting_upload(caller, id).await? {
+            Upload::Awaiting(evidence) => evidence,
+            Upload::Done(evidence) => return Ok((self.with_job(evidence).await?, false)),
         };
         if evidence.upload_id.is_some() {
             return Err(EvidenceError::PartsRequired { id });
@@ -212,8 +219,9 @@ impl Service {
         parts: &[(u32, String)],
         request_id: Option<&str>,
     ) -> Result<(Evidence, bool), EvidenceError> {
-        let Some(evidence) = self.awaiting_upload(caller, id).await? else {
-            return Ok((self.with_job(self.row(caller, id).await?).await?, false));
+        let evidence = match self.awaiting_upload(caller, id).await? {
+            Upload::Awaiting(evidence) => evidence,
+            Upload::Done(evidence) => return Ok((self.with_job(evidence).await?, false)),
         };
         let (Some(upload_id), Some(part_bytes)) = (&evidence.upload_id, evidence.upload_part_bytes) else {
             return Err(EvidenceError::NotMultipart { id });
@@ -224,28 +232,33 @@ impl Service {
                 "evidence {id} is uploaded in {expected} parts: name parts 1 to {expected}, each once, in order"
             )));
         }
-        match self.storage.complete_multipart(&evidence.object_key, upload_id, parts).await {
-            // NoSuchUpload: an earlier call joined the parts already (then the object is there).
-            Ok(()) | Err(crate::storage::StorageError::NotFound) => {}
-            Err(crate::storage::StorageError::Refused(detail)) => {
-                return Err(EvidenceError::PartsRejected(format!("the object store refused the parts: {detail}")));
+        if let Err(e) = self.storage.complete_multipart(&evidence.object_key, upload_id, parts).await {
+            // An earlier call may have joined the parts already (its answer lost or timed out):
+            // then the object is there with the declared size, and the upload id is gone.
+            let joined = self.storage.head(&evidence.object_key).await? == Some(evidence.size_bytes as u64);
+            match e {
+                _ if joined => {}
+                crate::storage::StorageError::NotFound => return Err(EvidenceError::UploadMissing { id }),
+                crate::storage::StorageError::Refused(detail) => {
+                    return Err(EvidenceError::PartsRejected(format!("the object store refused the parts: {detail}")));
+                }
+                e => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
         self.finish_upload(caller, evidence, request_id).await
     }
 
-    /// The evidence if it still awaits its upload; `None` when it is past that (completed
-    /// earlier); `UploadExpired` once its window closed.
-    async fn awaiting_upload(&self, caller: &Caller, id: EvidenceId) -> Result<Option<Evidence>, EvidenceError> {
+    /// The evidence, and whether it still awaits its upload or is past that (completed earlier);
+    /// `UploadExpired` once its window closed.
+    async fn awaiting_upload(&self, caller: &Caller, id: EvidenceId) -> Result<Upload, EvidenceError> {
         caller.require(Action::Upload)?;
         let evidence = self.row(caller, id).await?;
         match evidence.status {
             EvidenceStatus::Expired => {
                 Err(EvidenceError::UploadExpired { id, at: evidence.upload_expires_at.unwrap_or(evidence.updated_at) })
             }
-            EvidenceStatus::AwaitingUpload => Ok(Some(evidence)),
-            _ => Ok(None),
+            EvidenceStatus::AwaitingUpload => Ok(Upload::Awaiting(evidence)),
+            _ => Ok(Upload::Done(evidence)),
         }
     }
 

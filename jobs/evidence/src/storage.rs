@@ -71,6 +71,9 @@ pub fn parts_of(size: u64, part_bytes: u64) -> impl Iterator<Item = (u32, u64)> 
     (1..=count).map(move |n| (n as u32, part_bytes.min(size - (n - 1) * part_bytes)))
 }
 
+/// How long the store may take to join the parts of a multipart upload.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// Files up to this size are stored with one PUT (below rust-s3's multipart threshold).
 const SINGLE_PUT_BYTES: u64 = 8 << 20;
 
@@ -176,16 +179,7 @@ impl Storage {
             let bytes = hex::decode(hex_digest).map_err(|e| StorageError::Refused(format!("sha256: {e}")))?;
             headers.insert("x-amz-checksum-sha256".to_owned(), base64(&bytes));
         }
-        let mut map = http::HeaderMap::new();
-        for (k, v) in &headers {
-            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| StorageError::Refused(e.to_string()))?;
-            let value =
-                http::HeaderValue::from_str(v).map_err(|e| StorageError::Refused(format!("header {k}: {e}")))?;
-            map.insert(name, value);
-        }
-        let valid_for = self.valid_for(at_most);
-        let url = self.public.presign_put(key, valid_for.as_secs() as u32, Some(map), None).await?;
-        Ok(PresignedPut { url, headers, expires_in: valid_for })
+        self.presign(key, headers, None, at_most).await
     }
 
     /// Start a multipart upload to `key`: its upload id.
@@ -205,13 +199,29 @@ impl Storage {
     ) -> Result<PresignedPut, StorageError> {
         let mut headers = BTreeMap::new();
         headers.insert("content-length".to_owned(), size.to_string());
-        let mut map = http::HeaderMap::new();
-        map.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(size));
         let mut queries = std::collections::HashMap::new();
         queries.insert("partNumber".to_owned(), part_number.to_string());
         queries.insert("uploadId".to_owned(), upload_id.to_owned());
+        self.presign(key, headers, Some(queries), at_most).await
+    }
+
+    /// A PUT URL on the public endpoint that is valid only with exactly these headers.
+    async fn presign(
+        &self,
+        key: &str,
+        headers: BTreeMap<String, String>,
+        queries: Option<std::collections::HashMap<String, String>>,
+        at_most: Option<Duration>,
+    ) -> Result<PresignedPut, StorageError> {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| StorageError::Refused(e.to_string()))?;
+            let value =
+                http::HeaderValue::from_str(v).map_err(|e| StorageError::Refused(format!("header {k}: {e}")))?;
+            map.insert(name, value);
+        }
         let valid_for = self.valid_for(at_most);
-        let url = self.public.presign_put(key, valid_for.as_secs() as u32, Some(map), Some(queries)).await?;
+        let url = self.public.presign_put(key, valid_for.as_secs() as u32, Some(map), queries).await?;
         Ok(PresignedPut { url, headers, expires_in: valid_for })
     }
 
@@ -224,7 +234,10 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let parts =
             parts.iter().map(|(n, etag)| s3::serde_types::Part { part_number: *n, etag: etag.clone() }).collect();
-        self.bucket.complete_multipart_upload(key, upload_id, parts).await?;
+        // Joining many GiB can take the store minutes before it answers (rust-s3's default
+        // request timeout is 60 s, and a timed-out join is not one to repeat).
+        let patient = self.bucket.with_request_timeout(JOIN_TIMEOUT)?;
+        patient.complete_multipart_upload(key, upload_id, parts).await?;
         Ok(())
     }
 
