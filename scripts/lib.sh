@@ -35,6 +35,41 @@ ensure_postgres() {
   fi
 }
 
+# A Postgres cluster of our own on 127.0.0.1:<port>, made with Debian's pg_createcluster from the
+# newest installed version (settings as -o name=value), trusted for local TCP and started; for a
+# script that must stop Postgres or change its settings, never the shared server's. Sets
+# PRIVATE_PG (version and name, for pg_ctlcluster) and prints nothing; drop it with
+# drop_private_cluster.
+private_cluster() { # name port [-o name=value]...
+  local name=$1 port=$2 version
+  shift 2
+  command -v pg_createcluster >/dev/null || die "pg_createcluster is missing (Debian's postgresql-common)"
+  version=$(ls /etc/postgresql | sort -n | tail -1)
+  PRIVATE_PG="$version $name"
+  drop_private_cluster
+  pg_createcluster -q "$version" "$name" -p "$port" "$@" >/dev/null
+  # Trust for local TCP connections: the cluster lives for this run only, on 127.0.0.1.
+  sed -i 's/^\(host.*127\.0\.0\.1\/32 *\)[a-z0-9-]*$/\1trust/' "/etc/postgresql/$version/$name/pg_hba.conf"
+  private_cluster_ctl start
+}
+
+private_cluster_ctl() { # start|stop
+  # shellcheck disable=SC2086 # PRIVATE_PG is "version name"
+  if [[ "$1" == stop ]]; then pg_ctlcluster --skip-systemctl-redirect $PRIVATE_PG stop -m fast; return; fi
+  # shellcheck disable=SC2086
+  pg_ctlcluster --skip-systemctl-redirect $PRIVATE_PG start
+  local port
+  # shellcheck disable=SC2086
+  port=$(pg_conftool $PRIVATE_PG show port | sed 's/.*= *//')
+  for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$port" && return 0; sleep 0.2; done
+  die "the private cluster $PRIVATE_PG did not start"
+}
+
+drop_private_cluster() {
+  # shellcheck disable=SC2086
+  [[ -z "${PRIVATE_PG:-}" ]] || pg_dropcluster --stop $PRIVATE_PG 2>/dev/null || true
+}
+
 # Create the database named in DATABASE_URL if it does not exist.
 ensure_database() {
   local name="${DATABASE_URL##*/}"
