@@ -358,6 +358,32 @@ async fn an_object_store_outage_spends_no_attempt_and_pauses_claims_until_it_end
     app.stop().await;
 }
 
+/// Only a stall is an outage, not a download that takes longer than the request timeout: with a
+/// 1 s timeout the worker reads 3 MiB at 1 MiB/s and indexes it at its first attempt.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_download_longer_than_the_request_timeout_goes_through_while_bytes_keep_coming(pool: PgPool) {
+    let timeout = Some(std::time::Duration::from_secs(1));
+    let app =
+        TestApp::start(pool.clone(), Options { proxy: true, worker_s3_timeout: timeout, ..Options::default() }).await;
+    app.proxy.as_ref().unwrap().set_rate(1 << 20);
+    let slow = Sample {
+        filename: "slow-disk.img".into(),
+        content_type: "application/octet-stream".into(),
+        bytes: (0..3u32 << 20).map(|i| (i % 253) as u8).collect(),
+        find_with: "slow-disk".into(),
+        has_text: false,
+    };
+    let id = app.upload(&slow, json!({})).await;
+    let ev = app.wait_status(&id, "indexed").await;
+    let (attempt, outages): (i32, i32) =
+        sqlx::query_as("SELECT attempt, outages FROM job WHERE kind = 'ingest_evidence'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((attempt, outages), (1, 0), "{ev}");
+    app.stop().await;
+}
+
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_malformed_pdf_is_stored_and_findable_by_name_and_the_worker_keeps_going(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;

@@ -1,10 +1,10 @@
 //! The test harness: API + worker + bucket per test, an HTTP client, bounded waits, and a TCP
-//! proxy that can cut the worker off from S3.
+//! proxy that can cut the worker off from S3 or slow it down.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::AppState;
@@ -80,6 +80,8 @@ pub struct Options {
     pub upload_expiry: Option<Duration>,
     /// `UPLOAD_PART_BYTES`: uploads above it are made in parts.
     pub upload_part_bytes: u64,
+    /// The worker's `S3_REQUEST_TIMEOUT_SECS` (production's default: 60 s).
+    pub worker_s3_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -91,6 +93,7 @@ impl Default for Options {
             operator_tenant: None,
             upload_expiry: Some(Duration::from_secs(24 * 3600)),
             upload_part_bytes: 64 << 20,
+            worker_s3_timeout: None,
         }
     }
 }
@@ -114,9 +117,13 @@ impl TestApp {
         let mut tasks = Vec::new();
 
         let proxy = if options.proxy { Some(Proxy::start(&api_settings.endpoint).await) } else { None };
-        let worker_storage = match &proxy {
-            Some(p) => Arc::new(Storage::new(&s3_settings(&bucket, Some(format!("http://{}", p.addr)))).unwrap()),
-            None => storage.clone(),
+        let worker_storage = match (&proxy, options.worker_s3_timeout) {
+            (None, None) => storage.clone(),
+            (proxy, timeout) => {
+                let mut settings = s3_settings(&bucket, proxy.as_ref().map(|p| format!("http://{}", p.addr)));
+                settings.request_timeout = timeout.unwrap_or(settings.request_timeout);
+                Arc::new(Storage::new(&settings).unwrap())
+            }
         };
         let mut ingest = IngestSettings::from_env().unwrap();
         ingest.extract_bin = extract_bin();
@@ -297,10 +304,13 @@ pub fn client(key: &str) -> reqwest::Client {
 }
 
 /// A TCP proxy in front of the S3 server. While it is down it accepts and drops connections
-/// at once, so the client sees real connection resets, not a mock's answer.
+/// at once, so the client sees real connection resets, not a mock's answer; with a rate set, it
+/// sends the server's answers no faster than that.
 pub struct Proxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
+    /// Bytes per second from the server to the client; 0: as fast as they come.
+    rate: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -308,27 +318,61 @@ impl Proxy {
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let flag = up.clone();
+        let (up, rate) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)));
+        let (flag, limit) = (up.clone(), rate.clone());
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !flag.load(Ordering::Acquire) {
                     drop(inbound);
                     continue;
                 }
-                let upstream = upstream.clone();
+                let (upstream, limit) = (upstream.clone(), limit.clone());
                 tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let ((mut from_client, mut to_client), (mut from_server, mut to_server)) =
+                            (inbound.into_split(), outbound.into_split());
+                        let requests = async {
+                            use tokio::io::AsyncWriteExt;
+                            let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                            to_server.shutdown().await
+                        };
+                        let _ = tokio::join!(requests, throttled_copy(&mut from_server, &mut to_client, &limit));
                     }
                 });
             }
         });
-        Self { addr, up }
+        Self { addr, up, rate }
+    }
+
+    /// Send the server's answers at most `bytes_per_sec` (0: unlimited) from now on.
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        self.rate.store(bytes_per_sec, Ordering::Release);
     }
 
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Release);
+    }
+}
+
+/// Copy `from` to `to` in pieces of at most 16 KiB, each followed by the pause that keeps the
+/// copy within `rate` bytes per second.
+async fn throttled_copy(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    rate: &AtomicU64,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf[..n]).await?;
+        match rate.load(Ordering::Acquire) {
+            0 => {}
+            rate => tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await,
+        }
     }
 }
 

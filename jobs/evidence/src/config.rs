@@ -106,6 +106,9 @@ pub struct S3Settings {
     /// Create the bucket at start when it is missing (local development).
     pub create_bucket: bool,
     pub presign_expiry: Duration,
+    /// How long a request may go unanswered (a download: without a byte) before it counts as
+    /// the store being unreachable. A download as a whole has no limit.
+    pub request_timeout: Duration,
 }
 
 impl S3Settings {
@@ -120,6 +123,12 @@ impl S3Settings {
             secret_key: var("S3_SECRET_KEY", "evidence-dev-secret".to_owned())?,
             create_bucket: flag("S3_CREATE_BUCKET", false)?,
             presign_expiry: secs("S3_PRESIGN_EXPIRY_SECS", 900)?,
+            request_timeout: match secs("S3_REQUEST_TIMEOUT_SECS", 60)? {
+                Duration::ZERO => {
+                    return Err(ConfigError::out_of_range("S3_REQUEST_TIMEOUT_SECS", 0, "must be at least 1"));
+                }
+                timeout => timeout,
+            },
         })
     }
 }

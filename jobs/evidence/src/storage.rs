@@ -104,7 +104,12 @@ pub fn content_key(tenant: &crate::access::TenantId, sha256: &str) -> String {
 
 #[derive(Debug, Clone)]
 pub struct Storage {
+    /// Every request but streamed downloads; each must be answered within `request_timeout`.
     bucket: Box<Bucket>,
+    /// Streamed downloads: no limit on the whole (a large object at a steady rate takes as
+    /// long as it takes), but no more than `request_timeout` without a byte.
+    streaming: Box<Bucket>,
+    request_timeout: Duration,
     /// The same bucket addressed through the endpoint clients use, for presigning only.
     public: Box<Bucket>,
     region: Region,
@@ -119,9 +124,20 @@ impl Storage {
         let region = Region::Custom { region: s.region.clone(), endpoint: s.endpoint.trim_end_matches('/').to_owned() };
         let public_region =
             Region::Custom { region: s.region.clone(), endpoint: s.public_endpoint.trim_end_matches('/').to_owned() };
-        let bucket = Bucket::new(&s.bucket, region.clone(), credentials.clone())?.with_path_style();
+        let mut bucket = Bucket::new(&s.bucket, region.clone(), credentials.clone())?.with_path_style();
+        bucket.set_request_timeout(Some(s.request_timeout));
+        let mut streaming = bucket.clone();
+        streaming.set_request_timeout(None);
         let public = Bucket::new(&s.bucket, public_region, credentials.clone())?.with_path_style();
-        Ok(Self { bucket, public, region, credentials, presign_expiry: s.presign_expiry })
+        Ok(Self {
+            bucket,
+            streaming,
+            request_timeout: s.request_timeout,
+            public,
+            region,
+            credentials,
+            presign_expiry: s.presign_expiry,
+        })
     }
 
     pub fn bucket_name(&self) -> &str {
@@ -294,16 +310,23 @@ impl Storage {
         self.stream_hashed(key, None, u64::MAX).await
     }
 
+    /// `wait`'s output, or `Unavailable` when the store sends nothing for the request timeout.
+    async fn unstalled<T>(&self, key: &str, wait: impl std::future::Future<Output = T>) -> Result<T, StorageError> {
+        tokio::time::timeout(self.request_timeout, wait)
+            .await
+            .map_err(|_| StorageError::Unavailable(format!("no byte of {key} for {:?}", self.request_timeout)))
+    }
+
     async fn stream_hashed(
         &self,
         key: &str,
         mut file: Option<&mut tokio::fs::File>,
         max_bytes: u64,
     ) -> Result<Downloaded, StorageError> {
-        let mut response = self.bucket.get_object_stream(key).await?;
+        let mut response = self.unstalled(key, self.streaming.get_object_stream(key)).await??;
         let (mut sha256, mut sha1, mut md5) = (Sha256::new(), Sha1::new(), Md5::new());
         let mut size = 0u64;
-        while let Some(chunk) = response.bytes().next().await {
+        while let Some(chunk) = self.unstalled(key, response.bytes().next()).await? {
             let chunk = chunk?;
             size += chunk.len() as u64;
             if size > max_bytes {
