@@ -65,6 +65,14 @@ private_cluster_ctl() { # start|stop
   die "the private cluster $PRIVATE_PG did not start"
 }
 
+# Trust connections from another network (a test's network namespace) too; reloads the cluster.
+private_cluster_trust() { # cidr
+  local version=${PRIVATE_PG% *} name=${PRIVATE_PG#* }
+  echo "host all all $1 trust" >>"/etc/postgresql/$version/$name/pg_hba.conf"
+  # shellcheck disable=SC2086
+  pg_ctlcluster --skip-systemctl-redirect $PRIVATE_PG reload
+}
+
 drop_private_cluster() {
   # shellcheck disable=SC2086
   [[ -z "${PRIVATE_PG:-}" ]] || pg_dropcluster --stop $PRIVATE_PG 2>/dev/null || true
