@@ -105,6 +105,7 @@ impl From<EvidenceError> for ApiError {
             EvidenceError::Unauthenticated(_) => ApiError::unauthorized(message),
             EvidenceError::Forbidden { code, .. } => ApiError::Forbidden(body(code, message)),
             EvidenceError::Invalid(_) => ApiError::Unprocessable(body("invalid_request", message)),
+            EvidenceError::QueryEmpty(_) => ApiError::Unprocessable(body("query_empty", message)),
             EvidenceError::IdempotencyMismatch(_) => ApiError::Conflict(body("idempotency_key_reused", message)),
             EvidenceError::OwnKey => ApiError::Conflict(body("own_key", message)),
             EvidenceError::UploadMissing { .. } => ApiError::Conflict(body("upload_missing", message)),

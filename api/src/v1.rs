@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use evidence::{
-    CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery, UploadPlan,
+    CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery,
+    UploadPlan,
 };
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
@@ -331,9 +332,15 @@ impl From<SearchHit> for Hit {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SearchResults {
     pub query: String,
+    /// Every hit of the query (with its filters), on all pages.
+    pub total: i64,
+    /// Best first.
     pub hits: Vec<Hit>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -393,6 +400,18 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, EvidenceId), ApiError> 
     }
     let ts = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
     Ok((ts, EvidenceId(id.parse().map_err(|_| bad())?)))
+}
+
+/// A search cursor: the last hit's rank (its bits), then what `decode_cursor` reads.
+fn decode_search_cursor(cursor: &str) -> Result<(f32, DateTime<Utc>, EvidenceId), ApiError> {
+    let bad = || ApiError::bad_request("bad_cursor", "cursor is not one returned by this endpoint");
+    let (bits, rest) = cursor.split_once('_').ok_or_else(bad)?;
+    let rank = f32::from_bits(bits.parse().map_err(|_| bad())?);
+    if !rank.is_finite() || rank < 0.0 {
+        return Err(bad());
+    }
+    let (created_at, id) = decode_cursor(rest)?;
+    Ok((rank, created_at, id))
 }
 
 #[OpenApi(prefix_path = "/v1")]
@@ -604,15 +623,19 @@ impl EvidenceApi {
         Ok(QueuedResponse::Accepted(Json(evidence.into())))
     }
 
-    /// Full-text search over extracted text, filenames, tags and descriptions.
+    /// Full-text search over extracted text, filenames, tags and descriptions, per evidence.
     ///
-    /// `q` uses web-search syntax: `invoice 2024`, `"exact phrase"`, `breach or leak`, `-draft`.
+    /// `q`: `invoice 2024`, `"exact phrase"`, `glob*`, `breach or leak`, `-draft`. Every word,
+    /// phrase and prefix must occur somewhere in an evidence (its text or its metadata), and an
+    /// excluded one anywhere in it leaves it out. A query of only stop words or only exclusions
+    /// answers 422 `query_empty`.
     #[oai(path = "/search", method = "get", tag = "Tag::Search", operation_id = "search")]
+    #[allow(clippy::too_many_arguments, reason = "each query parameter of the operation is an argument")]
     async fn search(
         &self,
         state: Data<&AppState>,
         key: ApiKey,
-        /// Web-search syntax, 1 to 1000 characters, not only spaces.
+        /// Words, "phrases", prefix*, or, -exclusions; 1 to 1000 characters, not only spaces.
         #[oai(validator(min_length = 1, max_length = 1000, pattern = r"^[^\u0000]*\S[^\u0000]*$"))]
         q: Query<String>,
         #[oai(validator(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$"))] case_id: Query<Option<String>>,
@@ -623,20 +646,33 @@ impl EvidenceApi {
         /// 1 to 200; default 20.
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page (of the same query).
+        #[oai(validator(
+            pattern = "^[0-9]{1,10}_[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+        ))]
+        cursor: Query<Option<String>>,
     ) -> Result<Json<SearchResults>, ApiError> {
         let caller = key.caller(&state).await?;
         let query = q.0.trim().to_owned();
         if query.is_empty() || query.len() > 1000 {
             return Err(ApiError::unprocessable("invalid_request", "q must be 1 to 1000 characters"));
         }
+        let limit = page_limit(limit.0, 20)?;
         let search = SearchQuery {
             q: query.clone(),
             case_id: case_id.0,
             tag: tag.0,
             media_type: media_type.0,
-            limit: page_limit(limit.0, 20)?,
+            after: cursor.0.as_deref().map(decode_search_cursor).transpose()?,
+            limit: limit + 1,
         };
-        let hits = state.service.search(&caller, &search).await?;
-        Ok(Json(SearchResults { query, hits: hits.into_iter().map(Into::into).collect() }))
+        let SearchPage { mut hits, total } = state.service.search(&caller, &search).await?;
+        let next_cursor = if hits.len() as i64 > limit {
+            hits.truncate(limit as usize);
+            hits.last().map(|h| format!("{}_{}_{}", h.rank.to_bits(), h.created_at.timestamp_micros(), h.id))
+        } else {
+            None
+        };
+        Ok(Json(SearchResults { query, total, hits: hits.into_iter().map(Into::into).collect(), next_cursor }))
     }
 }

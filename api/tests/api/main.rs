@@ -9,5 +9,6 @@ mod hardening;
 mod integrity;
 mod jobs;
 mod ops;
+mod search;
 mod support;
 mod uploader;

@@ -33,6 +33,9 @@ pub enum EvidenceError {
     WrongStatus { id: EvidenceId, status: EvidenceStatus, action: &'static str, needs: &'static str },
     #[error("an ingest job for evidence {0} is already active")]
     JobActive(EvidenceId),
+    /// The query holds nothing a search can look for (only stop words, or only exclusions).
+    #[error("{0}")]
+    QueryEmpty(String),
     #[error("searches are at their limit (too many at once, or this one ran past its time)")]
     SearchBusy,
     /// No usable API key: missing, not shaped like one, unknown, or revoked.

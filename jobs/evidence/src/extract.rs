@@ -336,24 +336,46 @@ pub fn clean(raw: &str, max: usize) -> (String, bool) {
     (text, true)
 }
 
-/// Split text into chunks of about `target` bytes, at whitespace where there is some.
-pub fn chunks(text: &str, target: usize) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while rest.len() > target {
-        let mut cut = target;
+/// How text is cut for indexing.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunking {
+    /// Each piece of the text is at most this long...
+    pub bytes: usize,
+    /// ...and each chunk after the first starts up to this much earlier, at a word, so that a
+    /// phrase this long that straddles a cut is whole in one chunk.
+    pub overlap: usize,
+}
+
+/// Split text into pieces of at most `c.bytes`, cut at whitespace where there is some, each
+/// chunk after the first starting `c.overlap` bytes or less before its piece.
+pub fn chunks(text: &str, c: Chunking) -> Vec<&str> {
+    let mut starts = vec![0];
+    let mut at = 0;
+    while text.len() - at > c.bytes {
+        let rest = &text[at..];
+        let mut cut = c.bytes;
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
-        let at = rest[..cut].rfind(char::is_whitespace).filter(|&w| w > target / 2).unwrap_or(cut);
-        let (chunk, tail) = rest.split_at(at);
-        out.push(chunk);
-        rest = tail;
+        at += rest[..cut].rfind(char::is_whitespace).filter(|&w| w > c.bytes / 2).unwrap_or(cut);
+        starts.push(at);
     }
-    if !rest.trim().is_empty() || out.is_empty() {
-        out.push(rest);
-    }
-    out
+    // Blanks after the last cut make no chunk of their own.
+    let end = if starts.len() > 1 && text[at..].trim().is_empty() { starts.pop().unwrap_or(at) } else { text.len() };
+    let ends = starts.iter().skip(1).copied().chain([end]);
+    starts
+        .iter()
+        .zip(ends)
+        .map(|(&start, end)| {
+            let mut from = start.saturating_sub(c.overlap);
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            // Start after a space in the overlap, so the chunk begins with a whole word.
+            let from = text[from..start].find(char::is_whitespace).map_or(start, |w| from + w);
+            &text[from.min(start)..end]
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -376,13 +398,36 @@ mod tests {
 
     #[test]
     fn chunks_split_at_whitespace_and_cover_all_text() {
+        let flat = Chunking { bytes: 64, overlap: 0 };
         let text = "alpha beta gamma delta epsilon ".repeat(100);
-        let parts = chunks(&text, 64);
+        let parts = chunks(&text, flat);
         assert!(parts.iter().all(|c| c.len() <= 64));
-        assert_eq!(parts.concat(), text.trim_end_matches(' ').to_owned() + " ");
-        assert_eq!(chunks("", 64), vec![""]);
+        assert_eq!(parts.concat(), text);
+        assert_eq!(chunks("", flat), vec![""]);
         let unbroken = "x".repeat(200);
-        assert_eq!(chunks(&unbroken, 64).len(), 4);
+        assert_eq!(chunks(&unbroken, flat).len(), 4);
+        assert_eq!(chunks("some words   \n ", flat), vec!["some words   \n "]);
+    }
+
+    #[test]
+    fn chunks_overlap_so_a_phrase_across_a_cut_is_whole_in_one() {
+        let c = Chunking { bytes: 64, overlap: 20 };
+        // Words that occur once each, so that a phrase found is the one meant.
+        let text: String = (0..300).map(|n| format!("wörd{n} ")).collect();
+        let parts = chunks(&text, c);
+        assert!(parts.len() > 10 && parts.iter().all(|p| p.len() <= 64 + 20), "{parts:?}");
+        // Every phrase of 10 bytes or so (from one word's start to a later word's end) lies
+        // whole in some chunk; without the overlap, some are cut.
+        let starts: Vec<usize> = text.match_indices(' ').map(|(i, _)| i + 1).filter(|&i| i < text.len()).collect();
+        let phrases: Vec<&str> = starts
+            .iter()
+            .filter_map(|&from| Some(&text[from..starts.iter().copied().find(|&w| w >= from + 10)? - 1]))
+            .collect();
+        let whole_in = |parts: &[&str], phrase: &str| parts.iter().any(|p| p.contains(phrase));
+        assert!(phrases.iter().all(|phrase| whole_in(&parts, phrase)), "{parts:?}");
+        let flat = chunks(&text, Chunking { overlap: 0, ..c });
+        assert!(phrases.iter().any(|phrase| !whole_in(&flat, phrase)), "{flat:?}");
+        assert_eq!(chunks("", c), vec![""]);
     }
 
     fn extract_sample(sample: &crate::samples::Sample) -> Extracted {

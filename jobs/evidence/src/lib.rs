@@ -17,6 +17,7 @@ mod ingest;
 pub mod keys;
 mod model;
 pub mod operations;
+pub mod query;
 #[cfg(any(test, feature = "testing"))]
 pub mod samples;
 mod service;

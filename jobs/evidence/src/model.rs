@@ -294,13 +294,22 @@ pub struct ListFilter {
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchQuery {
-    /// Web-search syntax: words, "quoted phrases", OR, -excluded.
+    /// Words, "quoted phrases", prefix*, or, -excluded (see `query::parse`).
     pub q: String,
     pub case_id: Option<String>,
     pub tag: Option<String>,
     /// Declared content type or sniffed media type.
     pub media_type: Option<String>,
+    /// Continue after this (rank, created_at, id), the last hit of the previous page.
+    pub after: Option<(f32, DateTime<Utc>, EvidenceId)>,
     pub limit: i64,
+}
+
+/// One page of hits, best first, and how many the query has in all.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    pub total: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

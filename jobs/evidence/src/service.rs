@@ -20,7 +20,8 @@ use crate::custody::{self, Actor, Event, NewEntry};
 use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
 use crate::keys::{self, ApiKey, IssuedKey, KnownKeys, NewKey};
-use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchPage, SearchQuery};
+use crate::query::{self, Clause};
 use crate::storage::{PresignedPut, Storage};
 use crate::store;
 
@@ -348,7 +349,7 @@ impl Service {
 
     /// Ranked full-text search over indexed evidence, within the search limits: beyond them, or
     /// past the timeout, `SearchBusy` (the caller should retry shortly).
-    pub async fn search(&self, caller: &Caller, query: &SearchQuery) -> Result<Vec<SearchHit>, EvidenceError> {
+    pub async fn search(&self, caller: &Caller, query: &SearchQuery) -> Result<SearchPage, EvidenceError> {
         caller.require(Action::Search)?;
         let cases = caller.case_scope(query.case_id.as_deref())?;
         let Ok(_permit) = self.searches.permits.try_acquire() else {
@@ -356,7 +357,8 @@ impl Service {
             return Err(EvidenceError::SearchBusy);
         };
         let mut tx = self.begin(caller).await?;
-        match store::search(&mut tx, &caller.tenant, cases.as_deref(), query, self.searches.timeout).await {
+        let clauses = searchable(&mut tx, &query.q).await?;
+        match store::search(&mut tx, &caller.tenant, cases.as_deref(), query, &clauses, self.searches.timeout).await {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(store::QUERY_CANCELED) => {
                 metrics::counter!("evidence_searches_refused_total", "reason" => "timeout").increment(1);
                 Err(EvidenceError::SearchBusy)
@@ -577,6 +579,41 @@ impl Service {
         };
         Ok(evidence)
     }
+}
+
+/// The clauses of `q` that something can match: terms that reduce to nothing (stop words,
+/// punctuation) are dropped, and so are clauses left without terms. A query with no required
+/// clause left is refused, naming what was dropped.
+async fn searchable(conn: &mut sqlx::PgConnection, q: &str) -> Result<Vec<Clause>, EvidenceError> {
+    let parsed = query::parse(q);
+    let mut empty = store::empty_terms(conn, &parsed).await?.into_iter();
+    let mut dropped = Vec::new();
+    let mut clauses = Vec::new();
+    for mut clause in parsed {
+        clause.any_of.retain(|term| {
+            let keep = !empty.next().unwrap_or(true);
+            if !keep {
+                dropped.push(format!("{:?}", term.text()));
+            }
+            keep
+        });
+        if !clause.any_of.is_empty() {
+            clauses.push(clause);
+        }
+    }
+    if clauses.iter().any(|c| !c.excluded) {
+        return Ok(clauses);
+    }
+    Err(EvidenceError::QueryEmpty(if !clauses.is_empty() {
+        "the query only excludes (-word): name at least one word or phrase to find".to_owned()
+    } else if dropped.is_empty() {
+        "the query has no words to search for".to_owned()
+    } else {
+        format!(
+            "the query has nothing to search for: {}: words this common, and punctuation, are not indexed",
+            dropped.join(", ")
+        )
+    }))
 }
 
 /// One evidence of the caller's tenant (else `NotFound`) and cases (else `Forbidden`), read in `conn`.

@@ -9,14 +9,16 @@
 
 use chrono::{DateTime, Utc};
 use queue::JobId;
-use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Arguments, FromRow, PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::access::{Role, TenantId};
 use crate::custody::{Actor, Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
-use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchQuery};
+use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery};
+use crate::query::Clause;
 use crate::storage::Downloaded;
 
 /// Name the tenant whose rows the rest of this transaction may see and write (row-level
@@ -279,11 +281,11 @@ pub async fn insert_content(
     tenant: &TenantId,
     bytes: &Downloaded,
     x: &Extracted,
-    chunk_bytes: usize,
+    chunking: crate::extract::Chunking,
 ) -> Result<bool, sqlx::Error> {
     // Chunks are written by the same statement (a data-modifying CTE always runs to completion),
     // and only for a content row this statement created: a duplicate's chunks already exist.
-    let chunks = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::chunks(&x.text, chunk_bytes) };
+    let chunks = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::chunks(&x.text, chunking) };
     let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
@@ -391,66 +393,193 @@ pub async fn mark_index_error(
 /// SQLSTATE of a statement cancelled by `statement_timeout`.
 pub const QUERY_CANCELED: &str = "57014";
 
-/// Ranked full-text search over one tenant's extracted text (per chunk) and metadata, with
-/// filters, within `cases` when given.
-/// Snippets are made for the returned page only: ts_headline is the expensive part. The server
-/// cancels it after `timeout` (`statement_timeout` for the rest of the caller's transaction,
-/// which should hold the search alone).
+/// How the search statements turn one term (`t.kind`, `t.text`) into a tsquery, with the
+/// dictionary that indexed the text. A prefix is letters and digits only (query::Term), so it
+/// cannot carry tsquery operators. A macro, so that the statements stay `&'static str`.
+macro_rules! term_tsquery {
+    () => {
+        "CASE t.kind WHEN 'prefix' THEN to_tsquery('english', t.text || ':*')
+         ELSE phraseto_tsquery('english', t.text) END"
+    };
+}
+
+/// The terms of `clauses` as the parallel arrays the search statements unnest:
+/// clause number, excluded, kind, text.
+fn term_arrays(clauses: &[Clause]) -> (Vec<i32>, Vec<bool>, Vec<&'static str>, Vec<&str>) {
+    let mut arrays = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (n, clause) in clauses.iter().enumerate() {
+        for term in &clause.any_of {
+            arrays.0.push(n as i32);
+            arrays.1.push(clause.excluded);
+            arrays.2.push(term.kind());
+            arrays.3.push(term.text());
+        }
+    }
+    arrays
+}
+
+/// For each term of `clauses`, in order, whether it reduces to nothing searchable (stop words,
+/// punctuation).
+pub async fn empty_terms(conn: &mut PgConnection, clauses: &[Clause]) -> Result<Vec<bool>, sqlx::Error> {
+    let (clause, excluded, kind, text) = term_arrays(clauses);
+    let sql = concat!(
+        "SELECT numnode(",
+        term_tsquery!(),
+        ") = 0
+         FROM unnest($1::int4[], $2::bool[], $3::text[], $4::text[]) WITH ORDINALITY AS t(clause, excluded, kind, text, n)
+         ORDER BY t.n"
+    );
+    sqlx::query_scalar(sql).bind(clause).bind(excluded).bind(kind).bind(text).fetch_all(conn).await
+}
+
+/// The hits of a search, as CTEs that end in `hit` (one row per matching evidence, with its
+/// rank): per evidence, every required clause occurs in some chunk of its text or in its
+/// metadata, and no excluded clause occurs in either. The first required clause finds the
+/// candidates through the GIN indexes; the others are checked per candidate. Rank: for each
+/// required clause, its best chunk's `ts_rank_cd` plus half its metadata's, summed over the
+/// clauses in `numeric` (exact, so a rank is the same float on every page).
+/// Parameters: $1–$4 the terms (`term_arrays`), $5 the tenant, $6 the key's cases, $7 case,
+/// $8 tag, $9 type.
+macro_rules! search_hits {
+    () => {
+        concat!(
+            "WITH term AS (
+                 SELECT t.clause, t.excluded, ",
+            term_tsquery!(),
+            " AS q
+                 FROM unnest($1::int4[], $2::bool[], $3::text[], $4::text[]) AS t(clause, excluded, kind, text)
+             ),
+             -- A clause is its terms joined by OR (tsquery's text form is its own input syntax).
+             clause AS (
+                 SELECT clause, excluded, ('(' || string_agg(q::text, ') | (') || ')')::tsquery AS q
+                 FROM term GROUP BY clause, excluded
+             ),
+             lead AS (SELECT q FROM clause WHERE NOT excluded ORDER BY clause LIMIT 1),
+             candidate AS (
+                 SELECT e.id FROM evidence e, lead WHERE e.tenant_id = $5 AND e.meta_tsv @@ lead.q
+                 UNION
+                 SELECT e.id FROM content_chunk ch, lead, evidence e
+                 WHERE ch.tenant_id = $5 AND ch.tsv @@ lead.q AND e.tenant_id = $5 AND e.sha256 = ch.sha256
+             ),
+             hit AS (
+                 SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at,
+                        (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
+                                              WHERE ch.tenant_id = $5 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q), 0)::numeric
+                                    + 0.5 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
+                         FROM clause r WHERE NOT r.excluded)::float4 AS rank
+                 FROM candidate
+                 JOIN evidence e ON e.id = candidate.id
+                 LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256
+                 WHERE e.tenant_id = $5 AND e.status = 'indexed'
+                   AND ($6::text[] IS NULL OR e.case_id = ANY($6))
+                   AND ($7::text IS NULL OR e.case_id = $7)
+                   AND ($8::text IS NULL OR e.tags @> ARRAY[$8])
+                   AND ($9::text IS NULL OR e.content_type = $9 OR c.media_type = $9)
+                   -- No clause fails: a required one that occurs nowhere, an excluded one that occurs.
+                   AND NOT EXISTS (
+                       SELECT 1 FROM clause r
+                       WHERE r.excluded = (e.meta_tsv @@ r.q OR EXISTS (
+                           SELECT 1 FROM content_chunk ch
+                           WHERE ch.tenant_id = $5 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q))
+                   )
+             )"
+        )
+    };
+}
+
+/// Ranked full-text search over one tenant's evidence, within `cases` when given (see
+/// `search_hits!` for what matches and how it ranks): the page after `s.after`, best first,
+/// and the number of hits in all. `clauses` hold at least one required clause and no term that
+/// reduces to nothing (see [`empty_terms`]). The snippet comes from the chunk that best matches
+/// any required clause, for the returned page only (ts_headline is the expensive part). The
+/// server cancels the search after `timeout` (`statement_timeout` for the rest of the caller's
+/// transaction, which should hold the search alone).
 pub async fn search(
     conn: &mut PgConnection,
     tenant: &TenantId,
     cases: Option<&[String]>,
     s: &SearchQuery,
+    clauses: &[Clause],
     timeout: std::time::Duration,
-) -> Result<Vec<SearchHit>, sqlx::Error> {
+) -> Result<SearchPage, sqlx::Error> {
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(format!("{}ms", timeout.as_millis().max(1)))
         .execute(&mut *conn)
         .await?;
-    sqlx::query_as::<_, SearchHit>(
-        "WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
-         chunk_hits AS (
-             SELECT DISTINCT ON (ch.sha256) ch.sha256, ch.seq, ts_rank_cd(ch.tsv, q.q) AS rank
-             FROM content_chunk ch, q
-             WHERE ch.tenant_id = $6 AND ch.tsv @@ q.q
-             ORDER BY ch.sha256, rank DESC, ch.seq
-         ),
+    let page = concat!(
+        search_hits!(),
+        ",
+         counted AS (SELECT hit.*, count(*) OVER () AS total FROM hit),
          page AS (
-             SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at,
-                    h.seq, (h.sha256 IS NOT NULL) AS matched_text,
-                    greatest(coalesce(h.rank, 0), ts_rank_cd(e.meta_tsv, q.q))::float4 AS rank
-             FROM evidence e
-             CROSS JOIN q
-             LEFT JOIN chunk_hits h ON h.sha256 = e.sha256
-             LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256
-             WHERE e.tenant_id = $6 AND e.status = 'indexed'
-               AND ($7::text[] IS NULL OR e.case_id = ANY($7))
-               AND (h.sha256 IS NOT NULL OR e.meta_tsv @@ q.q)
-               AND ($2::text IS NULL OR e.case_id = $2)
-               AND ($3::text IS NULL OR e.tags @> ARRAY[$3])
-               AND ($4::text IS NULL OR e.content_type = $4 OR c.media_type = $4)
-             ORDER BY rank DESC, e.created_at DESC, e.id
-             LIMIT $5
+             SELECT * FROM counted
+             WHERE $11::float4 IS NULL OR rank < $11
+                OR (rank = $11 AND (created_at < $12 OR (created_at = $12 AND id > $13)))
+             ORDER BY rank DESC, created_at DESC, id LIMIT $10
+         ),
+         wanted AS (
+             SELECT ('(' || string_agg(q::text, ') | (') || ')')::tsquery AS q FROM clause WHERE NOT excluded
          )
          SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
-                p.matched_text, p.created_at,
-                CASE WHEN p.matched_text THEN
-                    ts_headline('english', ch.body, q.q, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
-                END AS snippet
+                best.seq IS NOT NULL AS matched_text, p.created_at, p.total,
+                ts_headline('english', best.body, wanted.q, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
+                    AS snippet
          FROM page p
-         CROSS JOIN q
-         LEFT JOIN content_chunk ch ON ch.tenant_id = $6 AND ch.sha256 = p.sha256 AND ch.seq = p.seq
-         ORDER BY p.rank DESC, p.created_at DESC, p.id",
-    )
-    .bind(&s.q)
-    .bind(&s.case_id)
-    .bind(&s.tag)
-    .bind(&s.media_type)
-    .bind(s.limit)
-    .bind(tenant.as_str())
-    .bind(cases)
-    .fetch_all(&mut *conn)
-    .await
+         CROSS JOIN wanted
+         LEFT JOIN LATERAL (
+             SELECT ch.seq, ch.body FROM content_chunk ch
+             WHERE ch.tenant_id = $5 AND ch.sha256 = p.sha256 AND ch.tsv @@ wanted.q
+             ORDER BY ts_rank_cd(ch.tsv, wanted.q) DESC, ch.seq LIMIT 1
+         ) best ON true
+         ORDER BY p.rank DESC, p.created_at DESC, p.id"
+    );
+    let mut args = hit_arguments(tenant, cases, s, clauses)?;
+    let (rank, created_at, id) = s.after.map_or((None, None, None), |(r, c, i)| (Some(r), Some(c), Some(i)));
+    (|| {
+        args.add(s.limit)?;
+        args.add(rank)?;
+        args.add(created_at)?;
+        args.add(id)
+    })()
+    .map_err(sqlx::Error::Encode)?;
+    let rows: Vec<(i64, SearchHit)> = sqlx::query_with(page, args)
+        .try_map(|row: PgRow| Ok((row.try_get("total")?, SearchHit::from_row(&row)?)))
+        .fetch_all(&mut *conn)
+        .await?;
+    let total = match rows.first() {
+        Some((total, _)) => *total,
+        // A page past the last hit: count them alone.
+        None => {
+            let args = hit_arguments(tenant, cases, s, clauses)?;
+            sqlx::query_scalar_with(concat!(search_hits!(), " SELECT count(*) FROM hit"), args)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
+    Ok(SearchPage { hits: rows.into_iter().map(|(_, hit)| hit).collect(), total })
+}
+
+/// $1–$9 of `search_hits!`.
+fn hit_arguments(
+    tenant: &TenantId,
+    cases: Option<&[String]>,
+    s: &SearchQuery,
+    clauses: &[Clause],
+) -> Result<PgArguments, sqlx::Error> {
+    let (clause, excluded, kind, text) = term_arrays(clauses);
+    let mut args = PgArguments::default();
+    (|| {
+        args.add(clause)?;
+        args.add(excluded)?;
+        args.add(kind)?;
+        args.add(text)?;
+        args.add(tenant.as_str().to_owned())?;
+        args.add(cases.map(<[String]>::to_vec))?;
+        args.add(s.case_id.clone())?;
+        args.add(s.tag.clone())?;
+        args.add(s.media_type.clone())
+    })()
+    .map_err(sqlx::Error::Encode)?;
+    Ok(args)
 }
 
 /// Evidence per status over every tenant (for the `evidence_by_status` gauge), through the

@@ -143,7 +143,7 @@ async fn run(args: &[String]) -> anyhow::Result<bool> {
                     hit["filename"].as_str().unwrap_or("-")
                 );
             }
-            eprintln!("evidence: {} hits", hits.len());
+            eprintln!("evidence: {} of {} hits", hits.len(), found["total"].as_i64().unwrap_or(hits.len() as i64));
             Ok(true)
         }
         "status" => {

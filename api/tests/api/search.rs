@@ -1,0 +1,181 @@
+//! Search matches each evidence as a whole: words in different chunks of its text, or in its
+//! metadata, satisfy one query together; an excluded word anywhere in it excludes it; phrases
+//! across a chunk cut, prefixes, and queries with nothing to search for.
+
+use evidence::samples::Sample;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::support::{Options, TestApp};
+
+fn text(filename: &str, body: String) -> Sample {
+    Sample {
+        filename: filename.into(),
+        content_type: "text/plain".into(),
+        bytes: body.into_bytes(),
+        find_with: String::new(),
+        has_text: true,
+    }
+}
+
+/// Words that no query of these tests asks for, `bytes` of them or a little more.
+fn filler(bytes: usize) -> String {
+    let words = "the auditor reviewed ledger entries for the quarter and signed each page ";
+    words.repeat(bytes / words.len() + 1)
+}
+
+async fn search(app: &TestApp, q: &str) -> (u16, Value) {
+    app.send(app.http.get(format!("{}/v1/search", app.base)).query(&[("q", q)])).await
+}
+
+/// The ids that `q` finds, best first.
+async fn found(app: &TestApp, q: &str) -> Vec<String> {
+    let (status, body) = search(app, q).await;
+    assert_eq!(status, 200, "{q}: {body}");
+    body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn indexed(app: &TestApp, sample: &Sample) -> String {
+    let id = app.upload(sample, json!({})).await;
+    app.wait_status(&id, "indexed").await;
+    id
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn words_in_different_chunks_are_found_and_excluded_together(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    // About 40 KB: chunks of 8 KiB put each marked word in a chunk of its own.
+    let transcript = indexed(
+        &app,
+        &text(
+            "transcript.txt",
+            format!("zeppelin {} the witness mentioned the hangar {} kangaroo", filler(20_000), filler(20_000)),
+        ),
+    )
+    .await;
+    let memo = indexed(&app, &text("memo.txt", format!("the witness mentioned the hangar {}", filler(500)))).await;
+
+    assert_eq!(found(&app, "zeppelin kangaroo").await, [transcript.as_str()], "each word is in another chunk");
+    assert_eq!(found(&app, "zeppelin hangar kangaroo").await, [transcript.as_str()]);
+    assert_eq!(
+        found(&app, r#""witness mentioned" -kangaroo"#).await,
+        [memo.as_str()],
+        "the excluded word is in another chunk"
+    );
+    assert_eq!(found(&app, "zeppelin -hangar").await, Vec::<String>::new());
+    assert_eq!(found(&app, "kangaroo or memo").await.len(), 2, "either is enough");
+    let mut both = found(&app, r#""witness mentioned""#).await;
+    both.sort();
+    let mut want = vec![transcript.clone(), memo.clone()];
+    want.sort();
+    assert_eq!(both, want);
+
+    // Prefixes, alone and with words, across chunks too.
+    assert_eq!(found(&app, "kanga*").await, [transcript.as_str()]);
+    assert_eq!(found(&app, "zeppel* -kang*").await, Vec::<String>::new());
+    assert_eq!(found(&app, "hang* -zep*").await, [memo.as_str()]);
+
+    // The snippet comes from a chunk that matches, with the words marked.
+    let (_, body) = search(&app, "zeppelin kangaroo").await;
+    let snippet = body["hits"][0]["snippet"].as_str().unwrap();
+    assert!(snippet.contains("«zeppelin»") || snippet.contains("«kangaroo»"), "{snippet}");
+    assert_eq!(body["hits"][0]["matched_text"], true);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn an_excluded_word_in_the_metadata_excludes_and_the_body_outranks_the_filename(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let deck = indexed(&app, &text("incident-passwords-deck.txt", "incident review of the outage".into())).await;
+    let notes = indexed(&app, &text("notes.txt", "incident timeline; the vault was opened at noon".into())).await;
+    let vault = indexed(&app, &text("vault.txt", "an inventory of the room".into())).await;
+
+    assert_eq!(found(&app, "incident -passwords").await, [notes.as_str()], "the filename holds the excluded word");
+    assert_eq!(found(&app, "passwords").await, [deck.as_str()]);
+    let (_, body) = search(&app, "passwords").await;
+    assert_eq!((body["hits"][0]["matched_text"].as_bool(), &body["hits"][0]["snippet"]), (Some(false), &Value::Null));
+    // A word required in the text and one in the filename: found together.
+    assert_eq!(found(&app, "inventory vault").await, [vault.as_str()]);
+    assert_eq!(found(&app, "vault").await, [notes, vault], "a match in the text ranks above one in the filename");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_phrase_across_a_chunk_cut_is_found(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    // Chunks are cut at the last space before byte 8,192: "amber" fills bytes 8,185 to 8,189
+    // and "falcon" starts at 8,191, so the cut falls between them.
+    let mut body = filler(8_100);
+    body.truncate(8_100);
+    body = format!("{body}{} amber falcon {}", "x".repeat(8_185 - body.len() - 1), filler(4_000));
+    assert_eq!(body.find("amber falcon"), Some(8_185));
+    let id = indexed(&app, &text("report.txt", body)).await;
+    assert_eq!(found(&app, r#""amber falcon""#).await, [id]);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_query_with_nothing_to_search_for_is_refused_and_says_why(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let id = indexed(&app, &text("notes.txt", "the courier left the parcel".into())).await;
+    for q in ["the of and", r#""to be" or not"#, "... !!", r#""""#, "-courier", "-courier -the"] {
+        let (status, err) = search(&app, q).await;
+        assert_eq!((status, err["code"].as_str()), (422, Some("query_empty")), "{q}: {err}");
+    }
+    let (_, err) = search(&app, "the of").await;
+    let want =
+        r#"the query has nothing to search for: "the", "of": words this common, and punctuation, are not indexed"#;
+    assert_eq!(err["message"], want);
+    let (_, err) = search(&app, "-courier").await;
+    assert!(err["message"].as_str().unwrap().contains("only excludes"), "{err}");
+    // Stop words beside a real word are dropped, not fatal.
+    assert_eq!(found(&app, "the courier").await, [id.as_str()]);
+    assert_eq!(found(&app, "courier -the").await, [id]);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn results_carry_a_total_and_page_by_cursor_in_rank_order(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    // Ranks differ with the number of times the word occurs; two tie, and order by age then id.
+    let mut ids = Vec::new();
+    for (n, times) in [1, 3, 2, 2, 5].into_iter().enumerate() {
+        ids.push(indexed(&app, &text(&format!("parcel-{n}.txt"), "courier ".repeat(times) + &filler(200))).await);
+    }
+    let get = |query: Vec<(&'static str, String)>| {
+        let req = app.http.get(format!("{}/v1/search", app.base)).query(&query);
+        app.send(req)
+    };
+    let (status, all) = get(vec![("q", "courier".into())]).await;
+    assert_eq!((status, all["total"].as_i64(), all["next_cursor"].as_str()), (200, Some(5), None), "{all}");
+    let best_first: Vec<&str> = all["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!((best_first[0], best_first[4]), (ids[4].as_str(), ids[0].as_str()), "{all}");
+
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let mut query = vec![("q", "courier".to_owned()), ("limit", "2".to_owned())];
+        query.extend(cursor.clone().map(|c| ("cursor", c)));
+        let (status, page) = get(query).await;
+        assert_eq!((status, page["total"].as_i64()), (200, Some(5)), "{page}");
+        paged.extend(page["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, best_first, "pages of two, in order, make the one page of all");
+
+    // Past the last hit the page is empty and the total still counts them all.
+    let past = format!("0_0_{}", uuid::Uuid::nil());
+    let (status, page) = get(vec![("q", "courier".into()), ("cursor", past)]).await;
+    assert_eq!(
+        (status, page["total"].as_i64(), page["hits"].as_array().map(Vec::len)),
+        (200, Some(5), Some(0)),
+        "{page}"
+    );
+    let nan = format!("4294967295_0_{}", uuid::Uuid::nil());
+    let (status, err) = get(vec![("q", "courier".into()), ("cursor", nan)]).await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("bad_cursor")), "{err}");
+    app.stop().await;
+}
