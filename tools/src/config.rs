@@ -13,6 +13,11 @@ pub fn first_set(names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
+/// `DEMO_API_URL`: the API the demo client, the benchmarks and the fault load talk to.
+pub fn demo_api_url() -> String {
+    first_set(&["DEMO_API_URL"]).unwrap_or_else(|| "http://127.0.0.1:8080".into())
+}
+
 /// `DATABASE_URL`, which the benchmarks need.
 pub fn database_url() -> anyhow::Result<String> {
     first_set(&["DATABASE_URL"]).ok_or_else(|| anyhow::anyhow!("DATABASE_URL must be set"))

@@ -56,6 +56,11 @@ pub async fn ingest_one(
     Ok(id)
 }
 
+/// The value at fraction `p` (0 to 1) of `sorted`, which is not empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
 /// A text document of `size` bytes, different for each `i` and `run`, of words search can find.
 pub fn document(i: usize, size: usize, run: &str) -> Vec<u8> {
     let words = ["audit", "ledger", "invoice", "breach", "custody", "exhibit", "witness", "contract", "memo", "policy"];

@@ -6,7 +6,7 @@ use evidence::samples::Sample;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{Options, TestApp};
+use crate::support::{Options, TENANT, TestApp};
 
 fn text(filename: &str, body: String) -> Sample {
     Sample {
@@ -177,5 +177,24 @@ async fn results_carry_a_total_and_page_by_cursor_in_rank_order(pool: PgPool) {
     let nan = format!("4294967295_0_{}", uuid::Uuid::nil());
     let (status, err) = get(vec![("q", "courier".into()), ("cursor", nan)]).await;
     assert_eq!((status, err["code"].as_str()), (400, Some("bad_cursor")), "{err}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn the_index_lookup_past_row_security_finds_only_the_tenant_the_transaction_set(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let id = indexed(&app, &text("notes.txt", "the courier left the parcel".into())).await;
+    // As the application role: no tenant set, another tenant, the evidence's own.
+    for (tenant, want) in [(None, vec![]), (Some("someone-else"), vec![]), (Some(TENANT), vec![id])] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL ROLE evidence_app").execute(&mut *tx).await.unwrap();
+        if let Some(tenant) = tenant {
+            sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant).execute(&mut *tx).await.unwrap();
+        }
+        let found: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT search_candidates('courier')").fetch_all(&mut *tx).await.unwrap();
+        let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(found, want, "tenant {tenant:?}");
+    }
     app.stop().await;
 }

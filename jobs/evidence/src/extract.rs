@@ -346,6 +346,11 @@ pub struct Chunking {
     pub overlap: usize,
 }
 
+/// How the worker cuts text for indexing: chunks of about 8 KiB (see the content_chunk
+/// migration), each sharing its first 256 bytes or less with the one before, so a phrase across
+/// a cut is still found.
+pub const INDEX_CHUNKING: Chunking = Chunking { bytes: 8 * 1024, overlap: 256 };
+
 /// Split text into pieces of at most `c.bytes`, cut at whitespace where there is some, each
 /// chunk after the first starting `c.overlap` bytes or less before its piece.
 pub fn chunks(text: &str, c: Chunking) -> Vec<&str> {

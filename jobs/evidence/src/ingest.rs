@@ -16,14 +16,10 @@ use queue::{DiscardInfo, Handler, JobArgs, JobContext, JobError, KindOptions, Re
 use crate::access::TenantId;
 use crate::config::IngestSettings;
 use crate::custody::{Actor, Event, NewEntry};
-use crate::extract::{Chunking, Extracted};
+use crate::extract::{Extracted, INDEX_CHUNKING};
 use crate::model::{EvidenceId, EvidenceStatus};
 use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store::{self, ContentSummary};
-
-/// Text is indexed in chunks of about 8 KiB (see the content_chunk migration), each sharing its
-/// first 256 bytes or less with the one before: a phrase across a cut is still found.
-const CHUNKING: Chunking = Chunking { bytes: 8 * 1024, overlap: 256 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestEvidence {
@@ -171,7 +167,7 @@ impl Handler for IngestHandler {
         let mut tx = ctx.begin_finish().await?;
         store::set_tenant(&mut tx, tenant).await?;
         let created = match &extracted {
-            Some(x) => store::insert_content(&mut tx, tenant, &downloaded, x, CHUNKING).await?,
+            Some(x) => store::insert_content(&mut tx, tenant, &downloaded, x, INDEX_CHUNKING).await?,
             None => false,
         };
         if !created {

@@ -42,6 +42,19 @@ pub struct Clause {
     pub any_of: Vec<Term>,
 }
 
+/// A clause as Postgres matches it: the tsquery of its terms joined by OR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClauseQuery {
+    pub excluded: bool,
+    /// In Postgres's own text form, which it reads back as the same tsquery.
+    pub tsquery: String,
+}
+
+/// Tsqueries (each in Postgres's text form) joined by OR, in that form too.
+pub fn any_of(tsqueries: &[&str]) -> String {
+    tsqueries.iter().map(|q| format!("({q})")).collect::<Vec<_>>().join(" | ")
+}
+
 /// Cut `q` into clauses. Quotes left open run to the end; a `-` or `*` alone, and `or` at
 /// either end or after an exclusion, are words like any other (Postgres drops them as stop words
 /// or punctuation); an `or` before an exclusion is dropped.

@@ -21,7 +21,7 @@ use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
 use crate::keys::{self, ApiKey, IssuedKey, KnownKeys, NewKey};
 use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchPage, SearchQuery};
-use crate::query::{self, Clause};
+use crate::query::{self, ClauseQuery};
 use crate::storage::{PresignedPut, Storage};
 use crate::store;
 
@@ -581,24 +581,25 @@ impl Service {
     }
 }
 
-/// The clauses of `q` that something can match: terms that reduce to nothing (stop words,
+/// The clauses of `q` as Postgres matches them: terms that reduce to nothing (stop words,
 /// punctuation) are dropped, and so are clauses left without terms. A query with no required
 /// clause left is refused, naming what was dropped.
-async fn searchable(conn: &mut sqlx::PgConnection, q: &str) -> Result<Vec<Clause>, EvidenceError> {
+async fn searchable(conn: &mut sqlx::PgConnection, q: &str) -> Result<Vec<ClauseQuery>, EvidenceError> {
     let parsed = query::parse(q);
-    let mut empty = store::empty_terms(conn, &parsed).await?.into_iter();
+    let mut tsqueries = store::term_tsqueries(conn, &parsed).await?.into_iter();
     let mut dropped = Vec::new();
     let mut clauses = Vec::new();
-    for mut clause in parsed {
-        clause.any_of.retain(|term| {
-            let keep = !empty.next().unwrap_or(true);
-            if !keep {
-                dropped.push(format!("{:?}", term.text()));
+    for clause in parsed {
+        let mut kept = Vec::new();
+        for term in &clause.any_of {
+            match tsqueries.next().filter(|q| !q.is_empty()) {
+                Some(tsquery) => kept.push(tsquery),
+                None => dropped.push(format!("{:?}", term.text())),
             }
-            keep
-        });
-        if !clause.any_of.is_empty() {
-            clauses.push(clause);
+        }
+        if !kept.is_empty() {
+            let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+            clauses.push(ClauseQuery { excluded: clause.excluded, tsquery: query::any_of(&kept) });
         }
     }
     if clauses.iter().any(|c| !c.excluded) {

@@ -18,7 +18,7 @@ use crate::custody::{Actor, Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
 use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery};
-use crate::query::Clause;
+use crate::query::{self, Clause, ClauseQuery, Term};
 use crate::storage::Downloaded;
 
 /// Name the tenant whose rows the rest of this transaction may see and write (row-level
@@ -393,152 +393,125 @@ pub async fn mark_index_error(
 /// SQLSTATE of a statement cancelled by `statement_timeout`.
 pub const QUERY_CANCELED: &str = "57014";
 
-/// How the search statements turn one term (`t.kind`, `t.text`) into a tsquery, with the
-/// dictionary that indexed the text. A prefix is letters and digits only (query::Term), so it
-/// cannot carry tsquery operators. A macro, so that the statements stay `&'static str`.
-macro_rules! term_tsquery {
-    () => {
-        "CASE t.kind WHEN 'prefix' THEN to_tsquery('english', t.text || ':*')
-         ELSE phraseto_tsquery('english', t.text) END"
-    };
-}
-
-/// The terms of `clauses` as the parallel arrays the search statements unnest:
-/// clause number, excluded, kind, text.
-fn term_arrays(clauses: &[Clause]) -> (Vec<i32>, Vec<bool>, Vec<&'static str>, Vec<&str>) {
-    let mut arrays = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (n, clause) in clauses.iter().enumerate() {
-        for term in &clause.any_of {
-            arrays.0.push(n as i32);
-            arrays.1.push(clause.excluded);
-            arrays.2.push(term.kind());
-            arrays.3.push(term.text());
-        }
-    }
-    arrays
-}
-
-/// For each term of `clauses`, in order, whether it reduces to nothing searchable (stop words,
-/// punctuation).
-pub async fn empty_terms(conn: &mut PgConnection, clauses: &[Clause]) -> Result<Vec<bool>, sqlx::Error> {
-    let (clause, excluded, kind, text) = term_arrays(clauses);
-    let sql = concat!(
-        "SELECT numnode(",
-        term_tsquery!(),
-        ") = 0
-         FROM unnest($1::int4[], $2::bool[], $3::text[], $4::text[]) WITH ORDINALITY AS t(clause, excluded, kind, text, n)
-         ORDER BY t.n"
-    );
-    sqlx::query_scalar(sql).bind(clause).bind(excluded).bind(kind).bind(text).fetch_all(conn).await
+/// Each term of `clauses`, in order, as a tsquery in Postgres's own text form, made with the
+/// dictionary that indexed the text (`phraseto_tsquery` for words and phrases, `to_tsquery` with
+/// `:*` for a prefix, which is letters and digits only, so it cannot carry tsquery operators);
+/// an empty string for a term that reduces to nothing (stop words, punctuation).
+pub async fn term_tsqueries(conn: &mut PgConnection, clauses: &[Clause]) -> Result<Vec<String>, sqlx::Error> {
+    let terms: Vec<&Term> = clauses.iter().flat_map(|c| &c.any_of).collect();
+    let kinds: Vec<&str> = terms.iter().map(|t| t.kind()).collect();
+    let texts: Vec<&str> = terms.iter().map(|t| t.text()).collect();
+    sqlx::query_scalar(
+        "SELECT CASE WHEN numnode(q) = 0 THEN '' ELSE q::text END
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(kind, text, n),
+              LATERAL (SELECT CASE t.kind WHEN 'prefix' THEN to_tsquery('english', t.text || ':*')
+                                          ELSE phraseto_tsquery('english', t.text) END AS q) AS made
+         ORDER BY t.n",
+    )
+    .bind(kinds)
+    .bind(texts)
+    .fetch_all(conn)
+    .await
 }
 
 /// The hits of a search, as CTEs that end in `hit` (one row per matching evidence, with its
 /// rank): per evidence, every required clause occurs in some chunk of its text or in its
-/// metadata, and no excluded clause occurs in either. The first required clause finds the
-/// candidates through the GIN indexes; the others are checked per candidate. Rank: for each
-/// required clause, its best chunk's `ts_rank_cd` plus half its metadata's, summed over the
-/// clauses in `numeric` (exact, so a rank is the same float on every page).
-/// Parameters: $1–$4 the terms (`term_arrays`), $5 the tenant, $6 the key's cases, $7 case,
-/// $8 tag, $9 type.
+/// metadata, and no excluded clause occurs in either. The lead clause ($4, and the first of $1)
+/// finds the candidates
+/// through the GIN indexes (`search_candidates`, in the tenant the transaction set); each clause
+/// is then checked per candidate against its chunks by primary key. Rank: for each required
+/// clause, its best chunk's `ts_rank_cd` plus half its metadata's, summed over the clauses in
+/// `numeric` (exact, so a rank is the same float on every page).
+/// Parameters: $1, $2 the clauses' tsqueries and whether each is excluded, $3 the tenant, $4
+/// the lead clause's tsquery, $5 the key's cases, $6 case, $7 tag, $8 type.
 macro_rules! search_hits {
     () => {
-        concat!(
-            "WITH term AS (
-                 SELECT t.clause, t.excluded, ",
-            term_tsquery!(),
-            " AS q
-                 FROM unnest($1::int4[], $2::bool[], $3::text[], $4::text[]) AS t(clause, excluded, kind, text)
-             ),
-             -- A clause is its terms joined by OR (tsquery's text form is its own input syntax).
-             clause AS (
-                 SELECT clause, excluded, ('(' || string_agg(q::text, ') | (') || ')')::tsquery AS q
-                 FROM term GROUP BY clause, excluded
-             ),
-             lead AS (SELECT q FROM clause WHERE NOT excluded ORDER BY clause LIMIT 1),
-             candidate AS (
-                 SELECT e.id FROM evidence e, lead WHERE e.tenant_id = $5 AND e.meta_tsv @@ lead.q
-                 UNION
-                 SELECT e.id FROM content_chunk ch, lead, evidence e
-                 WHERE ch.tenant_id = $5 AND ch.tsv @@ lead.q AND e.tenant_id = $5 AND e.sha256 = ch.sha256
-             ),
-             hit AS (
-                 SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at,
-                        (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
-                                              WHERE ch.tenant_id = $5 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q), 0)::numeric
-                                    + 0.5 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
-                         FROM clause r WHERE NOT r.excluded)::float4 AS rank
-                 FROM candidate
-                 JOIN evidence e ON e.id = candidate.id
-                 LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256
-                 WHERE e.tenant_id = $5 AND e.status = 'indexed'
-                   AND ($6::text[] IS NULL OR e.case_id = ANY($6))
-                   AND ($7::text IS NULL OR e.case_id = $7)
-                   AND ($8::text IS NULL OR e.tags @> ARRAY[$8])
-                   AND ($9::text IS NULL OR e.content_type = $9 OR c.media_type = $9)
-                   -- No clause fails: a required one that occurs nowhere, an excluded one that occurs.
-                   AND NOT EXISTS (
-                       SELECT 1 FROM clause r
-                       WHERE r.excluded = (e.meta_tsv @@ r.q OR EXISTS (
-                           SELECT 1 FROM content_chunk ch
-                           WHERE ch.tenant_id = $5 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q))
-                   )
-             )"
-        )
+        "WITH clause AS (
+             SELECT c.n, c.excluded, c.q::tsquery AS q
+             FROM unnest($1::text[], $2::bool[]) WITH ORDINALITY AS c(q, excluded, n)
+         ),
+         -- Through the GIN indexes, which row-level security would keep this statement from
+         -- using for `@@` (see the search_candidates migration).
+         candidate AS (SELECT id FROM search_candidates($4::tsquery) AS id),
+         hit AS (
+             SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at,
+                    (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
+                                          WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q), 0)::numeric
+                                + 0.5 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
+                     FROM clause r WHERE NOT r.excluded)::float4 AS rank
+             FROM candidate
+             JOIN evidence e ON e.id = candidate.id
+             LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256
+             WHERE e.tenant_id = $3 AND e.status = 'indexed'
+               AND ($5::text[] IS NULL OR e.case_id = ANY($5))
+               AND ($6::text IS NULL OR e.case_id = $6)
+               AND ($7::text IS NULL OR e.tags @> ARRAY[$7])
+               AND ($8::text IS NULL OR e.content_type = $8 OR c.media_type = $8)
+               -- No clause fails: a required one that occurs nowhere, an excluded one that occurs.
+               -- The lead clause (the first) holds for every candidate.
+               AND NOT EXISTS (
+                   SELECT 1 FROM clause r
+                   WHERE r.n > 1 AND r.excluded = (e.meta_tsv @@ r.q OR EXISTS (
+                       SELECT 1 FROM content_chunk ch
+                       WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q))
+               )
+         )"
     };
 }
 
 /// Ranked full-text search over one tenant's evidence, within `cases` when given (see
 /// `search_hits!` for what matches and how it ranks): the page after `s.after`, best first,
-/// and the number of hits in all. `clauses` hold at least one required clause and no term that
-/// reduces to nothing (see [`empty_terms`]). The snippet comes from the chunk that best matches
-/// any required clause, for the returned page only (ts_headline is the expensive part). The
-/// server cancels the search after `timeout` (`statement_timeout` for the rest of the caller's
-/// transaction, which should hold the search alone).
+/// and the number of hits in all. `clauses` hold at least one required clause (the first is the
+/// lead). The snippet comes from the chunk that best matches any required clause, for the
+/// returned page only (ts_headline is the expensive part). Plans are made for each search's
+/// own values (`plan_cache_mode`), and the server cancels the search after `timeout`
+/// (`statement_timeout`): both for the rest of the caller's transaction, which should hold the
+/// search alone.
 pub async fn search(
     conn: &mut PgConnection,
     tenant: &TenantId,
     cases: Option<&[String]>,
     s: &SearchQuery,
-    clauses: &[Clause],
+    clauses: &[ClauseQuery],
     timeout: std::time::Duration,
 ) -> Result<SearchPage, sqlx::Error> {
-    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-        .bind(format!("{}ms", timeout.as_millis().max(1)))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, true), set_config('plan_cache_mode', 'force_custom_plan', true)",
+    )
+    .bind(format!("{}ms", timeout.as_millis().max(1)))
+    .execute(&mut *conn)
+    .await?;
     let page = concat!(
         search_hits!(),
         ",
          counted AS (SELECT hit.*, count(*) OVER () AS total FROM hit),
          page AS (
              SELECT * FROM counted
-             WHERE $11::float4 IS NULL OR rank < $11
-                OR (rank = $11 AND (created_at < $12 OR (created_at = $12 AND id > $13)))
-             ORDER BY rank DESC, created_at DESC, id LIMIT $10
-         ),
-         wanted AS (
-             SELECT ('(' || string_agg(q::text, ') | (') || ')')::tsquery AS q FROM clause WHERE NOT excluded
+             WHERE $10::float4 IS NULL OR rank < $10
+                OR (rank = $10 AND (created_at < $11 OR (created_at = $11 AND id > $12)))
+             ORDER BY rank DESC, created_at DESC, id LIMIT $9
          )
          SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
                 best.seq IS NOT NULL AS matched_text, p.created_at, p.total,
-                ts_headline('english', best.body, wanted.q, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
+                ts_headline('english', best.body, $13::tsquery, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
                     AS snippet
          FROM page p
-         CROSS JOIN wanted
          LEFT JOIN LATERAL (
              SELECT ch.seq, ch.body FROM content_chunk ch
-             WHERE ch.tenant_id = $5 AND ch.sha256 = p.sha256 AND ch.tsv @@ wanted.q
-             ORDER BY ts_rank_cd(ch.tsv, wanted.q) DESC, ch.seq LIMIT 1
+             WHERE ch.tenant_id = $3 AND ch.sha256 = p.sha256 AND ch.tsv @@ $13::tsquery
+             ORDER BY ts_rank_cd(ch.tsv, $13::tsquery) DESC, ch.seq LIMIT 1
          ) best ON true
          ORDER BY p.rank DESC, p.created_at DESC, p.id"
     );
+    let required: Vec<&str> = clauses.iter().filter(|c| !c.excluded).map(|c| c.tsquery.as_str()).collect();
     let mut args = hit_arguments(tenant, cases, s, clauses)?;
     let (rank, created_at, id) = s.after.map_or((None, None, None), |(r, c, i)| (Some(r), Some(c), Some(i)));
     (|| {
         args.add(s.limit)?;
         args.add(rank)?;
         args.add(created_at)?;
-        args.add(id)
+        args.add(id)?;
+        args.add(query::any_of(&required))
     })()
     .map_err(sqlx::Error::Encode)?;
     let rows: Vec<(i64, SearchHit)> = sqlx::query_with(page, args)
@@ -558,21 +531,24 @@ pub async fn search(
     Ok(SearchPage { hits: rows.into_iter().map(|(_, hit)| hit).collect(), total })
 }
 
-/// $1–$9 of `search_hits!`.
+/// $1–$8 of `search_hits!`.
 fn hit_arguments(
     tenant: &TenantId,
     cases: Option<&[String]>,
     s: &SearchQuery,
-    clauses: &[Clause],
+    clauses: &[ClauseQuery],
 ) -> Result<PgArguments, sqlx::Error> {
-    let (clause, excluded, kind, text) = term_arrays(clauses);
+    // The lead (the first required clause) first: `search_hits!` need not check it again.
+    let lead = clauses.iter().position(|c| !c.excluded);
+    let in_order = lead.into_iter().chain((0..clauses.len()).filter(|&i| Some(i) != lead)).map(|i| &clauses[i]);
+    let (tsqueries, excluded): (Vec<&str>, Vec<bool>) = in_order.map(|c| (c.tsquery.as_str(), c.excluded)).unzip();
+    let lead = tsqueries.first().copied();
     let mut args = PgArguments::default();
     (|| {
-        args.add(clause)?;
+        args.add(tsqueries)?;
         args.add(excluded)?;
-        args.add(kind)?;
-        args.add(text)?;
         args.add(tenant.as_str().to_owned())?;
+        args.add(lead)?;
         args.add(cases.map(<[String]>::to_vec))?;
         args.add(s.case_id.clone())?;
         args.add(s.tag.clone())?;

@@ -15,8 +15,8 @@ use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
-use tools::config::{api_key, database_url, first_set, var_or};
-use tools::{document, ingest_one};
+use tools::config::{api_key, database_url, demo_api_url, var_or};
+use tools::{document, ingest_one, percentile};
 
 async fn wait_indexed(pool: &PgPool, case_id: &str, n: i64, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
@@ -48,13 +48,9 @@ async fn latencies_ms(pool: &PgPool, case_id: &str) -> anyhow::Result<Vec<f64>> 
     Ok(v)
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = first_set(&["DEMO_API_URL"]).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let base = demo_api_url();
     let pool = PgPool::connect(&database_url()?).await?;
     let (http, store) = tools::clients(&api_key()?, Duration::from_secs(600))?;
     let docs: usize = var_or("BENCH_DOCS", 2000);
@@ -93,9 +89,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "            complete→indexed under that load: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-        pct(&lat, 0.5),
-        pct(&lat, 0.95),
-        pct(&lat, 0.99)
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99)
     );
 
     // 2. Latency at a steady rate.
@@ -117,10 +113,10 @@ async fn main() -> anyhow::Result<()> {
     let lat = latencies_ms(&pool, &case).await?;
     println!(
         "steady {rate:.0} items/s ({rate_docs} documents): complete→indexed p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        pct(&lat, 0.5),
-        pct(&lat, 0.95),
-        pct(&lat, 0.99),
-        pct(&lat, 1.0)
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0)
     );
 
     // 3. One large file, streamed from disk by the client as well.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use tools::config::{api_key, first_set, var_or};
+use tools::config::{api_key, demo_api_url, first_set, var_or};
 use tools::document;
 
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
@@ -76,7 +76,7 @@ async fn upload(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = first_set(&["DEMO_API_URL"]).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let base = demo_api_url();
     let case = first_set(&["FAULT_CASE"]).context("FAULT_CASE must be set")?;
     let docs: usize = var_or("FAULT_DOCS", 500);
     let clients: usize = var_or("FAULT_CLIENTS", 8);
