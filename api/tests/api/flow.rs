@@ -693,8 +693,12 @@ async fn an_abandoned_upload_expires_and_what_was_uploaded_is_deleted(pool: PgPo
         sqlx::query_scalar::<_, bool>(aborted).bind(&in_parts).fetch_one(&pool).await.unwrap().then_some(())
     })
     .await;
-    let late = part(1, 1 << 20).send().await.unwrap().status();
-    assert!(late.is_client_error(), "a part PUT after the abort answered {late}");
+    // Refused with a 4xx, or by the store closing the connection before it read the whole body
+    // (it may answer before the body is sent: then the client sees a broken pipe).
+    match part(1, 1 << 20).send().await {
+        Ok(late) => assert!(late.status().is_client_error(), "a part PUT after the abort answered {}", late.status()),
+        Err(e) => assert!(e.is_request(), "a part PUT after the abort failed otherwise: {e}"),
+    }
 
     let (status, body) = app.post(&format!("/v1/evidence/{id}/complete"), json!({})).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("upload_expired")), "{body}");
