@@ -4,12 +4,13 @@
 //! their stack on crafted input, so the worker runs [`extract_file`] only inside the `extract`
 //! binary (src/bin/extract.rs), a child with memory, CPU and wall-clock limits. The one thing it
 //! calls in its own process is [`extract_plain_text`]: plain text, read with no third-party
-//! parser (UTF-8 decoding and a cap), which costs less than starting the child.
+//! parser (decoding, see [`text_encoding`], and a cap), which costs less than starting the child.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use serde::{Deserialize, Serialize};
 
 /// What one file yielded.
@@ -86,9 +87,14 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
         ));
         return Ok(out);
     }
+    let encoding = text_encoding(&head).unwrap_or(UTF_8);
+    if matches!(kind, Kind::Text | Kind::Html) && encoding == WINDOWS_1252 {
+        out.note = Some("the text is not UTF-8 and has no byte-order mark: read as windows-1252".into());
+    }
     let raw = match kind {
-        Kind::Text => read_prefix(path, limits.max_text_bytes + 1)?,
-        Kind::Html => html_to_text(&read_prefix(path, limits.max_parse_bytes as usize)?),
+        // UTF-16 takes two bytes or more for each character of the text that is kept.
+        Kind::Text => read_text(path, (limits.max_text_bytes + 1) * if is_utf16(encoding) { 2 } else { 1 }, encoding)?,
+        Kind::Html => html_to_text(&read_text(path, limits.max_parse_bytes as usize, encoding)?),
         Kind::Pdf => {
             let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
             pdf_extract::extract_text_from_mem(&bytes).map_err(|e| format!("PDF text extraction failed: {e}"))?
@@ -108,8 +114,8 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
     Ok(out)
 }
 
-/// Plain text (text, Markdown, CSV, JSON, …) goes through no third-party parser, only UTF-8
-/// decoding and our own cleaning, so the worker may extract it in its own process and save a
+/// Plain text (text, Markdown, CSV, JSON, …) goes through no third-party parser, only decoding
+/// (UTF-8, UTF-16 or Windows-1252) and our own cleaning, so the worker may extract it in its own process and save a
 /// process start per file. `None` for anything else: run the sandboxed `extract` child.
 pub fn extract_plain_text(
     path: &Path,
@@ -161,10 +167,10 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
     if let Some((_, media)) = magic.iter().find(|(m, _)| head.starts_with(m)) {
         return (Kind::Opaque, media);
     }
-    if !looks_like_text(head) {
+    let Some(encoding) = text_encoding(head) else {
         return (Kind::Opaque, "application/octet-stream");
-    }
-    let lower_head = String::from_utf8_lossy(&head[..head.len().min(512)]).to_ascii_lowercase();
+    };
+    let lower_head = encoding.decode(&head[..head.len().min(512)]).0.to_ascii_lowercase();
     let lower_head = lower_head.trim_start();
     if declared == "text/html"
         || ext == "html"
@@ -183,22 +189,53 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
     (Kind::Text, media)
 }
 
-/// UTF-8 (a character cut at the end of the sample is fine) without NUL or many control bytes.
-fn looks_like_text(head: &[u8]) -> bool {
-    let valid = match std::str::from_utf8(head) {
+/// How the bytes of a text file are read, from its first bytes; `None`: not text. A byte-order
+/// mark says (UTF-8, UTF-16LE as PowerShell writes by default, UTF-16BE); else UTF-16 without
+/// one (every other byte NUL); else UTF-8 (a character cut at the end of the sample is fine;
+/// NULs between words are read as spaces); else Windows-1252, the commonest legacy single-byte
+/// code page (a guess: the extract note says so). Never text: more than 1 % control bytes, or
+/// more than a quarter NULs.
+fn text_encoding(head: &[u8]) -> Option<&'static Encoding> {
+    if let Some((encoding, _)) = Encoding::for_bom(head) {
+        return Some(encoding);
+    }
+    let pairs = head.len() / 2;
+    let nul_at = |parity: usize| head.chunks_exact(2).filter(|pair| pair[parity] == 0).count();
+    let (even, odd) = (nul_at(0), nul_at(1));
+    if pairs >= 2 && odd * 10 >= pairs * 4 && even * 20 < pairs {
+        return Some(UTF_16LE);
+    }
+    if pairs >= 2 && even * 10 >= pairs * 4 && odd * 20 < pairs {
+        return Some(UTF_16BE);
+    }
+    let nuls = head.iter().filter(|&&b| b == 0).count();
+    let controls = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0)).count();
+    if controls * 100 > head.len() || nuls * 4 > head.len() {
+        return None;
+    }
+    let utf8 = match std::str::from_utf8(head) {
         Ok(_) => true,
         Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > head.len(),
     };
-    let controls = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)).count();
-    valid && !head.contains(&0) && controls * 100 <= head.len()
+    match (utf8, nuls) {
+        (true, _) => Some(UTF_8),
+        (false, 0) => Some(WINDOWS_1252),
+        (false, _) => None,
+    }
 }
 
-fn read_prefix(path: &Path, max: usize) -> Result<String, String> {
+fn is_utf16(encoding: &'static Encoding) -> bool {
+    encoding == UTF_16LE || encoding == UTF_16BE
+}
+
+/// The first `max` bytes of the file as text in `encoding` (a byte-order mark wins and is
+/// dropped; bytes that do not decode become U+FFFD), NULs read as spaces.
+fn read_text(path: &Path, max: usize, encoding: &'static Encoding) -> Result<String, String> {
     let mut buf = Vec::new();
     File::open(path)
         .and_then(|f| f.take(max as u64).read_to_end(&mut buf))
         .map_err(|e| format!("cannot read the file: {e}"))?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(encoding.decode(&buf).0.replace('\0', " "))
 }
 
 fn zip_names(path: &Path) -> Result<Vec<String>, String> {
@@ -498,9 +535,53 @@ mod tests {
 
     #[test]
     fn text_detection() {
-        assert!(looks_like_text(b"plain words\nand lines"));
-        assert!(looks_like_text("caf\u{e9}".as_bytes()));
-        assert!(!looks_like_text(b"\x00\x01\x02binary"));
-        assert!(looks_like_text(&"é".as_bytes()[..1]), "a character cut at the end of the sample");
+        assert_eq!(text_encoding(b"plain words\nand lines"), Some(UTF_8));
+        assert_eq!(text_encoding("caf\u{e9}".as_bytes()), Some(UTF_8));
+        assert_eq!(text_encoding(b"\x00\x01\x02binary"), None);
+        assert_eq!(text_encoding(&"é".as_bytes()[..1]), Some(UTF_8), "a character cut at the end of the sample");
+        assert_eq!(text_encoding(b"word0\0word1\0word2"), Some(UTF_8), "NULs between words");
+        assert_eq!(text_encoding(&[0u8; 64]), None);
+        assert_eq!(text_encoding(b"caf\xe9 \x80100"), Some(WINDOWS_1252));
+    }
+
+    /// A file of `bytes`, extracted as the worker would (declared as text/plain).
+    fn extract_bytes(filename: &str, bytes: &[u8]) -> Extracted {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        extract_file(file.path(), "text/plain", filename, &Limits::default()).unwrap()
+    }
+
+    fn utf16(text: &str, le: bool, bom: bool) -> Vec<u8> {
+        let mut out = if bom { vec![0xff, 0xfe] } else { vec![] };
+        if !le && bom {
+            out = vec![0xfe, 0xff];
+        }
+        for unit in text.encode_utf16() {
+            out.extend(if le { unit.to_le_bytes() } else { unit.to_be_bytes() });
+        }
+        out
+    }
+
+    #[test]
+    fn utf16_and_legacy_code_pages_are_read_as_text() {
+        let text = "Get-Process | Out-File: Überprüfung der Zugänge, 東京\r\n";
+        for (le, bom) in [(true, true), (true, false), (false, true), (false, false)] {
+            let x = extract_bytes("processes.txt", &utf16(&text.repeat(50), le, bom));
+            assert_eq!((x.media_type.as_str(), x.extractor.as_str()), ("text/plain", "text"), "le {le} bom {bom}");
+            assert!(
+                x.text.starts_with("Get-Process | Out-File: Überprüfung der Zugänge, 東京"),
+                "le {le} bom {bom}: {x:?}"
+            );
+            assert_eq!(x.note, None);
+        }
+        // Windows-1252: é is 0xE9, ü 0xFC, € 0x80.
+        let csv = b"name;city;amount\nJos\xe9 M\xfcller;K\xf6ln;\x80 1.200\n".repeat(20);
+        let x = extract_bytes("ledger.csv", &csv);
+        assert_eq!(x.media_type, "text/csv");
+        assert!(x.text.contains("José Müller;Köln;€ 1.200"), "{x:?}");
+        assert!(x.note.as_deref().is_some_and(|n| n.contains("windows-1252")), "{x:?}");
+        // NULs between the words are spaces, not glue.
+        let x = extract_bytes("nul-bytes.txt", b"word1\0word2\0word3");
+        assert_eq!(x.text, "word1 word2 word3");
     }
 }
