@@ -198,3 +198,24 @@ async fn the_index_lookup_past_row_security_finds_only_the_tenant_the_transactio
     }
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn identifiers_and_hashes_match_whole(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let sha256 = "b976db55456267e414a317518b7e72301a6886d14737fe1a3ea16caed701cac0";
+    let md5 = "9e107d9d372bb6826bd81d3542a419d6";
+    let sha1 = "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12";
+    let body = format!(
+        "Mail from john.doe@example.com at 10.20.30.40 about ticket INV-2024-0042.\n\
+         Attachment sha256 {sha256}, md5 {md5}, sha1 {sha1}; see https://portal.example.org/case/7"
+    );
+    let id = indexed(&app, &text("mail-log.txt", body)).await;
+    for q in ["john.doe@example.com", "10.20.30.40", "INV-2024-0042", sha256, md5, sha1, "portal.example.org"] {
+        assert_eq!(found(&app, q).await, [id.as_str()], "{q}");
+    }
+    // A part of one is not the whole: another address, another host, another ticket, a hash cut short.
+    for q in ["jane.doe@example.com", "10.20.30.41", "INV-2024-0043", &sha256[..40], "example.org"] {
+        assert!(found(&app, q).await.is_empty(), "{q}");
+    }
+    app.stop().await;
+}
