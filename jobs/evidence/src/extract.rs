@@ -109,7 +109,12 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
     if truncated {
         out.note = Some(format!("text longer than {} bytes; only the beginning is indexed", limits.max_text_bytes));
     } else if out.text.trim().is_empty() {
-        out.note = Some(format!("no text found in this {media_type} (a scanned document has no text layer)"));
+        out.note = Some(match kind {
+            Kind::Pdf => "no text found in this application/pdf: it has no text layer (a scan, or text drawn as \
+                          shapes), or the reader could not follow its structure; it is not read by OCR"
+                .to_owned(),
+            _ => format!("no text found in this {media_type}"),
+        });
     }
     Ok(out)
 }
@@ -583,5 +588,7 @@ mod tests {
         // NULs between the words are spaces, not glue.
         let x = extract_bytes("nul-bytes.txt", b"word1\0word2\0word3");
         assert_eq!(x.text, "word1 word2 word3");
+        let x = extract_bytes("blank.txt", b" \n\n ");
+        assert_eq!(x.note.as_deref(), Some("no text found in this text/plain"));
     }
 }
