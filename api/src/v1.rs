@@ -341,6 +341,33 @@ pub struct SearchResults {
     pub hits: Vec<Hit>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<String>,
+    /// Of all the hits: how many are in each case, of each type and with each tag (the 20
+    /// commonest of each, most first).
+    pub facets: SearchFacets,
+}
+
+#[derive(Debug, Object)]
+pub struct SearchFacets {
+    pub case_id: Vec<FacetCountView>,
+    /// Sniffed media type, else the declared content type.
+    #[oai(rename = "type")]
+    pub media_type: Vec<FacetCountView>,
+    pub tag: Vec<FacetCountView>,
+}
+
+#[derive(Debug, Object)]
+pub struct FacetCountView {
+    pub value: String,
+    pub count: i64,
+}
+
+impl From<evidence::Facets> for SearchFacets {
+    fn from(f: evidence::Facets) -> Self {
+        let views = |counts: Vec<evidence::FacetCount>| {
+            counts.into_iter().map(|c| FacetCountView { value: c.value, count: c.count }).collect()
+        };
+        SearchFacets { case_id: views(f.case_id), media_type: views(f.media_type), tag: views(f.tag) }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -666,13 +693,14 @@ impl EvidenceApi {
             after: cursor.0.as_deref().map(decode_search_cursor).transpose()?,
             limit: limit + 1,
         };
-        let SearchPage { mut hits, total } = state.service.search(&caller, &search).await?;
+        let SearchPage { mut hits, total, facets } = state.service.search(&caller, &search).await?;
         let next_cursor = if hits.len() as i64 > limit {
             hits.truncate(limit as usize);
             hits.last().map(|h| format!("{}_{}_{}", h.rank.to_bits(), h.created_at.timestamp_micros(), h.id))
         } else {
             None
         };
-        Ok(Json(SearchResults { query, total, hits: hits.into_iter().map(Into::into).collect(), next_cursor }))
+        let hits = hits.into_iter().map(Into::into).collect();
+        Ok(Json(SearchResults { query, total, hits, next_cursor, facets: facets.into() }))
     }
 }

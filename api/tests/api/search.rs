@@ -219,3 +219,43 @@ async fn identifiers_and_hashes_match_whole(pool: PgPool) {
     }
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn facets_count_every_hit_by_case_type_and_tag(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let upload = |name: &'static str, case: &'static str, tags: &'static [&'static str]| {
+        let sample = text(name, format!("the courier signed for parcel {name}"));
+        let app = &app;
+        async move {
+            let id = app.upload(&sample, json!({"case_id": case, "tags": tags})).await;
+            app.wait_status(&id, "indexed").await;
+        }
+    };
+    upload("a.txt", "c1", &["seized", "phone"]).await;
+    upload("b.txt", "c1", &["seized"]).await;
+    upload("c.csv", "c2", &[]).await;
+    upload("d.txt", "c3", &["phone"]).await;
+    let pairs = |v: &Value| -> Vec<(String, i64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["value"].as_str().unwrap().to_owned(), f["count"].as_i64().unwrap()))
+            .collect()
+    };
+    let owned = |v: &[(&str, i64)]| -> Vec<(String, i64)> { v.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect() };
+    // A page of one: the facets still count all four hits.
+    let (status, body) =
+        app.send(app.http.get(format!("{}/v1/search", app.base)).query(&[("q", "courier"), ("limit", "1")])).await;
+    assert_eq!((status, body["total"].as_i64()), (200, Some(4)), "{body}");
+    let facets = &body["facets"];
+    assert_eq!(pairs(&facets["case_id"]), owned(&[("c1", 2), ("c2", 1), ("c3", 1)]), "{facets}");
+    assert_eq!(pairs(&facets["type"]), owned(&[("text/plain", 3), ("text/csv", 1)]), "{facets}");
+    assert_eq!(pairs(&facets["tag"]), owned(&[("phone", 2), ("seized", 2)]), "{facets}");
+    // Filters narrow them; an exclusion too.
+    let (_, body) = search(&app, "courier -seized").await;
+    assert_eq!(pairs(&body["facets"]["case_id"]), owned(&[("c2", 1), ("c3", 1)]), "{body}");
+    let (_, body) =
+        app.send(app.http.get(format!("{}/v1/search", app.base)).query(&[("q", "courier"), ("case_id", "c1")])).await;
+    assert_eq!(pairs(&body["facets"]["tag"]), owned(&[("seized", 2), ("phone", 1)]), "{body}");
+    app.stop().await;
+}

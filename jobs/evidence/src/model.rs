@@ -305,11 +305,27 @@ pub struct SearchQuery {
     pub limit: i64,
 }
 
-/// One page of hits, best first, and how many the query has in all.
+/// One page of hits, best first, how many the query has in all, and their facets.
 #[derive(Debug, Clone)]
 pub struct SearchPage {
     pub hits: Vec<SearchHit>,
     pub total: i64,
+    pub facets: Facets,
+}
+
+/// How many of all the hits of a search are in each case, of each type (sniffed, else
+/// declared) and with each tag: the 20 commonest of each, most hits first.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Facets {
+    pub case_id: Vec<FacetCount>,
+    pub media_type: Vec<FacetCount>,
+    pub tag: Vec<FacetCount>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

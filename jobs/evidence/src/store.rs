@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use queue::JobId;
 use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::types::Json;
 use sqlx::{Arguments, FromRow, PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -17,7 +18,9 @@ use crate::access::{Role, TenantId};
 use crate::custody::{Actor, Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
-use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery};
+use crate::model::{
+    Evidence, EvidenceId, EvidenceStatus, Facets, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery,
+};
 use crate::query::{self, Clause, ClauseQuery, Term};
 use crate::storage::Downloaded;
 
@@ -459,9 +462,31 @@ macro_rules! search_hits {
     };
 }
 
+/// What `search` says of all the hits, as a CTE after `search_hits!`: their number and, for
+/// facets, the 20 commonest cases, types (sniffed, else declared) and tags among them.
+macro_rules! search_summary {
+    () => {
+        ",
+         summary AS (
+             SELECT (SELECT count(*) FROM hit) AS total,
+                    jsonb_build_object(
+                        'case_id', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
+                                    FROM (SELECT case_id AS v, count(*) AS n FROM hit WHERE case_id IS NOT NULL
+                                          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f),
+                        'media_type', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
+                                       FROM (SELECT coalesce(media_type, content_type) AS v, count(*) AS n FROM hit
+                                             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f),
+                        'tag', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
+                                FROM (SELECT v, count(*) AS n FROM hit, unnest(hit.tags) AS v
+                                      GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f)
+                    ) AS facets
+         )"
+    };
+}
+
 /// Ranked full-text search over one tenant's evidence, within `cases` when given (see
 /// `search_hits!` for what matches and how it ranks): the page after `s.after`, best first,
-/// and the number of hits in all. `clauses` hold at least one required clause (the first is the
+/// the number of hits in all and their facets. `clauses` hold at least one required clause (the first is the
 /// lead). The snippet comes from the chunk that best matches any required clause, for the
 /// returned page only (ts_headline is the expensive part). Plans are made for each search's
 /// own values (`plan_cache_mode`), and the server cancels the search after `timeout`
@@ -483,19 +508,20 @@ pub async fn search(
     .await?;
     let page = concat!(
         search_hits!(),
+        search_summary!(),
         ",
-         counted AS (SELECT hit.*, count(*) OVER () AS total FROM hit),
          page AS (
-             SELECT * FROM counted
+             SELECT * FROM hit
              WHERE $10::float4 IS NULL OR rank < $10
                 OR (rank = $10 AND (created_at < $11 OR (created_at = $11 AND id > $12)))
              ORDER BY rank DESC, created_at DESC, id LIMIT $9
          )
          SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
-                best.seq IS NOT NULL AS matched_text, p.created_at, p.total,
+                best.seq IS NOT NULL AS matched_text, p.created_at, s.total, s.facets,
                 ts_headline('english', best.body, $13::tsquery, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
                     AS snippet
          FROM page p
+         CROSS JOIN summary s
          LEFT JOIN LATERAL (
              SELECT ch.seq, ch.body FROM content_chunk ch
              WHERE ch.tenant_id = $3 AND ch.sha256 = p.sha256 AND ch.tsv @@ $13::tsquery
@@ -514,21 +540,25 @@ pub async fn search(
         args.add(query::any_of(&required))
     })()
     .map_err(sqlx::Error::Encode)?;
-    let rows: Vec<(i64, SearchHit)> = sqlx::query_with(page, args)
-        .try_map(|row: PgRow| Ok((row.try_get("total")?, SearchHit::from_row(&row)?)))
+    type Summary = (i64, Json<Facets>);
+    let rows: Vec<(Summary, SearchHit)> = sqlx::query_with(page, args)
+        .try_map(|row: PgRow| Ok(((row.try_get("total")?, row.try_get("facets")?), SearchHit::from_row(&row)?)))
         .fetch_all(&mut *conn)
         .await?;
-    let total = match rows.first() {
-        Some((total, _)) => *total,
-        // A page past the last hit: count them alone.
+    let (total, Json(facets)) = match rows.first() {
+        Some((summary, _)) => summary.clone(),
+        // A page past the last hit: the summary alone.
         None => {
             let args = hit_arguments(tenant, cases, s, clauses)?;
-            sqlx::query_scalar_with(concat!(search_hits!(), " SELECT count(*) FROM hit"), args)
-                .fetch_one(&mut *conn)
-                .await?
+            sqlx::query_as_with::<_, Summary, _>(
+                concat!(search_hits!(), search_summary!(), " SELECT total, facets FROM summary"),
+                args,
+            )
+            .fetch_one(&mut *conn)
+            .await?
         }
     };
-    Ok(SearchPage { hits: rows.into_iter().map(|(_, hit)| hit).collect(), total })
+    Ok(SearchPage { hits: rows.into_iter().map(|(_, hit)| hit).collect(), total, facets })
 }
 
 /// $1–$8 of `search_hits!`.
