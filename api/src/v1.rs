@@ -341,8 +341,8 @@ pub struct SearchResults {
     pub hits: Vec<Hit>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<String>,
-    /// Of all the hits: how many are in each case, of each type and with each tag (the 20
-    /// commonest of each, most first).
+    /// Of all the hits: how many are in each case, of each type, with each tag and from each
+    /// custodian (the 20 commonest of each, most first).
     pub facets: SearchFacets,
 }
 
@@ -353,6 +353,7 @@ pub struct SearchFacets {
     #[oai(rename = "type")]
     pub media_type: Vec<FacetCountView>,
     pub tag: Vec<FacetCountView>,
+    pub custodian: Vec<FacetCountView>,
 }
 
 #[derive(Debug, Object)]
@@ -366,7 +367,12 @@ impl From<evidence::Facets> for SearchFacets {
         let views = |counts: Vec<evidence::FacetCount>| {
             counts.into_iter().map(|c| FacetCountView { value: c.value, count: c.count }).collect()
         };
-        SearchFacets { case_id: views(f.case_id), media_type: views(f.media_type), tag: views(f.tag) }
+        SearchFacets {
+            case_id: views(f.case_id),
+            media_type: views(f.media_type),
+            tag: views(f.tag),
+            custodian: views(f.custodian),
+        }
     }
 }
 

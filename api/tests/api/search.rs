@@ -223,18 +223,18 @@ async fn identifiers_and_hashes_match_whole(pool: PgPool) {
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn facets_count_every_hit_by_case_type_and_tag(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
-    let upload = |name: &'static str, case: &'static str, tags: &'static [&'static str]| {
+    let upload = |name: &'static str, case: &'static str, tags: &'static [&'static str], custodian: &'static str| {
         let sample = text(name, format!("the courier signed for parcel {name}"));
         let app = &app;
         async move {
-            let id = app.upload(&sample, json!({"case_id": case, "tags": tags})).await;
+            let id = app.upload(&sample, json!({"case_id": case, "tags": tags, "custodian": custodian})).await;
             app.wait_status(&id, "indexed").await;
         }
     };
-    upload("a.txt", "c1", &["seized", "phone"]).await;
-    upload("b.txt", "c1", &["seized"]).await;
-    upload("c.csv", "c2", &[]).await;
-    upload("d.txt", "c3", &["phone"]).await;
+    upload("a.txt", "c1", &["seized", "phone"], "J. Smith").await;
+    upload("b.txt", "c1", &["seized"], "J. Smith").await;
+    upload("c.csv", "c2", &[], "A. Jones").await;
+    upload("d.txt", "c3", &["phone"], "J. Smith").await;
     let pairs = |v: &Value| -> Vec<(String, i64)> {
         v.as_array()
             .unwrap()
@@ -251,6 +251,7 @@ async fn facets_count_every_hit_by_case_type_and_tag(pool: PgPool) {
     assert_eq!(pairs(&facets["case_id"]), owned(&[("c1", 2), ("c2", 1), ("c3", 1)]), "{facets}");
     assert_eq!(pairs(&facets["type"]), owned(&[("text/plain", 3), ("text/csv", 1)]), "{facets}");
     assert_eq!(pairs(&facets["tag"]), owned(&[("phone", 2), ("seized", 2)]), "{facets}");
+    assert_eq!(pairs(&facets["custodian"]), owned(&[("J. Smith", 3), ("A. Jones", 1)]), "{facets}");
     // Filters narrow them; an exclusion too.
     let (_, body) = search(&app, "courier -seized").await;
     assert_eq!(pairs(&body["facets"]["case_id"]), owned(&[("c2", 1), ("c3", 1)]), "{body}");

@@ -314,12 +314,13 @@ pub struct SearchPage {
 }
 
 /// How many of all the hits of a search are in each case, of each type (sniffed, else
-/// declared) and with each tag: the 20 commonest of each, most hits first.
+/// declared), with each tag and from each custodian: the 20 commonest of each, most hits first.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Facets {
     pub case_id: Vec<FacetCount>,
     pub media_type: Vec<FacetCount>,
     pub tag: Vec<FacetCount>,
+    pub custodian: Vec<FacetCount>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -437,7 +437,7 @@ macro_rules! search_hits {
          -- using for `@@` (see the search_candidates migration).
          candidate AS (SELECT id FROM search_candidates($4::tsquery) AS id),
          hit AS (
-             SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at,
+             SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at, e.custodian,
                     (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
                                           WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q), 0)::numeric
                                 + 0.5 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
@@ -463,7 +463,7 @@ macro_rules! search_hits {
 }
 
 /// What `search` says of all the hits, as a CTE after `search_hits!`: their number and, for
-/// facets, the 20 commonest cases, types (sniffed, else declared) and tags among them.
+/// facets, the 20 commonest cases, types (sniffed, else declared), tags and custodians among them.
 macro_rules! search_summary {
     () => {
         ",
@@ -478,7 +478,10 @@ macro_rules! search_summary {
                                              GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f),
                         'tag', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
                                 FROM (SELECT v, count(*) AS n FROM hit, unnest(hit.tags) AS v
-                                      GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f)
+                                      GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f),
+                        'custodian', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
+                                      FROM (SELECT custodian AS v, count(*) AS n FROM hit WHERE custodian IS NOT NULL
+                                            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f)
                     ) AS facets
          )"
     };
