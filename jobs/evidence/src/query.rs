@@ -51,8 +51,8 @@ pub struct ClauseQuery {
 }
 
 /// Tsqueries (each in Postgres's text form) joined by OR, in that form too.
-pub fn any_of(tsqueries: &[&str]) -> String {
-    tsqueries.iter().map(|q| format!("({q})")).collect::<Vec<_>>().join(" | ")
+pub fn any_of<S: AsRef<str>>(tsqueries: &[S]) -> String {
+    tsqueries.iter().map(|q| format!("({})", q.as_ref())).collect::<Vec<_>>().join(" | ")
 }
 
 /// Cut `q` into clauses. Quotes left open run to the end; a `-` or `*` alone, and `or` at

@@ -598,7 +598,6 @@ async fn searchable(conn: &mut sqlx::PgConnection, q: &str) -> Result<Vec<Clause
             }
         }
         if !kept.is_empty() {
-            let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
             clauses.push(ClauseQuery { excluded: clause.excluded, tsquery: query::any_of(&kept) });
         }
     }

@@ -419,14 +419,13 @@ pub async fn term_tsqueries(conn: &mut PgConnection, clauses: &[Clause]) -> Resu
 
 /// The hits of a search, as CTEs that end in `hit` (one row per matching evidence, with its
 /// rank): per evidence, every required clause occurs in some chunk of its text or in its
-/// metadata, and no excluded clause occurs in either. The lead clause ($4, and the first of $1)
-/// finds the candidates
-/// through the GIN indexes (`search_candidates`, in the tenant the transaction set); each clause
-/// is then checked per candidate against its chunks by primary key. Rank: for each required
+/// metadata, and no excluded clause occurs in either. The lead clause (the first of $1) finds the
+/// candidates through the GIN indexes (`search_candidates`, in the tenant the transaction set);
+/// every other clause is then checked per candidate against its chunks by primary key. Rank: for each required
 /// clause, its best chunk's `ts_rank_cd` plus half its metadata's, summed over the clauses in
 /// `numeric` (exact, so a rank is the same float on every page).
-/// Parameters: $1, $2 the clauses' tsqueries and whether each is excluded, $3 the tenant, $4
-/// the lead clause's tsquery, $5 the key's cases, $6 case, $7 tag, $8 type.
+/// Parameters: $1, $2 the clauses' tsqueries and whether each is excluded, $3 the tenant, $4 the
+/// key's cases, $5 case, $6 tag, $7 type.
 macro_rules! search_hits {
     () => {
         "WITH clause AS (
@@ -435,7 +434,7 @@ macro_rules! search_hits {
          ),
          -- Through the GIN indexes, which row-level security would keep this statement from
          -- using for `@@` (see the search_candidates migration).
-         candidate AS (SELECT id FROM search_candidates($4::tsquery) AS id),
+         candidate AS (SELECT id FROM search_candidates($1[1]::tsquery) AS id),
          hit AS (
              SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at, e.custodian,
                     (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
@@ -446,10 +445,10 @@ macro_rules! search_hits {
              JOIN evidence e ON e.id = candidate.id
              LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256
              WHERE e.tenant_id = $3 AND e.status = 'indexed'
-               AND ($5::text[] IS NULL OR e.case_id = ANY($5))
-               AND ($6::text IS NULL OR e.case_id = $6)
-               AND ($7::text IS NULL OR e.tags @> ARRAY[$7])
-               AND ($8::text IS NULL OR e.content_type = $8 OR c.media_type = $8)
+               AND ($4::text[] IS NULL OR e.case_id = ANY($4))
+               AND ($5::text IS NULL OR e.case_id = $5)
+               AND ($6::text IS NULL OR e.tags @> ARRAY[$6])
+               AND ($7::text IS NULL OR e.content_type = $7 OR c.media_type = $7)
                -- No clause fails: a required one that occurs nowhere, an excluded one that occurs.
                -- The lead clause (the first) holds for every candidate.
                AND NOT EXISTS (
@@ -467,22 +466,22 @@ macro_rules! search_hits {
 macro_rules! search_summary {
     () => {
         ",
+         facet_value AS (
+             SELECT 'case_id' AS facet, case_id AS v FROM hit
+             UNION ALL SELECT 'media_type', coalesce(media_type, content_type) FROM hit
+             UNION ALL SELECT 'tag', t FROM hit, unnest(hit.tags) AS t
+             UNION ALL SELECT 'custodian', custodian FROM hit
+         ),
+         facet_count AS (
+             SELECT facet, v, count(*) AS n, row_number() OVER (PARTITION BY facet ORDER BY count(*) DESC, v) AS place
+             FROM facet_value WHERE v IS NOT NULL GROUP BY facet, v
+         ),
          summary AS (
              SELECT (SELECT count(*) FROM hit) AS total,
-                    jsonb_build_object(
-                        'case_id', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
-                                    FROM (SELECT case_id AS v, count(*) AS n FROM hit WHERE case_id IS NOT NULL
-                                          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f),
-                        'media_type', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
-                                       FROM (SELECT coalesce(media_type, content_type) AS v, count(*) AS n FROM hit
-                                             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f),
-                        'tag', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
-                                FROM (SELECT v, count(*) AS n FROM hit, unnest(hit.tags) AS v
-                                      GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f),
-                        'custodian', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY n DESC, v), '[]')
-                                      FROM (SELECT custodian AS v, count(*) AS n FROM hit WHERE custodian IS NOT NULL
-                                            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) f)
-                    ) AS facets
+                    '{\"case_id\": [], \"media_type\": [], \"tag\": [], \"custodian\": []}'::jsonb
+                    || coalesce((SELECT jsonb_object_agg(facet, counts) FROM (
+                           SELECT facet, jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY place) AS counts
+                           FROM facet_count WHERE place <= 20 GROUP BY facet) f), '{}') AS facets
          )"
     };
 }
@@ -515,20 +514,20 @@ pub async fn search(
         ",
          page AS (
              SELECT * FROM hit
-             WHERE $10::float4 IS NULL OR rank < $10
-                OR (rank = $10 AND (created_at < $11 OR (created_at = $11 AND id > $12)))
-             ORDER BY rank DESC, created_at DESC, id LIMIT $9
+             WHERE $9::float4 IS NULL OR rank < $9
+                OR (rank = $9 AND (created_at < $10 OR (created_at = $10 AND id > $11)))
+             ORDER BY rank DESC, created_at DESC, id LIMIT $8
          )
          SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
                 best.seq IS NOT NULL AS matched_text, p.created_at, s.total, s.facets,
-                ts_headline('english', best.body, $13::tsquery, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
+                ts_headline('english', best.body, $12::tsquery, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
                     AS snippet
          FROM page p
          CROSS JOIN summary s
          LEFT JOIN LATERAL (
              SELECT ch.seq, ch.body FROM content_chunk ch
-             WHERE ch.tenant_id = $3 AND ch.sha256 = p.sha256 AND ch.tsv @@ $13::tsquery
-             ORDER BY ts_rank_cd(ch.tsv, $13::tsquery) DESC, ch.seq LIMIT 1
+             WHERE ch.tenant_id = $3 AND ch.sha256 = p.sha256 AND ch.tsv @@ $12::tsquery
+             ORDER BY ts_rank_cd(ch.tsv, $12::tsquery) DESC, ch.seq LIMIT 1
          ) best ON true
          ORDER BY p.rank DESC, p.created_at DESC, p.id"
     );
@@ -564,7 +563,7 @@ pub async fn search(
     Ok(SearchPage { hits: rows.into_iter().map(|(_, hit)| hit).collect(), total, facets })
 }
 
-/// $1–$8 of `search_hits!`.
+/// $1–$7 of `search_hits!`.
 fn hit_arguments(
     tenant: &TenantId,
     cases: Option<&[String]>,
@@ -575,13 +574,11 @@ fn hit_arguments(
     let lead = clauses.iter().position(|c| !c.excluded);
     let in_order = lead.into_iter().chain((0..clauses.len()).filter(|&i| Some(i) != lead)).map(|i| &clauses[i]);
     let (tsqueries, excluded): (Vec<&str>, Vec<bool>) = in_order.map(|c| (c.tsquery.as_str(), c.excluded)).unzip();
-    let lead = tsqueries.first().copied();
     let mut args = PgArguments::default();
     (|| {
         args.add(tsqueries)?;
         args.add(excluded)?;
         args.add(tenant.as_str().to_owned())?;
-        args.add(lead)?;
         args.add(cases.map(<[String]>::to_vec))?;
         args.add(s.case_id.clone())?;
         args.add(s.tag.clone())?;
