@@ -93,6 +93,15 @@ impl NewEvidence {
         tags
     }
 
+    /// The content type as it is stored, signed into upload URLs and sent to the store: each part
+    /// trimmed, parts joined by "; ", and no run of spaces. The store canonicalises a header value
+    /// that way before it checks a signature, so a type with runs of spaces (valid, and once
+    /// signed as written) made it refuse the multipart upload's start with SignatureDoesNotMatch.
+    pub fn canonical_content_type(&self) -> String {
+        let parts: Vec<&str> = self.content_type.split(';').map(str::trim).collect();
+        parts.join("; ").split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     /// Check the declaration; each failure says which field is wrong and what it must be.
     /// Lengths count characters, not bytes.
     pub fn validate(&self, max_object_bytes: u64) -> Result<(), Invalid> {
@@ -356,6 +365,13 @@ mod tests {
             size_bytes: 1,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn content_types_are_kept_in_the_form_the_store_signs() {
+        let new = declared("a.txt", "sk/x ;   a=b;c=d  ;  q=\"x   y\"");
+        assert_eq!(new.canonical_content_type(), "sk/x; a=b; c=d; q=\"x y\"");
+        assert_eq!(declared("a.txt", "text/plain").canonical_content_type(), "text/plain");
     }
 
     #[test]

@@ -105,9 +105,10 @@ impl Default for SearchLimits {
 impl Service {
     /// Validate, insert and presign. A repeated Idempotency-Key with the same request returns the
     /// same evidence (with a fresh URL while the upload is still awaited).
-    pub async fn create(&self, caller: &Caller, new: NewEvidence) -> Result<Created, EvidenceError> {
+    pub async fn create(&self, caller: &Caller, mut new: NewEvidence) -> Result<Created, EvidenceError> {
         caller.require(Action::Upload)?;
         new.validate(self.max_object_bytes)?;
+        new.content_type = new.canonical_content_type();
         caller.require_case(new.case_id.as_deref().map(str::trim))?;
         let mut tx = self.begin(caller).await?;
         let (evidence, created) = store::insert(&mut tx, &caller.tenant, &new, self.upload_expiry).await?;
