@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use evidence::extract::TextReason;
 use evidence::{
     CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery,
     UploadPlan,
@@ -196,6 +197,8 @@ pub struct EvidenceView {
     pub text_truncated: Option<bool>,
     /// Why there is no text, or only part of it.
     pub extract_note: Option<String>,
+    /// The same as one of a fixed set, whenever the file may hold text that was not indexed.
+    pub text_reason: Option<TextReasonView>,
     pub request_id: Option<String>,
     pub job_id: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -253,6 +256,7 @@ impl From<Evidence> for EvidenceView {
             text_bytes: e.text_bytes,
             text_truncated: e.text_truncated,
             extract_note: e.extract_note,
+            text_reason: e.text_reason.map(Into::into),
             request_id: e.request_id,
             job_id: e.job_id.map(|id| id.0),
             created_at: e.created_at,
@@ -283,6 +287,55 @@ impl From<StatusFilter> for EvidenceStatus {
             StatusFilter::Indexed => EvidenceStatus::Indexed,
             StatusFilter::IndexError => EvidenceStatus::IndexError,
             StatusFilter::Expired => EvidenceStatus::Expired,
+        }
+    }
+}
+
+/// Why evidence has less text than its file may hold.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TextReasonView {
+    /// A PDF with no text a reader could find: a scan (not read by OCR), text drawn as shapes,
+    /// or a structure the reader could not follow.
+    NoTextLayer,
+    /// Password-protected: a PDF, or an Office file encrypted as a whole.
+    Encrypted,
+    /// No text extractor for the type (images, archives, executables, Office 97–2003 files).
+    UnsupportedType,
+    /// The parser failed or crashed on the file.
+    Corrupt,
+    /// The extraction ran out of its time.
+    Timeout,
+    /// Over the parsing limit, or the extraction ran out of its memory.
+    TooLarge,
+    /// Text past the indexing limit was dropped.
+    Truncated,
+}
+
+impl From<TextReason> for TextReasonView {
+    fn from(r: TextReason) -> Self {
+        match r {
+            TextReason::NoTextLayer => TextReasonView::NoTextLayer,
+            TextReason::Encrypted => TextReasonView::Encrypted,
+            TextReason::UnsupportedType => TextReasonView::UnsupportedType,
+            TextReason::Corrupt => TextReasonView::Corrupt,
+            TextReason::Timeout => TextReasonView::Timeout,
+            TextReason::TooLarge => TextReasonView::TooLarge,
+            TextReason::Truncated => TextReasonView::Truncated,
+        }
+    }
+}
+
+impl From<TextReasonView> for TextReason {
+    fn from(r: TextReasonView) -> Self {
+        match r {
+            TextReasonView::NoTextLayer => TextReason::NoTextLayer,
+            TextReasonView::Encrypted => TextReason::Encrypted,
+            TextReasonView::UnsupportedType => TextReason::UnsupportedType,
+            TextReasonView::Corrupt => TextReason::Corrupt,
+            TextReasonView::Timeout => TextReason::Timeout,
+            TextReasonView::TooLarge => TextReason::TooLarge,
+            TextReasonView::Truncated => TextReason::Truncated,
         }
     }
 }
@@ -611,6 +664,8 @@ impl EvidenceApi {
         /// Only evidence whose stored bytes have this MD5 (32 lower-case hex).
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         md5: Query<Option<String>>,
+        /// Only evidence whose text is less than its file may hold, for this reason.
+        text_reason: Query<Option<TextReasonView>>,
         /// 1 to 200; default 50.
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
@@ -629,6 +684,7 @@ impl EvidenceApi {
             sha256: sha256.0,
             sha1: sha1.0,
             md5: md5.0,
+            text_reason: text_reason.0.map(Into::into),
             after,
             limit: limit + 1,
         };

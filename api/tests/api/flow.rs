@@ -398,9 +398,44 @@ async fn a_malformed_pdf_is_stored_and_findable_by_name_and_the_worker_keeps_goi
     let ev = app.wait_status(&id, "indexed").await;
     assert_eq!(ev["extractor"], "none", "{ev}");
     assert!(ev["extract_note"].as_str().unwrap().contains("extraction failed"), "{ev}");
+    assert_eq!(ev["text_reason"], "corrupt", "{ev}");
     assert!(search(&app, "corrupted ledger").await.iter().any(|h| h["id"] == id.as_str()));
     let next = app.upload(&sample("chain-of-custody.json"), json!({})).await;
     app.wait_status(&next, "indexed").await;
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn the_listing_finds_evidence_by_why_its_text_is_missing(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let encrypted = Sample {
+        filename: "sealed-settlement.pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: include_bytes!("../../../jobs/evidence/tests/fixtures/encrypted.pdf").to_vec(),
+        find_with: "sealed settlement".into(),
+        has_text: false,
+    };
+    let uploads = [
+        (encrypted, Some("encrypted")),
+        (sample("crime-scene-photo.png"), Some("unsupported_type")),
+        (sample("interview-notes.txt"), None),
+    ];
+    let mut ids = Vec::new();
+    for (s, _) in &uploads {
+        ids.push(app.upload(s, json!({"case_id": "reasons"})).await);
+    }
+    for ((s, reason), id) in uploads.iter().zip(&ids) {
+        let ev = app.wait_status(id, "indexed").await;
+        assert_eq!(ev["text_reason"].as_str(), *reason, "{}: {ev}", s.filename);
+        if let Some(reason) = reason {
+            let (status, page) = app.get(&format!("/v1/evidence?case_id=reasons&text_reason={reason}")).await;
+            let found: Vec<&str> =
+                page["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+            assert_eq!((status, found), (200, vec![id.as_str()]), "{reason}: {page}");
+        }
+    }
+    let (status, err) = app.get("/v1/evidence?text_reason=lost").await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")), "{err}");
     app.stop().await;
 }
 

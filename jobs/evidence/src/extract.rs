@@ -25,6 +25,86 @@ pub struct Extracted {
     pub truncated: bool,
     /// Why there is no text, or why it is partial.
     pub note: Option<String>,
+    /// The same, as one of a fixed set: set whenever the file may hold text that was not
+    /// indexed (never for a file that simply has none, such as an empty text file).
+    pub reason: Option<TextReason>,
+}
+
+/// Why a file yielded less text than it may hold. Stored as `content.text_reason` (the
+/// migration's check lists the same names) and filterable in the listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum TextReason {
+    /// A PDF with no text a reader could find: a scan, text drawn as shapes, or a structure the
+    /// reader could not follow. Scans are not read by OCR.
+    NoTextLayer,
+    /// Protected by a password (a PDF, or an Office file encrypted as a whole).
+    Encrypted,
+    /// No extractor for the type: images, archives, executables, Office 97–2003 files.
+    UnsupportedType,
+    /// The parser failed or crashed: malformed, or a structure it does not support.
+    Corrupt,
+    /// The extraction ran out of its time (`INGEST_EXTRACT_TIMEOUT_SECS`).
+    Timeout,
+    /// Over the parsing limit (`INGEST_MAX_PARSE_BYTES`), or the extraction ran out of its
+    /// memory (`INGEST_EXTRACT_MEMORY_BYTES`).
+    TooLarge,
+    /// Text past `INGEST_MAX_TEXT_BYTES` was dropped.
+    Truncated,
+}
+
+impl TextReason {
+    pub const ALL: [TextReason; 7] = [
+        TextReason::NoTextLayer,
+        TextReason::Encrypted,
+        TextReason::UnsupportedType,
+        TextReason::Corrupt,
+        TextReason::Timeout,
+        TextReason::TooLarge,
+        TextReason::Truncated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TextReason::NoTextLayer => "no_text_layer",
+            TextReason::Encrypted => "encrypted",
+            TextReason::UnsupportedType => "unsupported_type",
+            TextReason::Corrupt => "corrupt",
+            TextReason::Timeout => "timeout",
+            TextReason::TooLarge => "too_large",
+            TextReason::Truncated => "truncated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Why the text of a file could not be extracted at all: the reason and the words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub reason: TextReason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: TextReason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+
+    /// What the file is indexed with instead: its metadata, and why.
+    pub fn metadata_only(self, media_type: &str) -> Extracted {
+        Extracted {
+            media_type: media_type.to_owned(),
+            extractor: "none".into(),
+            text: String::new(),
+            truncated: false,
+            note: Some(format!("text extraction failed: {}; indexed by filename, tags and description", self.message)),
+            reason: Some(self.reason),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,11 +128,13 @@ enum Kind {
     Pptx,
     Html,
     Text,
+    /// An OLE compound file: Office 97–2003, or an Office file encrypted as a whole.
+    Compound,
     Opaque,
 }
 
-/// Sniff the file and extract its text. Errors are I/O errors or parser failures (the caller
-/// records them as the reason the file has no text).
+/// Sniff the file and extract its text. Errors are I/O errors or parser failures: the file is
+/// `corrupt` (the caller records them as the reason the file has no text).
 pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &Limits) -> Result<Extracted, String> {
     let size = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?.len();
     let mut head = Vec::with_capacity(8192);
@@ -68,15 +150,26 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
             Kind::Pptx => "pptx",
             Kind::Html => "html",
             Kind::Text => "text",
-            Kind::Opaque => "none",
+            Kind::Compound | Kind::Opaque => "none",
         }
         .to_owned(),
         text: String::new(),
         truncated: false,
         note: None,
+        reason: None,
     };
-    if kind == Kind::Opaque {
+    if kind == Kind::Compound && compound_is_encrypted(path, limits)? {
+        out.note = Some(
+            "an encrypted Office file (password-protected): its text cannot be read without the password; \
+             indexed by filename, tags and description"
+                .into(),
+        );
+        out.reason = Some(TextReason::Encrypted);
+        return Ok(out);
+    }
+    if matches!(kind, Kind::Compound | Kind::Opaque) {
         out.note = Some(format!("no text extractor for {media_type}; indexed by filename, tags and description"));
+        out.reason = Some(TextReason::UnsupportedType);
         return Ok(out);
     }
     if kind != Kind::Text && size > limits.max_parse_bytes {
@@ -85,6 +178,7 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
             "{media_type} of {size} bytes is over the {} byte parsing limit; indexed by filename, tags and description",
             limits.max_parse_bytes
         ));
+        out.reason = Some(TextReason::TooLarge);
         return Ok(out);
     }
     let encoding = text_encoding(&head).unwrap_or(UTF_8);
@@ -97,26 +191,57 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
         Kind::Html => html_to_text(&read_text(path, limits.max_parse_bytes as usize, encoding)?),
         Kind::Pdf => {
             let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-            pdf_extract::extract_text_from_mem(&bytes).map_err(|e| format!("PDF text extraction failed: {e}"))?
+            match pdf_extract::extract_text_from_mem(&bytes) {
+                Ok(text) => text,
+                // A PDF whose text a reader cannot decrypt without a password fails or reads
+                // as nothing; one with an owner password only reads as usual.
+                Err(_) if pdf_is_encrypted(&bytes) => String::new(),
+                Err(e) => return Err(format!("PDF text extraction failed: {e}")),
+            }
         }
         Kind::Docx => office_text(path, &["word/document.xml"], "t", "p", limits)?,
         Kind::Pptx => office_text(path, &slide_names(path)?, "t", "p", limits)?,
-        Kind::Opaque => String::new(),
+        Kind::Compound | Kind::Opaque => String::new(),
     };
     let (text, truncated) = clean(&raw, limits.max_text_bytes);
     out.text = text;
     out.truncated = truncated;
     if truncated {
         out.note = Some(format!("text longer than {} bytes; only the beginning is indexed", limits.max_text_bytes));
+        out.reason = Some(TextReason::Truncated);
+    } else if out.text.trim().is_empty() && kind == Kind::Pdf {
+        let encrypted = std::fs::read(path).is_ok_and(|bytes| pdf_is_encrypted(&bytes));
+        (out.note, out.reason) = if encrypted {
+            let note = "an encrypted PDF (password-protected): its text cannot be read without the password";
+            (Some(note.to_owned()), Some(TextReason::Encrypted))
+        } else {
+            let note = "no text found in this application/pdf: it has no text layer (a scan, or text drawn as \
+                        shapes), or the reader could not follow its structure; it is not read by OCR";
+            (Some(note.to_owned()), Some(TextReason::NoTextLayer))
+        };
     } else if out.text.trim().is_empty() {
-        out.note = Some(match kind {
-            Kind::Pdf => "no text found in this application/pdf: it has no text layer (a scan, or text drawn as \
-                          shapes), or the reader could not follow its structure; it is not read by OCR"
-                .to_owned(),
-            _ => format!("no text found in this {media_type}"),
-        });
+        out.note = Some(format!("no text found in this {media_type}"));
     }
     Ok(out)
+}
+
+/// A PDF whose trailer names an encryption dictionary (`/Encrypt`): readable by a reader only
+/// with its password unless the user password is empty.
+fn pdf_is_encrypted(bytes: &[u8]) -> bool {
+    // The trailer (or, in PDF 1.5+, the cross-reference stream that replaces it) is near the end.
+    let tail = &bytes[bytes.len().saturating_sub(64 << 10)..];
+    tail.windows(8).any(|w| w == b"/Encrypt")
+}
+
+/// An OLE compound file that holds an Office document encrypted as a whole (its directory
+/// names the `EncryptedPackage` stream, MS-OFFCRYPTO), rather than an Office 97–2003 file.
+fn compound_is_encrypted(path: &Path, limits: &Limits) -> Result<bool, String> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(limits.max_parse_bytes).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    let name: Vec<u8> = "EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes).collect();
+    Ok(bytes.windows(name.len()).any(|w| w == name.as_slice()))
 }
 
 /// Plain text (text, Markdown, CSV, JSON, …) goes through no third-party parser, only decoding
@@ -159,6 +284,9 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
             return (Kind::Opaque, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
         }
         return (Kind::Opaque, "application/zip");
+    }
+    if head.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
+        return (Kind::Compound, "application/x-ole-storage");
     }
     let magic: [(&[u8], &'static str); 7] = [
         (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -489,8 +617,9 @@ mod tests {
             let x = extract_sample(&sample);
             if sample.has_text {
                 assert!(x.text.contains("m4rk3r"), "{}: {x:?}", sample.filename);
-                assert!(x.note.is_none(), "{}: {x:?}", sample.filename);
+                assert!(x.note.is_none() && x.reason.is_none(), "{}: {x:?}", sample.filename);
             } else {
+                assert_eq!(x.reason, Some(TextReason::UnsupportedType), "{}", sample.filename);
                 assert_eq!((x.extractor.as_str(), x.text.as_str()), ("none", ""), "{}", sample.filename);
                 let note = x.note.clone().unwrap_or_default();
                 assert!(
@@ -519,7 +648,7 @@ mod tests {
         std::fs::write(file.path(), "word ".repeat(1000)).unwrap();
         let limits = Limits { max_text_bytes: 100, ..Limits::default() };
         let x = extract_file(file.path(), "text/plain", "big.txt", &limits).unwrap();
-        assert_eq!((x.text.len(), x.truncated), (100, true));
+        assert_eq!((x.text.len(), x.truncated, x.reason), (100, true, Some(TextReason::Truncated)));
         assert!(x.note.unwrap().contains("only the beginning is indexed"));
     }
 
@@ -590,5 +719,47 @@ mod tests {
         assert_eq!(x.text, "word1 word2 word3");
         let x = extract_bytes("blank.txt", b" \n\n ");
         assert_eq!(x.note.as_deref(), Some("no text found in this text/plain"));
+        assert_eq!(x.reason, None, "an empty text file holds no text that was missed");
+    }
+
+    fn extract_with(filename: &str, bytes: &[u8], limits: &Limits) -> Result<Extracted, String> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        extract_file(file.path(), "application/octet-stream", filename, limits)
+    }
+
+    #[test]
+    fn less_text_than_the_file_may_hold_says_why_in_one_of_a_fixed_set() {
+        let reason = |filename: &str, bytes: &[u8]| extract_with(filename, bytes, &Limits::default()).unwrap().reason;
+        // Password-protected (tests/fixtures/make-encrypted.py): a PDF with a user password, and a
+        // DOCX encrypted as a whole, which is an OLE compound file.
+        let pdf =
+            extract_with("sealed.pdf", include_bytes!("../tests/fixtures/encrypted.pdf"), &Limits::default()).unwrap();
+        assert_eq!((pdf.media_type.as_str(), pdf.reason), ("application/pdf", Some(TextReason::Encrypted)), "{pdf:?}");
+        assert!(pdf.note.as_deref().is_some_and(|n| n.contains("password")), "{pdf:?}");
+        let docx =
+            extract_with("draft.docx", include_bytes!("../tests/fixtures/encrypted.docx"), &Limits::default()).unwrap();
+        assert_eq!((docx.media_type.as_str(), docx.reason), ("application/x-ole-storage", Some(TextReason::Encrypted)));
+        // An owner password alone restricts printing, not reading: the text is there.
+        let open =
+            extract_with("memo.pdf", include_bytes!("../tests/fixtures/owner-only.pdf"), &Limits::default()).unwrap();
+        assert!(open.text.contains("Restricted printing memo") && open.reason.is_none(), "{open:?}");
+        // Another compound file (an Office 97-2003 document, say) has no extractor.
+        let mut ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1".to_vec();
+        ole.resize(4096, 0);
+        assert_eq!(reason("minutes.doc", &ole), Some(TextReason::UnsupportedType));
+        // A PDF without text (here: a page that draws nothing).
+        assert_eq!(reason("scan.pdf", &crate::samples::pdf("")), Some(TextReason::NoTextLayer));
+        // Over the parsing limit.
+        let small = Limits { max_parse_bytes: 100, ..Limits::default() };
+        let big = extract_with("report.pdf", &crate::samples::pdf(&"words ".repeat(50)), &small).unwrap();
+        assert_eq!(big.reason, Some(TextReason::TooLarge));
+        // A malformed PDF is a failure, which the worker records as corrupt.
+        assert!(extract_with("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", &Limits::default()).is_err());
+        // Every name is the one the migration's check allows, and reads back as itself.
+        for r in TextReason::ALL {
+            assert_eq!(TextReason::parse(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
     }
 }

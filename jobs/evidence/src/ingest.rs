@@ -16,7 +16,7 @@ use queue::{DiscardInfo, Handler, JobArgs, JobContext, JobError, KindOptions, Re
 use crate::access::TenantId;
 use crate::config::IngestSettings;
 use crate::custody::{Actor, Event, NewEntry};
-use crate::extract::{Extracted, INDEX_CHUNKING};
+use crate::extract::{Extracted, Failure, INDEX_CHUNKING, TextReason};
 use crate::model::{EvidenceId, EvidenceStatus};
 use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store::{self, ContentSummary};
@@ -155,11 +155,11 @@ impl Handler for IngestHandler {
         // `summary` is what the custody entry says of the content: from the extraction, or the
         // known row.
         let (extracted, summary) = match self.extract_plain(path, declared, name).await {
-            Some(plain) => extracted_with_summary(plain.unwrap_or_else(|reason| metadata_only(declared, &reason))),
+            Some(plain) => extracted_with_summary(plain.unwrap_or_else(|f| metadata_only(declared, f))),
             None => match self.known_content(tenant, &downloaded.sha256).await? {
                 Some(known) => (None, known),
                 None => extracted_with_summary(
-                    self.run_extractor(path, declared, name).await.unwrap_or_else(|r| metadata_only(declared, &r)),
+                    self.run_extractor(path, declared, name).await?.unwrap_or_else(|f| metadata_only(declared, f)),
                 ),
             },
         };
@@ -272,7 +272,7 @@ impl IngestHandler {
         path: &std::path::Path,
         declared_type: &str,
         filename: &str,
-    ) -> Option<Result<Extracted, String>> {
+    ) -> Option<Result<Extracted, Failure>> {
         let s = &self.settings;
         let limits =
             crate::extract::Limits { max_text_bytes: s.max_text_bytes as usize, max_parse_bytes: s.max_parse_bytes };
@@ -283,23 +283,25 @@ impl IngestHandler {
         })
         .await
         .ok()
-        .flatten()?;
+        .flatten()?
+        .map_err(|message| Failure::new(TextReason::Corrupt, message));
         crate::telemetry::record_extraction(&plain, started.elapsed());
         Some(plain)
     }
 
     /// Run the `extract` child with its limits. A crash, a time-out or a parse failure is not an
     /// ingest failure: the caller indexes the evidence by its metadata with the reason as a note.
+    /// Only a child that cannot be started at all (a broken installation) fails the attempt.
     async fn run_extractor(
         &self,
         path: &std::path::Path,
         declared_type: &str,
         filename: &str,
-    ) -> Result<Extracted, String> {
+    ) -> Result<Result<Extracted, Failure>, JobError> {
         let started = std::time::Instant::now();
-        let extracted = self.run_extractor_child(path, declared_type, filename).await;
+        let extracted = self.run_extractor_child(path, declared_type, filename).await?;
         crate::telemetry::record_extraction(&extracted, started.elapsed());
-        extracted
+        Ok(extracted)
     }
 
     async fn run_extractor_child(
@@ -307,7 +309,7 @@ impl IngestHandler {
         path: &std::path::Path,
         declared_type: &str,
         filename: &str,
-    ) -> Result<Extracted, String> {
+    ) -> Result<Result<Extracted, Failure>, JobError> {
         let s = &self.settings;
         let mut child = tokio::process::Command::new(&s.extract_bin)
             .arg(path)
@@ -323,7 +325,7 @@ impl IngestHandler {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", s.extract_bin.display()))?;
+            .map_err(|e| JobError::retryable(format!("cannot start {}: {e}", s.extract_bin.display())))?;
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let run = async {
@@ -335,17 +337,45 @@ impl IngestHandler {
             Ok::<_, String>((status.map_err(|e| e.to_string())?, out, err))
         };
         let (status, out, err) = match tokio::time::timeout(s.extract_timeout, run).await {
-            Ok(result) => result?,
-            Err(_) => return Err(format!("took longer than {} s", s.extract_timeout.as_secs())),
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                return Ok(Err(Failure::new(TextReason::Corrupt, format!("extractor output unreadable: {e}"))));
+            }
+            Err(_) => {
+                let message = format!("took longer than {} s", s.extract_timeout.as_secs());
+                return Ok(Err(Failure::new(TextReason::Timeout, message)));
+            }
         };
         if !status.success() {
             let message = String::from_utf8_lossy(&err).trim().chars().take(500).collect::<String>();
-            return Err(match status.code() {
-                Some(code) => format!("extractor exited with {code}: {message}"),
-                None => "extractor was killed (memory or CPU limit)".to_owned(),
-            });
+            return Ok(Err(child_failure(status, message, s.extract_timeout.as_secs().max(1), s.extract_memory_bytes)));
         }
-        serde_json::from_slice(&out).map_err(|e| format!("unreadable extractor output: {e}"))
+        Ok(serde_json::from_slice(&out)
+            .map_err(|e| Failure::new(TextReason::Corrupt, format!("unreadable extractor output: {e}"))))
+    }
+}
+
+/// Why the `extract` child ended without a result, from how it ended: its own report of a
+/// parse failure (exit 65), a limit the kernel enforced (SIGXCPU: its CPU time; an allocation
+/// refused under its address-space cap), or a crash. `cpu_secs` and `memory_bytes`: its limits.
+fn child_failure(status: std::process::ExitStatus, message: String, cpu_secs: u64, memory_bytes: u64) -> Failure {
+    use std::os::unix::process::ExitStatusExt;
+    const EX_DATAERR: i32 = 65;
+    const SIGXCPU: i32 = 24;
+    match (status.code(), status.signal()) {
+        (Some(EX_DATAERR), _) => Failure::new(TextReason::Corrupt, message),
+        (Some(code), _) => Failure::new(TextReason::Corrupt, format!("extractor exited with {code}: {message}")),
+        (None, Some(SIGXCPU)) => Failure::new(TextReason::Timeout, format!("used up its CPU time ({cpu_secs} s)")),
+        _ if message.contains("memory allocation") => {
+            Failure::new(TextReason::TooLarge, format!("ran out of its memory limit ({memory_bytes} bytes)"))
+        }
+        _ if message.contains("overflowed its stack") => {
+            Failure::new(TextReason::Corrupt, "the parser ran out of stack (a structure nested too deeply)")
+        }
+        (None, signal) => Failure::new(
+            TextReason::Corrupt,
+            format!("the extractor crashed (signal {})", signal.map_or("unknown".into(), |n| n.to_string())),
+        ),
     }
 }
 
@@ -355,13 +385,38 @@ fn extracted_with_summary(x: Extracted) -> (Option<Extracted>, ContentSummary) {
 }
 
 /// What a file whose text could not be extracted is indexed with: its metadata, and why.
-fn metadata_only(declared_type: &str, reason: &str) -> Extracted {
-    tracing::warn!(reason, "text extraction failed; indexing metadata only");
-    Extracted {
-        media_type: declared_type.to_owned(),
-        extractor: "none".into(),
-        text: String::new(),
-        truncated: false,
-        note: Some(format!("text extraction failed: {reason}; indexed by filename, tags and description")),
+fn metadata_only(declared_type: &str, failure: Failure) -> Extracted {
+    tracing::warn!(
+        reason = failure.reason.as_str(),
+        message = failure.message,
+        "text extraction failed; indexing metadata only"
+    );
+    failure.metadata_only(declared_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    #[test]
+    fn how_the_extract_child_ended_gives_the_reason() {
+        let failure = |raw: i32, stderr: &str| child_failure(ExitStatus::from_raw(raw), stderr.into(), 60, 1 << 30);
+        // Exit 65: the child's own report of a parse failure, in its words.
+        let parse = failure(65 << 8, "PDF text extraction failed: invalid file trailer");
+        assert_eq!(parse, Failure::new(TextReason::Corrupt, "PDF text extraction failed: invalid file trailer"));
+        // Killed by the kernel at its CPU limit (SIGXCPU), or aborted when an allocation was
+        // refused under its address-space cap.
+        assert_eq!(failure(24, "").reason, TextReason::Timeout);
+        let memory = failure(6, "memory allocation of 2147483648 bytes failed");
+        assert_eq!(
+            (memory.reason, memory.message.as_str()),
+            (TextReason::TooLarge, "ran out of its memory limit (1073741824 bytes)")
+        );
+        assert_eq!(failure(6, "thread 'main' has overflowed its stack").reason, TextReason::Corrupt);
+        assert_eq!(failure(11, "").message, "the extractor crashed (signal 11)");
+        assert_eq!(failure(70 << 8, "cannot set resource limits").reason, TextReason::Corrupt);
     }
 }

@@ -211,6 +211,7 @@ pub struct Evidence {
     pub text_bytes: Option<i64>,
     pub text_truncated: Option<bool>,
     pub extract_note: Option<String>,
+    pub text_reason: Option<crate::extract::TextReason>,
 }
 
 impl Evidence {
@@ -296,6 +297,8 @@ pub struct ListFilter {
     pub sha256: Option<String>,
     pub sha1: Option<String>,
     pub md5: Option<String>,
+    /// Evidence whose text is less than its file may hold, for this reason.
+    pub text_reason: Option<crate::extract::TextReason>,
     /// Continue after this (created_at, id), as returned in the previous page's cursor.
     pub after: Option<(DateTime<Utc>, EvidenceId)>,
     pub limit: i64,

@@ -64,7 +64,7 @@ macro_rules! evidence_columns {
                 e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at, e.upload_expires_at,
                 e.upload_id, e.upload_part_bytes,
                 e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
-                c.text_bytes, c.text_truncated, c.extract_note"
+                c.text_bytes, c.text_truncated, c.extract_note, c.text_reason"
     };
 }
 
@@ -166,6 +166,7 @@ pub async fn list<'e>(
            AND ($7::text IS NULL OR e.sha256 = $7)
            AND ($10::text IS NULL OR c.sha1 = $10)
            AND ($11::text IS NULL OR c.md5 = $11)
+           AND ($12::text IS NULL OR c.text_reason = $12)
          ORDER BY e.created_at DESC, e.id DESC
          LIMIT $6"
     )))
@@ -180,6 +181,7 @@ pub async fn list<'e>(
     .bind(cases)
     .bind(&f.sha1)
     .bind(&f.md5)
+    .bind(f.text_reason)
     .fetch_all(exec)
     .await
 }
@@ -293,8 +295,8 @@ pub async fn insert_content(
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
              INSERT INTO content (tenant_id, sha256, size_bytes, media_type, extractor, text_bytes, text_truncated,
-                                  extract_note, sha1, md5, fixity_checked_at)
-             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12, now())
+                                  extract_note, sha1, md5, fixity_checked_at, text_reason)
+             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12, now(), $13)
              ON CONFLICT (tenant_id, sha256) DO NOTHING
              RETURNING tenant_id, sha256
          ),
@@ -318,6 +320,7 @@ pub async fn insert_content(
     .bind(tenant.as_str())
     .bind(&bytes.sha1)
     .bind(&bytes.md5)
+    .bind(x.reason)
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)

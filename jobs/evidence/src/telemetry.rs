@@ -87,7 +87,7 @@ fn describe_metrics() {
 }
 
 /// Record one extraction: its extractor, whether it found text, and how long it took.
-pub fn record_extraction(result: &Result<crate::extract::Extracted, String>, took: Duration) {
+pub fn record_extraction(result: &Result<crate::extract::Extracted, crate::extract::Failure>, took: Duration) {
     let (extractor, outcome) = match result {
         Ok(x) if x.text.is_empty() => (x.extractor.clone(), "no_text"),
         Ok(x) => (x.extractor.clone(), "text"),
