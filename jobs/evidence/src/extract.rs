@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub struct Extracted {
     /// The type sniffed from the bytes.
     pub media_type: String,
-    /// `text`, `html`, `pdf`, `docx`, `pptx`, or `none`.
+    /// `text`, `html`, `pdf`, `docx`, `pptx`, `spreadsheet`, or `none`.
     pub extractor: String,
     pub text: String,
     /// The text went past `max_text_bytes` and only a prefix is kept.
@@ -128,9 +128,31 @@ enum Kind {
     Pptx,
     Html,
     Text,
+    Sheet(Workbook),
     /// An OLE compound file: Office 97–2003, or an Office file encrypted as a whole.
     Compound,
     Opaque,
+}
+
+/// The workbook formats the spreadsheet reader (calamine) opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workbook {
+    Xlsx,
+    Xlsb,
+    Xls,
+    Ods,
+}
+
+const XLS: &str = "application/vnd.ms-excel";
+
+/// What an OLE compound file holds, from the stream names in its directory.
+enum Compound {
+    /// An Office file encrypted as a whole (MS-OFFCRYPTO's `EncryptedPackage`).
+    Encrypted,
+    /// An Excel 97–2003 workbook (a `Workbook` or `Book` stream, and no Word or PowerPoint one).
+    Xls,
+    /// Anything else: Word and PowerPoint 97–2003, Outlook messages, thumbnails.
+    Other,
 }
 
 /// Sniff the file and extract its text. Errors are I/O errors or parser failures: the file is
@@ -150,6 +172,7 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
             Kind::Pptx => "pptx",
             Kind::Html => "html",
             Kind::Text => "text",
+            Kind::Sheet(_) => "spreadsheet",
             Kind::Compound | Kind::Opaque => "none",
         }
         .to_owned(),
@@ -158,15 +181,26 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
         note: None,
         reason: None,
     };
-    if kind == Kind::Compound && compound_is_encrypted(path, limits)? {
-        out.note = Some(
-            "an encrypted Office file (password-protected): its text cannot be read without the password; \
-             indexed by filename, tags and description"
-                .into(),
-        );
-        out.reason = Some(TextReason::Encrypted);
-        return Ok(out);
-    }
+    let kind = match kind {
+        Kind::Compound => match compound_content(path, limits)? {
+            Compound::Encrypted => {
+                out.note = Some(
+                    "an encrypted Office file (password-protected): its text cannot be read without the password; \
+                     indexed by filename, tags and description"
+                        .into(),
+                );
+                out.reason = Some(TextReason::Encrypted);
+                return Ok(out);
+            }
+            Compound::Xls => {
+                (out.media_type, out.extractor) = (XLS.to_owned(), "spreadsheet".to_owned());
+                Kind::Sheet(Workbook::Xls)
+            }
+            Compound::Other => Kind::Compound,
+        },
+        other => other,
+    };
+    let media_type = out.media_type.clone();
     if matches!(kind, Kind::Compound | Kind::Opaque) {
         out.note = Some(format!("no text extractor for {media_type}; indexed by filename, tags and description"));
         out.reason = Some(TextReason::UnsupportedType);
@@ -201,6 +235,7 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
         }
         Kind::Docx => office_text(path, &["word/document.xml"], "t", "p", limits)?,
         Kind::Pptx => office_text(path, &slide_names(path)?, "t", "p", limits)?,
+        Kind::Sheet(format) => spreadsheet_text(path, format, limits)?,
         Kind::Compound | Kind::Opaque => String::new(),
     };
     let (text, truncated) = clean(&raw, limits.max_text_bytes);
@@ -233,15 +268,73 @@ fn pdf_is_encrypted(bytes: &[u8]) -> bool {
     tail.windows(8).any(|w| w == b"/Encrypt")
 }
 
-/// An OLE compound file that holds an Office document encrypted as a whole (its directory
-/// names the `EncryptedPackage` stream, MS-OFFCRYPTO), rather than an Office 97–2003 file.
-fn compound_is_encrypted(path: &Path, limits: &Limits) -> Result<bool, String> {
+/// What an OLE compound file holds, from the stream names (UTF-16LE) in its directory, which
+/// may lie anywhere in the file (read up to the parsing limit).
+fn compound_content(path: &Path, limits: &Limits) -> Result<Compound, String> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|f| f.take(limits.max_parse_bytes).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read the file: {e}"))?;
-    let name: Vec<u8> = "EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes).collect();
-    Ok(bytes.windows(name.len()).any(|w| w == name.as_slice()))
+    let names = |name: &str| {
+        let name: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        bytes.windows(name.len()).any(|w| w == name.as_slice())
+    };
+    Ok(if names("EncryptedPackage") {
+        Compound::Encrypted
+    } else if names("WordDocument") || names("PowerPoint Document") {
+        Compound::Other
+    } else if names("Workbook") || names("Book") {
+        Compound::Xls
+    } else {
+        Compound::Other
+    })
+}
+
+/// Every sheet of a workbook, in workbook order: a line with the sheet's name, then a line per
+/// row with its cells' values separated by tabs (a formula's value as last computed; dates as
+/// ISO 8601). Stops once past `max_text_bytes`.
+fn spreadsheet_text(path: &Path, format: Workbook, limits: &Limits) -> Result<String, String> {
+    use calamine::{Reader, Sheets, open_workbook_from_rs};
+    let file = BufReader::new(File::open(path).map_err(|e| format!("cannot read the file: {e}"))?);
+    let unreadable = |e: &dyn std::fmt::Display| format!("not a readable spreadsheet: {e}");
+    let mut book = match format {
+        Workbook::Xlsx => Sheets::Xlsx(open_workbook_from_rs(file).map_err(|e| unreadable(&e))?),
+        Workbook::Xlsb => Sheets::Xlsb(open_workbook_from_rs(file).map_err(|e| unreadable(&e))?),
+        Workbook::Xls => Sheets::Xls(open_workbook_from_rs(file).map_err(|e| unreadable(&e))?),
+        Workbook::Ods => Sheets::Ods(open_workbook_from_rs(file).map_err(|e| unreadable(&e))?),
+    };
+    let mut text = String::new();
+    for name in book.sheet_names() {
+        let range = book.worksheet_range(&name).map_err(|e| format!("sheet {name:?} is not readable: {e}"))?;
+        text.push_str(&name);
+        text.push('\n');
+        for row in range.rows() {
+            let cells: Vec<String> = row.iter().map(cell_text).collect();
+            let line = cells.join("\t");
+            if !line.trim().is_empty() {
+                text.push_str(line.trim_end());
+                text.push('\n');
+            }
+            if text.len() > limits.max_text_bytes {
+                return Ok(text);
+            }
+        }
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// A cell's value as text: dates and times as ISO 8601 (`2024-03-31`, `2024-03-31 09:30:00`),
+/// numbers as Rust prints them (`1200.5`, `42`), a duration as its number of days.
+fn cell_text(cell: &calamine::Data) -> String {
+    match cell {
+        calamine::Data::DateTime(d) if d.is_datetime() => match d.as_datetime() {
+            Some(t) if t.time() == chrono::NaiveTime::MIN => t.date().to_string(),
+            Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            None => d.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 /// Plain text (text, Markdown, CSV, JSON, …) goes through no third-party parser, only decoding
@@ -281,7 +374,13 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
             return (Kind::Pptx, "application/vnd.openxmlformats-officedocument.presentationml.presentation");
         }
         if names.iter().any(|n| n == "xl/workbook.xml") {
-            return (Kind::Opaque, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+            return (Kind::Sheet(Workbook::Xlsx), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+        }
+        if names.iter().any(|n| n == "xl/workbook.bin") {
+            return (Kind::Sheet(Workbook::Xlsb), "application/vnd.ms-excel.sheet.binary.macroenabled.12");
+        }
+        if zip_mimetype(path).as_deref() == Some(ODS) {
+            return (Kind::Sheet(Workbook::Ods), ODS);
         }
         return (Kind::Opaque, "application/zip");
     }
@@ -369,6 +468,16 @@ fn read_text(path: &Path, max: usize, encoding: &'static Encoding) -> Result<Str
         .and_then(|f| f.take(max as u64).read_to_end(&mut buf))
         .map_err(|e| format!("cannot read the file: {e}"))?;
     Ok(encoding.decode(&buf).0.replace('\0', " "))
+}
+
+const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
+
+/// The `mimetype` entry of an OpenDocument file (a zip whose first entry names its type).
+fn zip_mimetype(path: &Path) -> Option<String> {
+    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path).ok()?)).ok()?;
+    let mut kind = String::new();
+    archive.by_name("mimetype").ok()?.take(200).read_to_string(&mut kind).ok()?;
+    Some(kind.trim().to_owned())
 }
 
 fn zip_names(path: &Path) -> Result<Vec<String>, String> {
@@ -720,6 +829,46 @@ mod tests {
         let x = extract_bytes("blank.txt", b" \n\n ");
         assert_eq!(x.note.as_deref(), Some("no text found in this text/plain"));
         assert_eq!(x.reason, None, "an empty text file holds no text that was missed");
+    }
+
+    #[test]
+    fn every_sheet_of_a_workbook_is_read_with_its_values() {
+        // XLSX made in code (shared and inline strings, a number, a date), XLS and ODS made by
+        // other writers (tests/fixtures/make-spreadsheets.py), each with the same two sheets.
+        let xlsx = crate::samples::named("m4rk3r", "expense-ledger.xlsx");
+        let x = extract_with(&xlsx.filename, &xlsx.bytes, &Limits::default()).unwrap();
+        assert_eq!((x.extractor.as_str(), x.reason), ("spreadsheet", None), "{x:?}");
+        assert_eq!(
+            x.text,
+            "Ledger\nvendor\tamount\tbooked\nQuorvant Holdings\t1200.5\t2024-03-31\n\n\
+             Findings\nfinding\trun m4rk3r\nkickback\tduplicate invoices\n\n"
+        );
+        let files: [(&str, &[u8], &str); 2] = [
+            ("ledger.xls", include_bytes!("../tests/fixtures/ledger.xls"), "application/vnd.ms-excel"),
+            (
+                "ledger.ods",
+                include_bytes!("../tests/fixtures/ledger.ods"),
+                "application/vnd.oasis.opendocument.spreadsheet",
+            ),
+        ];
+        for (name, bytes, media_type) in files {
+            let x = extract_with(name, bytes, &Limits::default()).unwrap();
+            assert_eq!(
+                (x.media_type.as_str(), x.extractor.as_str(), x.reason),
+                (media_type, "spreadsheet", None),
+                "{x:?}"
+            );
+            for line in
+                ["Ledger", "Quorvant Holdings\t1200.5\t2024-03-31", "Brightwater LLC\t42\t2024-04-02", "Findings"]
+            {
+                assert!(x.text.lines().any(|l| l == line), "{name}: no line {line:?} in {:?}", x.text);
+            }
+            assert!(x.text.contains("segregation of duties breach\thigh"), "{name}: {:?}", x.text);
+        }
+        // Cut at the text limit like any other text.
+        let small = Limits { max_text_bytes: 20, ..Limits::default() };
+        let cut = extract_with(&xlsx.filename, &xlsx.bytes, &small).unwrap();
+        assert_eq!((cut.text.len(), cut.reason), (20, Some(TextReason::Truncated)));
     }
 
     fn extract_with(filename: &str, bytes: &[u8], limits: &Limits) -> Result<Extracted, String> {

@@ -89,6 +89,16 @@ pub fn all(marker: &str) -> Vec<Sample> {
             "acquisition Globex",
             true,
         ),
+        sample(
+            "expense-ledger.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            xlsx(&[
+                ("Ledger", &[&["vendor", "amount", "booked"], &["Quorvant Holdings", "=1200.5", "#2024-03-31"]]),
+                ("Findings", &[&["finding", &format!("run {marker}")], &["kickback", "duplicate invoices"]]),
+            ]),
+            "kickback duplicate invoices",
+            true,
+        ),
         sample("crime-scene-photo.png", "image/png", png(marker), "crime scene photo", false),
     ]
 }
@@ -153,6 +163,117 @@ pub fn docx(paragraphs: &[&str]) -> Vec<u8> {
             ),
         ),
     ];
+    zip_of(parts.iter().map(|(name, content)| (*name, content.as_str())))
+}
+
+/// A minimal XLSX: sheets of rows of cells. A cell is a shared string, unless it starts with
+/// `=` (a number: the rest) or `#` (a date, `#YYYY-MM-DD`, stored as Excel's day number with a
+/// date format). The last sheet's first cell is an inline string rather than a shared one.
+pub fn xlsx(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
+    let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut strings: Vec<String> = Vec::new();
+    let mut parts: Vec<(String, String)> = Vec::new();
+    for (n, (_, rows)) in sheets.iter().enumerate() {
+        let mut data = String::new();
+        for (r, row) in rows.iter().enumerate() {
+            data.push_str(&format!("<row r=\"{}\">", r + 1));
+            for (c, cell) in row.iter().enumerate() {
+                let at = format!("{}{}", (b'A' + c as u8) as char, r + 1);
+                let inline = n + 1 == sheets.len() && r == 0 && c == 0;
+                data.push_str(&if let Some(number) = cell.strip_prefix('=') {
+                    format!("<c r=\"{at}\"><v>{number}</v></c>")
+                } else if let Some(date) = cell.strip_prefix('#') {
+                    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").expect("#YYYY-MM-DD");
+                    let epoch = chrono::NaiveDate::from_ymd_opt(1899, 12, 30).expect("a date");
+                    format!("<c r=\"{at}\" s=\"1\"><v>{}</v></c>", (date - epoch).num_days())
+                } else if inline {
+                    format!("<c r=\"{at}\" t=\"inlineStr\"><is><t>{}</t></is></c>", escape(cell))
+                } else {
+                    strings.push(escape(cell));
+                    format!("<c r=\"{at}\" t=\"s\"><v>{}</v></c>", strings.len() - 1)
+                });
+            }
+            data.push_str("</row>");
+        }
+        parts.push((
+            format!("xl/worksheets/sheet{}.xml", n + 1),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><worksheet xmlns=\"{MAIN}\"><sheetData>{data}</sheetData></worksheet>"
+            ),
+        ));
+    }
+    const MAIN: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+    const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    let sheet_list: String = (1..=sheets.len())
+        .map(|n| format!("<sheet name=\"{}\" sheetId=\"{n}\" r:id=\"rId{n}\"/>", escape(sheets[n - 1].0)))
+        .collect();
+    let sheet_rels: String = (1..=sheets.len())
+        .map(|n| format!("<Relationship Id=\"rId{n}\" Type=\"{REL}/worksheet\" Target=\"worksheets/sheet{n}.xml\"/>"))
+        .collect();
+    let overrides: String = (1..=sheets.len())
+        .map(|n| {
+            format!(
+                "<Override PartName=\"/xl/worksheets/sheet{n}.xml\" \
+                 ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>"
+            )
+        })
+        .collect();
+    let k = sheets.len();
+    let shared: String = strings.iter().map(|t| format!("<si><t>{t}</t></si>")).collect();
+    parts.extend([
+        (
+            "[Content_Types].xml".to_owned(),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+                 <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
+                 <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
+                 <Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/>\
+                 <Override PartName=\"/xl/sharedStrings.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml\"/>\
+                 <Override PartName=\"/xl/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml\"/>\
+                 {overrides}</Types>"
+            ),
+        ),
+        (
+            "_rels/.rels".to_owned(),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+                 <Relationship Id=\"rId1\" Type=\"{REL}/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>"
+            ),
+        ),
+        (
+            "xl/workbook.xml".to_owned(),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><workbook xmlns=\"{MAIN}\" xmlns:r=\"{REL}\"><sheets>{sheet_list}</sheets></workbook>"
+            ),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels".to_owned(),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+                 {sheet_rels}<Relationship Id=\"rId{}\" Type=\"{REL}/sharedStrings\" Target=\"sharedStrings.xml\"/>\
+                 <Relationship Id=\"rId{}\" Type=\"{REL}/styles\" Target=\"styles.xml\"/></Relationships>",
+                k + 1,
+                k + 2
+            ),
+        ),
+        (
+            "xl/sharedStrings.xml".to_owned(),
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><sst xmlns=\"{MAIN}\">{shared}</sst>"),
+        ),
+        (
+            // Style 1 uses built-in number format 14, a date.
+            "xl/styles.xml".to_owned(),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><styleSheet xmlns=\"{MAIN}\"><cellXfs count=\"2\">\
+                 <xf numFmtId=\"0\"/><xf numFmtId=\"14\" applyNumberFormat=\"1\"/></cellXfs></styleSheet>"
+            ),
+        ),
+    ]);
+    zip_of(parts.iter().map(|(name, content)| (name.as_str(), content.as_str())))
+}
+
+/// A zip of these (name, content) entries, deflated.
+fn zip_of<'a>(parts: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, content) in parts {

@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     println!("demo: all files ingested {:.2} s after the first upload", started.elapsed().as_secs_f64());
 
     let mut failures = 0;
-    println!("\n{:<24} {:<8} {:<9} {:<9} {:<26} search", "file", "status", "extractor", "duplicate", "query");
+    println!("\n{:<24} {:<8} {:<11} {:<9} {:<29} search", "file", "status", "extractor", "duplicate", "query");
     for (s, ev) in samples.iter().zip(&evidence) {
         let hits: Value = http
             .get(format!("{base}/v1/search"))
@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
         let ok = ev["status"] == "indexed" && found;
         failures += usize::from(!ok);
         println!(
-            "{:<24} {:<8} {:<9} {:<9} {:<26} {}",
+            "{:<24} {:<8} {:<11} {:<9} {:<29} {}",
             s.filename,
             ev["status"].as_str().unwrap_or("?"),
             ev["extractor"].as_str().unwrap_or("-"),
