@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use evidence::extract::TextReason;
+use evidence::extract::{EXTRACTOR_VERSION, TextReason};
 use evidence::{
-    CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery,
-    UploadPlan,
+    CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, ReindexFilter, SearchHit, SearchPage,
+    SearchQuery, UploadPlan,
 };
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
@@ -117,6 +117,38 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+/// Which evidence to queue again, in one batch of a bulk reindex.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ReindexRequest {
+    /// Only this case's evidence.
+    #[oai(validator(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$"))]
+    pub case_id: Option<String>,
+    /// Only evidence whose text an older version of the extraction made than the one this
+    /// service runs (`extractor_version` in the answer; evidence without content counts as
+    /// older): its bytes are read again by the current version.
+    pub outdated: Option<bool>,
+    /// Evidence looked at in this batch, by id: 1 to 200; default 100.
+    #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous batch.
+    pub cursor: Option<Uuid>,
+}
+
+/// What one batch of a bulk reindex did.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ReindexBatchView {
+    /// Queued again, each with an ingest job of its own.
+    pub queued: Vec<Uuid>,
+    /// Matched but left as they are: an ingest job for it was active, or its status moved.
+    pub skipped: Vec<Uuid>,
+    /// Pass as `cursor` for the next batch; absent after the last.
+    pub next_cursor: Option<Uuid>,
+    /// The version of the extraction this service runs.
+    pub extractor_version: i32,
+}
+
 /// Where to fetch verified evidence from.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -199,6 +231,8 @@ pub struct EvidenceView {
     pub extract_note: Option<String>,
     /// The same as one of a fixed set, whenever the file may hold text that was not indexed.
     pub text_reason: Option<TextReasonView>,
+    /// The version of the extraction that made the text (see `POST /v1/reindex`).
+    pub extractor_version: Option<i32>,
     pub request_id: Option<String>,
     pub job_id: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -257,6 +291,7 @@ impl From<Evidence> for EvidenceView {
             text_truncated: e.text_truncated,
             extract_note: e.extract_note,
             text_reason: e.text_reason.map(Into::into),
+            extractor_version: e.extractor_version,
             request_id: e.request_id,
             job_id: e.job_id.map(|id| id.0),
             created_at: e.created_at,
@@ -710,6 +745,43 @@ impl EvidenceApi {
         let caller = key.caller(&state).await?;
         let evidence = state.service.reindex(&caller, EvidenceId(id.0), Some(&request_id.0.0)).await?;
         Ok(QueuedResponse::Accepted(Json(evidence.into())))
+    }
+
+    /// Queue again, in batches, the indexed or failed evidence of a case, or all whose text an
+    /// older version of the extraction made (`outdated`), or both. Each is reindexed as by its
+    /// own reindex, and bytes an older version read are extracted again. Call again with
+    /// `next_cursor` until it is absent, at the pace the queue should take (`evidence reindex`
+    /// does this at a set rate).
+    #[oai(path = "/reindex", method = "post", tag = "Tag::Evidence", operation_id = "reindex_many")]
+    async fn reindex_many(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKey,
+        request_id: Data<&RequestId>,
+        body: Json<ReindexRequest>,
+    ) -> Result<Json<ReindexBatchView>, ApiError> {
+        let caller = key.caller(&state).await?;
+        let body = body.0;
+        if body.case_id.is_none() && body.outdated != Some(true) {
+            return Err(ApiError::unprocessable(
+                "invalid_request",
+                "say which evidence: case_id, outdated: true, or both",
+            ));
+        }
+        let filter = ReindexFilter {
+            case_id: body.case_id,
+            below_extractor_version: body.outdated.unwrap_or(false).then_some(EXTRACTOR_VERSION),
+            after: body.cursor.map(EvidenceId),
+            limit: page_limit(body.limit, 100)?,
+        };
+        let batch = state.service.reindex_many(&caller, &filter, Some(&request_id.0.0)).await?;
+        tracing::info!(queued = batch.queued.len(), skipped = batch.skipped.len(), "bulk reindex batch");
+        Ok(Json(ReindexBatchView {
+            queued: batch.queued.into_iter().map(|id| id.0).collect(),
+            skipped: batch.skipped.into_iter().map(|id| id.0).collect(),
+            next_cursor: batch.next.map(|id| id.0),
+            extractor_version: EXTRACTOR_VERSION,
+        }))
     }
 
     /// Full-text search over extracted text, filenames, tags and descriptions, per evidence.

@@ -203,6 +203,13 @@ impl Api {
         let resp = self.send(|| self.http.get(&url).query(query)).await.with_context(|| format!("GET {url}"))?;
         json_or_error(resp).await
     }
+
+    /// POST a JSON body and read the JSON answer; a 4xx or 5xx is an error with the API's message.
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.send(|| self.http.post(&url).json(body)).await.with_context(|| format!("POST {url}"))?;
+        json_or_error(resp).await
+    }
 }
 
 /// The body of a 2xx answer; otherwise an error `<status> <code>: <message>`.

@@ -440,6 +440,69 @@ async fn the_listing_finds_evidence_by_why_its_text_is_missing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_bulk_reindex_extracts_again_what_an_older_extraction_read(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let (workbook, notes) = (sample("expense-ledger.xlsx"), sample("interview-notes.txt"));
+    let old = app.upload(&workbook, json!({"case_id": "ledger"})).await;
+    let current = app.upload(&notes, json!({"case_id": "ledger"})).await;
+    app.wait_status(&old, "indexed").await;
+    app.wait_status(&current, "indexed").await;
+    // Make the workbook's content what version 1 made of it: no reader for spreadsheets.
+    let sha = sha256_hex(&workbook.bytes);
+    sqlx::query(
+        "UPDATE content SET extractor = 'none', text_bytes = 0, text_reason = 'unsupported_type', extractor_version = 1,
+                extract_note = 'no text extractor for application/vnd.openxmlformats-officedocument.spreadsheetml.sheet'
+         WHERE sha256 = $1",
+    )
+    .bind(&sha)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM content_chunk WHERE sha256 = $1").bind(&sha).execute(&pool).await.unwrap();
+    assert!(search(&app, "kickback duplicate invoices").await.is_empty());
+
+    let (status, err) = app.post("/v1/reindex", json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")), "{err}");
+    // In batches of one: the outdated workbook, then nothing more (the notes are current).
+    let (status, batch) = app.post("/v1/reindex", json!({"outdated": true, "limit": 1})).await;
+    assert_eq!((status, batch["queued"].clone(), batch["extractor_version"].as_i64()), (200, json!([old]), Some(2)));
+    let cursor = batch["next_cursor"].as_str().expect("a full batch has a next cursor");
+    let (_, rest) = app.post("/v1/reindex", json!({"outdated": true, "limit": 1, "cursor": cursor})).await;
+    assert_eq!((rest["queued"].clone(), rest["next_cursor"].clone()), (json!([]), Value::Null), "{rest}");
+
+    let ev = app.wait_status(&old, "indexed").await;
+    assert_eq!((ev["extractor"].as_str(), ev["extractor_version"].as_i64()), (Some("spreadsheet"), Some(2)), "{ev}");
+    assert!(ev["text_reason"].is_null() && ev["text_bytes"].as_i64() > Some(0), "{ev}");
+    let hits = search(&app, "kickback duplicate invoices").await;
+    assert!(hits.iter().any(|h| h["id"] == old.as_str() && h["matched_text"] == true), "{hits:?}");
+    // What the last `indexed` entry of the evidence's custody log says (details are a JSON text).
+    let last_indexed = |log: Value| -> Value {
+        let entry = log["items"].as_array().unwrap().iter().rev().find(|e| e["event"] == "indexed").unwrap().clone();
+        serde_json::from_str(entry["details"].as_str().unwrap()).unwrap()
+    };
+    let (_, log) = app.get(&format!("/v1/evidence/{old}/custody")).await;
+    assert_eq!(last_indexed(log)["reextracted"], true);
+
+    // By case: both queued again; bytes the current version read are not read again.
+    // Where each chunk row lies: a rewrite moves every one.
+    let chunks = || {
+        sqlx::query_scalar::<_, String>(
+            "SELECT string_agg(ctid::text, ',' ORDER BY seq) FROM content_chunk WHERE sha256 = $1",
+        )
+    };
+    let before = chunks().bind(&sha).fetch_one(&pool).await.unwrap();
+    let (_, batch) = app.post("/v1/reindex", json!({"case_id": "ledger"})).await;
+    assert_eq!(batch["queued"].as_array().unwrap().len(), 2, "{batch}");
+    for id in [&old, &current] {
+        app.wait_status(id, "indexed").await;
+    }
+    let (_, log) = app.get(&format!("/v1/evidence/{old}/custody")).await;
+    assert_eq!(last_indexed(log)["reextracted"], false);
+    assert_eq!(chunks().bind(&sha).fetch_one(&pool).await.unwrap(), before);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn listing_filters_and_pages_with_a_cursor(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let s = sample("interview-notes.txt");

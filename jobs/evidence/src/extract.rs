@@ -13,6 +13,13 @@ use std::path::Path;
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use serde::{Deserialize, Serialize};
 
+/// The version of what extraction makes of a file, stored with each content row
+/// (`content.extractor_version`). Raise it when a file already indexed would now yield other
+/// text or notes: a reindex of bytes whose row is older extracts them again
+/// (`POST /v1/reindex` with `below_extractor_version` does it in bulk).
+/// 1: up to 2026-12-03. 2: spreadsheets read, encrypted files told apart, `text_reason`.
+pub const EXTRACTOR_VERSION: i32 = 2;
+
 /// What one file yielded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extracted {

@@ -16,7 +16,7 @@ use queue::{DiscardInfo, Handler, JobArgs, JobContext, JobError, KindOptions, Re
 use crate::access::TenantId;
 use crate::config::IngestSettings;
 use crate::custody::{Actor, Event, NewEntry};
-use crate::extract::{Extracted, Failure, INDEX_CHUNKING, TextReason};
+use crate::extract::{EXTRACTOR_VERSION, Extracted, Failure, INDEX_CHUNKING, TextReason};
 use crate::model::{EvidenceId, EvidenceStatus};
 use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store::{self, ContentSummary};
@@ -157,8 +157,9 @@ impl Handler for IngestHandler {
         let (extracted, summary) = match self.extract_plain(path, declared, name).await {
             Some(plain) => extracted_with_summary(plain.unwrap_or_else(|f| metadata_only(declared, f))),
             None => match self.known_content(tenant, &downloaded.sha256).await? {
-                Some(known) => (None, known),
-                None => extracted_with_summary(
+                Some((known, version)) if version >= EXTRACTOR_VERSION => (None, known),
+                // New bytes, or bytes an older version of the extraction read: extract them.
+                _ => extracted_with_summary(
                     self.run_extractor(path, declared, name).await?.unwrap_or_else(|f| metadata_only(declared, f)),
                 ),
             },
@@ -169,6 +170,14 @@ impl Handler for IngestHandler {
         let created = match &extracted {
             Some(x) => store::insert_content(&mut tx, tenant, &downloaded, x, INDEX_CHUNKING).await?,
             None => false,
+        };
+        // Known bytes, extracted again: replace what an older version made of them (a no-op
+        // when the row is at this version, as for known plain text).
+        let reextracted = match &extracted {
+            Some(x) if !created => {
+                store::replace_content(&mut tx, tenant, &downloaded.sha256, x, INDEX_CHUNKING).await?
+            }
+            _ => false,
         };
         if !created {
             store::fill_content_hashes(&mut tx, tenant, &downloaded).await?;
@@ -187,6 +196,7 @@ impl Handler for IngestHandler {
             store::append_custody(&mut tx, tenant, &entry).await?;
             let indexed = json!({
                 "duplicate": duplicate, "media_type": summary.0, "extractor": summary.1, "text_bytes": summary.2,
+                "reextracted": reextracted,
             });
             let entry = NewEntry { evidence: id.0, event: Event::Indexed, actor: &actor, request_id, details: indexed };
             store::append_custody(&mut tx, tenant, &entry).await?;
@@ -258,7 +268,11 @@ impl IngestHandler {
         self.storage.upload_file(key, staging, bytes.size, &bytes.md5).await.map_err(storage_error)
     }
 
-    async fn known_content(&self, tenant: &TenantId, sha256: &str) -> Result<Option<ContentSummary>, sqlx::Error> {
+    async fn known_content(
+        &self,
+        tenant: &TenantId,
+        sha256: &str,
+    ) -> Result<Option<(ContentSummary, i32)>, sqlx::Error> {
         let mut tx = store::begin(&self.pool, tenant).await?;
         let known = store::known_content(&mut *tx, tenant, sha256).await?;
         store::end_read(tx);

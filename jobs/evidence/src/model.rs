@@ -212,6 +212,7 @@ pub struct Evidence {
     pub text_truncated: Option<bool>,
     pub extract_note: Option<String>,
     pub text_reason: Option<crate::extract::TextReason>,
+    pub extractor_version: Option<i32>,
 }
 
 impl Evidence {
@@ -302,6 +303,29 @@ pub struct ListFilter {
     /// Continue after this (created_at, id), as returned in the previous page's cursor.
     pub after: Option<(DateTime<Utc>, EvidenceId)>,
     pub limit: i64,
+}
+
+/// Which evidence a bulk reindex queues (indexed or index_error, by id): in one case, and/or
+/// whose text an extraction older than `below_extractor_version` made (evidence without
+/// content counts as older).
+#[derive(Debug, Clone, Default)]
+pub struct ReindexFilter {
+    pub case_id: Option<String>,
+    pub below_extractor_version: Option<i32>,
+    /// Continue after this id (the previous batch's `next_cursor`).
+    pub after: Option<EvidenceId>,
+    pub limit: i64,
+}
+
+/// What one batch of a bulk reindex did.
+#[derive(Debug, Clone)]
+pub struct ReindexBatch {
+    /// Queued again, each with a job of its own.
+    pub queued: Vec<EvidenceId>,
+    /// Matched, but an ingest job for it was active already or its status moved meanwhile.
+    pub skipped: Vec<EvidenceId>,
+    /// The last id looked at, when there may be more.
+    pub next: Option<EvidenceId>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -20,7 +20,9 @@ use crate::custody::{self, Actor, Event, NewEntry};
 use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
 use crate::keys::{self, ApiKey, IssuedKey, KnownKeys, NewKey};
-use crate::model::{Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, SearchPage, SearchQuery};
+use crate::model::{
+    Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, ReindexBatch, ReindexFilter, SearchPage, SearchQuery,
+};
 use crate::query::{self, ClauseQuery};
 use crate::storage::{PresignedPut, Storage};
 use crate::store;
@@ -426,6 +428,32 @@ impl Service {
                 needs,
             }),
         }
+    }
+
+    /// Queue again, each as [`Service::reindex`] does, one batch of the evidence `filter` picks
+    /// (at most `filter.limit`, by id); the caller paces the batches (`evidence reindex` does,
+    /// at a rate it is given), so a large reindex goes through the queue at a bounded rate.
+    pub async fn reindex_many(
+        &self,
+        caller: &Caller,
+        filter: &ReindexFilter,
+        request_id: Option<&str>,
+    ) -> Result<ReindexBatch, EvidenceError> {
+        caller.require(Action::Reindex)?;
+        let cases = caller.case_scope(filter.case_id.as_deref())?;
+        let mut tx = self.begin(caller).await?;
+        let candidates = store::reindex_candidates(&mut *tx, &caller.tenant, cases.as_deref(), filter).await?;
+        store::end_read(tx);
+        let next = (candidates.len() as i64 == filter.limit).then(|| candidates.last().map(|e| e.id)).flatten();
+        let mut batch = ReindexBatch { queued: Vec::new(), skipped: Vec::new(), next };
+        for evidence in &candidates {
+            match self.enqueue_ingest(caller, evidence, evidence.status, request_id).await {
+                Ok(Some(_)) => batch.queued.push(evidence.id),
+                Ok(None) | Err(EvidenceError::JobActive(_)) => batch.skipped.push(evidence.id),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(batch)
     }
 
     /// The caller an `Authorization: Bearer` key stands for; `Unauthenticated` when the key is

@@ -19,7 +19,8 @@ use crate::custody::{Actor, Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
 use crate::model::{
-    Evidence, EvidenceId, EvidenceStatus, Facets, ListFilter, NewEvidence, SearchHit, SearchPage, SearchQuery,
+    Evidence, EvidenceId, EvidenceStatus, Facets, ListFilter, NewEvidence, ReindexFilter, SearchHit, SearchPage,
+    SearchQuery,
 };
 use crate::query::{self, Clause, ClauseQuery, Term};
 use crate::storage::Downloaded;
@@ -64,7 +65,7 @@ macro_rules! evidence_columns {
                 e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at, e.upload_expires_at,
                 e.upload_id, e.upload_part_bytes,
                 e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
-                c.text_bytes, c.text_truncated, c.extract_note, c.text_reason"
+                c.text_bytes, c.text_truncated, c.extract_note, c.text_reason, c.extractor_version"
     };
 }
 
@@ -186,6 +187,34 @@ pub async fn list<'e>(
     .await
 }
 
+/// Evidence a bulk reindex may queue, by id: indexed or index_error, in the caller's cases.
+pub async fn reindex_candidates<'e>(
+    exec: impl PgExecutor<'e>,
+    tenant: &TenantId,
+    cases: Option<&[String]>,
+    f: &ReindexFilter,
+) -> Result<Vec<Evidence>, sqlx::Error> {
+    sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVIDENCE}
+         WHERE e.tenant_id = $1
+           AND ($2::text[] IS NULL OR e.case_id = ANY($2))
+           AND e.status IN ('indexed', 'index_error')
+           AND ($3::text IS NULL OR e.case_id = $3)
+           AND ($4::int IS NULL OR coalesce(c.extractor_version, 0) < $4)
+           AND ($5::uuid IS NULL OR e.id > $5)
+         ORDER BY e.id
+         LIMIT $6"
+    )))
+    .bind(tenant.as_str())
+    .bind(cases)
+    .bind(&f.case_id)
+    .bind(f.below_extractor_version)
+    .bind(f.after.map(|id| id.0))
+    .bind(f.limit)
+    .fetch_all(exec)
+    .await
+}
+
 /// `from → queued` with its new job, recording who asked, and read back in one statement; `None`
 /// when the row was not in `from`.
 pub async fn mark_queued(
@@ -262,17 +291,21 @@ pub async fn ingest_target<'e>(
 }
 
 /// What the tenant's content row for these bytes says of their extraction (media type,
-/// extractor, text bytes), or `None` when the bytes are new to the tenant.
+/// extractor, text bytes) and the version of the extraction that made it, or `None` when the
+/// bytes are new to the tenant.
 pub async fn known_content<'e>(
     exec: impl PgExecutor<'e>,
     tenant: &TenantId,
     sha256: &str,
-) -> Result<Option<ContentSummary>, sqlx::Error> {
-    sqlx::query_as("SELECT media_type, extractor, text_bytes FROM content WHERE tenant_id = $1 AND sha256 = $2")
-        .bind(tenant.as_str())
-        .bind(sha256)
-        .fetch_optional(exec)
-        .await
+) -> Result<Option<(ContentSummary, i32)>, sqlx::Error> {
+    let row: Option<(String, String, i64, i32)> = sqlx::query_as(
+        "SELECT media_type, extractor, text_bytes, extractor_version FROM content WHERE tenant_id = $1 AND sha256 = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(sha256)
+    .fetch_optional(exec)
+    .await?;
+    Ok(row.map(|(media_type, extractor, text_bytes, version)| ((media_type, extractor, text_bytes), version)))
 }
 
 /// Media type, extractor and text bytes of a content row.
@@ -295,8 +328,8 @@ pub async fn insert_content(
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
              INSERT INTO content (tenant_id, sha256, size_bytes, media_type, extractor, text_bytes, text_truncated,
-                                  extract_note, sha1, md5, fixity_checked_at, text_reason)
-             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12, now(), $13)
+                                  extract_note, sha1, md5, fixity_checked_at, text_reason, extractor_version)
+             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12, now(), $13, $14)
              ON CONFLICT (tenant_id, sha256) DO NOTHING
              RETURNING tenant_id, sha256
          ),
@@ -321,9 +354,61 @@ pub async fn insert_content(
     .bind(&bytes.sha1)
     .bind(&bytes.md5)
     .bind(x.reason)
+    .bind(crate::extract::EXTRACTOR_VERSION)
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)
+}
+
+/// Replace what an older version of the extraction made of these bytes (the content row's
+/// text fields and its chunks) with `x`, made by this one. Does nothing when the row is at
+/// this version already (a concurrent re-extraction got there first: the row lock orders
+/// them, and the second finds the new version). Returns whether it replaced the row.
+pub async fn replace_content(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    sha256: &str,
+    x: &Extracted,
+    chunking: crate::extract::Chunking,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE content SET media_type = $3, extractor = $4, text_bytes = $5, text_truncated = $6, extract_note = $7,
+                            text_reason = $8, extractor_version = $9
+         WHERE tenant_id = $1 AND sha256 = $2 AND extractor_version < $9",
+    )
+    .bind(tenant.as_str())
+    .bind(sha256)
+    .bind(&x.media_type)
+    .bind(&x.extractor)
+    .bind(x.text.len() as i64)
+    .bind(x.truncated)
+    .bind(&x.note)
+    .bind(x.reason)
+    .bind(crate::extract::EXTRACTOR_VERSION)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM content_chunk WHERE tenant_id = $1 AND sha256 = $2")
+        .bind(tenant.as_str())
+        .bind(sha256)
+        .execute(&mut *conn)
+        .await?;
+    let chunks = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::chunks(&x.text, chunking) };
+    let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
+    sqlx::query(
+        "INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv)
+         SELECT $1, $2, t.seq, t.body, to_tsvector('english', t.body) FROM unnest($3::int[], $4::text[]) AS t(seq, body)",
+    )
+    .bind(tenant.as_str())
+    .bind(sha256)
+    .bind(&seqs)
+    .bind(&chunks)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
 }
 
 /// Fill in the SHA-1 and MD5 of content verified before they were computed (a no-op once set).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use serde_json::json;
 use tools::config::first_set;
 use tools::uploader::{self, Api, UploadOptions};
 
@@ -21,6 +22,12 @@ const USAGE: &str = "usage:
   evidence status <evidence id>
   evidence download <evidence id> -o <file>
       the bytes, checked against the evidence's sha256 before <file> is written
+  evidence reindex [--case <case>] [--outdated] [--per-second <n>]
+      queue indexed and failed evidence again through POST /v1/reindex, n a second at most
+      (10 by default): a case's, or with --outdated all whose text an older version of the
+      extraction made (read again by the current one); --case and --outdated together narrow.
+      Prints each batch (skipped: an ingest was running, or the status moved); safe to stop
+      and run again
 options for every command: --api <url> (EVIDENCE_API_URL), --key <key> (EVIDENCE_API_KEY)";
 
 /// Arguments: positionals, and `--name value` flags (`--wait` takes none).
@@ -159,6 +166,31 @@ async fn run(args: &[String]) -> anyhow::Result<bool> {
             let out = a.last("-o").or_else(|| a.last("--output")).context("download needs -o <file>")?;
             let (sha256, size) = uploader::download(&a.api()?, id, std::path::Path::new(&out)).await?;
             eprintln!("evidence: wrote {out}: {size} bytes, sha256 {sha256} (checked)");
+            Ok(true)
+        }
+        "reindex" => {
+            let a = Args::parse(rest, &[&COMMON[..], &["--case", "--per-second"]].concat(), &["--outdated"])?;
+            if !a.positional.is_empty() || !(a.has("--case") || a.has("--outdated")) {
+                bail!("reindex needs --case <case>, --outdated or both\n{USAGE}");
+            }
+            let per_second = a.number("--per-second", 10u32)?.clamp(1, 200);
+            let api = a.api()?;
+            let (mut cursor, mut queued, mut skipped) = (None::<String>, 0usize, 0usize);
+            loop {
+                let started = Instant::now();
+                let body = json!({"case_id": a.last("--case"), "outdated": a.has("--outdated"),
+                                  "limit": per_second, "cursor": cursor});
+                let batch = api.post_json("/v1/reindex", &body).await?;
+                let count = |field: &str| batch[field].as_array().map_or(0, Vec::len);
+                (queued, skipped) = (queued + count("queued"), skipped + count("skipped"));
+                eprintln!("evidence: {queued} queued, {skipped} skipped so far");
+                cursor = batch["next_cursor"].as_str().map(str::to_owned);
+                if cursor.is_none() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1).saturating_sub(started.elapsed())).await;
+            }
+            println!("{queued} queued, {skipped} skipped");
             Ok(true)
         }
         "help" | "--help" | "-h" => {
