@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 /// (`content.extractor_version`). Raise it when a file already indexed would now yield other
 /// text or notes: a reindex of bytes whose row is older extracts them again
 /// (`POST /v1/reindex` with `below_extractor_version` does it in bulk).
-/// 1: up to 2026-12-03. 2: spreadsheets read, encrypted files told apart, `text_reason`.
+/// 1: up to 2026-12-03. 2: spreadsheets, ODT and ODP read, HTML by html5ever, tabs and line
+/// breaks of Office files as spaces, encrypted files told apart, `text_reason`.
 pub const EXTRACTOR_VERSION: i32 = 2;
 
 /// What one file yielded.
@@ -133,6 +134,8 @@ enum Kind {
     Pdf,
     Docx,
     Pptx,
+    /// OpenDocument text or presentation (ODT, ODP): the paragraphs and headings of `content.xml`.
+    OpenDocument,
     Html,
     Text,
     Sheet(Workbook),
@@ -177,6 +180,7 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
             Kind::Pdf => "pdf",
             Kind::Docx => "docx",
             Kind::Pptx => "pptx",
+            Kind::OpenDocument => "opendocument",
             Kind::Html => "html",
             Kind::Text => "text",
             Kind::Sheet(_) => "spreadsheet",
@@ -240,8 +244,9 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
                 Err(e) => return Err(format!("PDF text extraction failed: {e}")),
             }
         }
-        Kind::Docx => office_text(path, &["word/document.xml"], "t", "p", limits)?,
-        Kind::Pptx => office_text(path, &slide_names(path)?, "t", "p", limits)?,
+        Kind::Docx => office_text(path, &["word/document.xml"], &OOXML, limits)?,
+        Kind::Pptx => office_text(path, &slide_names(path)?, &OOXML, limits)?,
+        Kind::OpenDocument => office_text(path, &["content.xml"], &OPEN_DOCUMENT, limits)?,
         Kind::Sheet(format) => spreadsheet_text(path, format, limits)?,
         Kind::Compound | Kind::Opaque => String::new(),
     };
@@ -386,8 +391,11 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
         if names.iter().any(|n| n == "xl/workbook.bin") {
             return (Kind::Sheet(Workbook::Xlsb), "application/vnd.ms-excel.sheet.binary.macroenabled.12");
         }
-        if zip_mimetype(path).as_deref() == Some(ODS) {
-            return (Kind::Sheet(Workbook::Ods), ODS);
+        match zip_mimetype(path).as_deref() {
+            Some(ODS) => return (Kind::Sheet(Workbook::Ods), ODS),
+            Some(ODT) => return (Kind::OpenDocument, ODT),
+            Some(ODP) => return (Kind::OpenDocument, ODP),
+            _ => {}
         }
         return (Kind::Opaque, "application/zip");
     }
@@ -478,6 +486,8 @@ fn read_text(path: &Path, max: usize, encoding: &'static Encoding) -> Result<Str
 }
 
 const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
+const ODT: &str = "application/vnd.oasis.opendocument.text";
+const ODP: &str = "application/vnd.oasis.opendocument.presentation";
 
 /// The `mimetype` entry of an OpenDocument file (a zip whose first entry names its type).
 fn zip_mimetype(path: &Path) -> Option<String> {
@@ -505,15 +515,24 @@ fn slide_names(path: &Path) -> Result<Vec<String>, String> {
     Ok(slides.into_iter().map(|(_, n)| n).collect())
 }
 
-/// The text of the `text_tag` elements of some parts of an Office file, one line per `para_tag`.
-/// Each part is decompressed through a size cap, so a zip bomb stops at the limit.
-fn office_text(
-    path: &Path,
-    parts: &[impl AsRef<str>],
-    text_tag: &str,
-    para_tag: &str,
-    limits: &Limits,
-) -> Result<String, String> {
+/// Which elements of an office format's XML hold text (local names, without the namespace).
+struct Markup {
+    /// Text inside these is kept (they may nest: an ODF footnote's paragraph inside a paragraph).
+    text: &'static [&'static str],
+    /// Each of these ends a line.
+    paragraph: &'static [&'static str],
+    /// Each of these empty elements stands for a space (tabs, line breaks, runs of spaces).
+    space: &'static [&'static str],
+}
+
+/// WordprocessingML and PresentationML: runs of text in `t`, paragraphs `p`.
+const OOXML: Markup = Markup { text: &["t"], paragraph: &["p"], space: &["tab", "br", "cr"] };
+/// OpenDocument: text in paragraphs and headings, spaces, tabs and line breaks as elements.
+const OPEN_DOCUMENT: Markup = Markup { text: &["p", "h"], paragraph: &["p", "h"], space: &["s", "tab", "line-break"] };
+
+/// The text of some parts of an Office file, as `markup` says where it is, one line per
+/// paragraph. Each part is decompressed through a size cap, so a zip bomb stops at the limit.
+fn office_text(path: &Path, parts: &[impl AsRef<str>], markup: &Markup, limits: &Limits) -> Result<String, String> {
     use quick_xml::events::Event;
     let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path).map_err(|e| e.to_string())?))
         .map_err(|e| format!("not a readable Office file: {e}"))?;
@@ -527,15 +546,32 @@ fn office_text(
             .read_to_end(&mut xml)
             .map_err(|e| format!("cannot decompress {}: {e}", part.as_ref()))?;
         let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
-        let mut in_text = false;
+        let is = |names: &[&str], name: quick_xml::name::LocalName| names.contains(&name.into_inner());
+        let mut depth = 0usize;
         let mut buf = Vec::new();
         loop {
             match reader.read_event_into(&mut buf) {
-                Ok(Event::Start(e)) if e.local_name().as_ref() == text_tag => in_text = true,
-                Ok(Event::End(e)) if e.local_name().as_ref() == text_tag => in_text = false,
-                Ok(Event::End(e)) if e.local_name().as_ref() == para_tag => text.push('\n'),
-                Ok(Event::Text(t)) if in_text => text.push_str(&t.xml10_content()),
-                Ok(Event::GeneralRef(r)) if in_text => match r.resolve_char_ref() {
+                Ok(Event::Start(e)) => {
+                    if is(markup.text, e.local_name()) {
+                        depth += 1;
+                    }
+                    // A paragraph that starts inside another (an ODF footnote) is a word apart.
+                    if is(markup.paragraph, e.local_name()) && !text.is_empty() && !text.ends_with(char::is_whitespace)
+                    {
+                        text.push('\n');
+                    }
+                }
+                Ok(Event::End(e)) => {
+                    if is(markup.text, e.local_name()) {
+                        depth = depth.saturating_sub(1);
+                    }
+                    if is(markup.paragraph, e.local_name()) {
+                        text.push('\n');
+                    }
+                }
+                Ok(Event::Empty(e)) if is(markup.space, e.local_name()) => text.push(' '),
+                Ok(Event::Text(t)) if depth > 0 => text.push_str(&t.xml10_content()),
+                Ok(Event::GeneralRef(r)) if depth > 0 => match r.resolve_char_ref() {
                     Ok(Some(c)) => text.push(c),
                     _ => text.push_str(match r.into_inner().as_ref() {
                         "amp" => "&",
@@ -560,51 +596,64 @@ fn office_text(
     Ok(text)
 }
 
-/// Visible text of an HTML page: tags dropped, script and style skipped, common entities decoded.
+/// Visible text of an HTML page, read by html5ever's tokenizer (the WHATWG one browsers use, so
+/// quoted attributes, comments, CDATA and every named character reference are read as a
+/// browser reads them): the text between tags, a space for each tag, and nothing of what
+/// script, style, noscript and the other raw-text elements hold.
 pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
-    let lower = html.to_ascii_lowercase();
-    let mut i = 0;
-    while i < html.len() {
-        let rest = &html[i..];
-        if rest.starts_with('<') {
-            let lrest = &lower[i..];
-            let skip_to = ["script", "style", "noscript"]
-                .iter()
-                .find(|t| lrest[1..].starts_with(*t))
-                .and_then(|t| lrest.find(&format!("</{t}")).map(|end| end + 2 + t.len()));
-            let end = skip_to.unwrap_or(0);
-            match lrest[end..].find('>') {
-                Some(close) => i += end + close + 1,
-                None => break,
+    use html5ever::tendril::StrTendril;
+    use html5ever::tokenizer::states::RawKind;
+    use html5ever::tokenizer::{BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts};
+    use std::cell::{Cell, RefCell};
+
+    struct Text {
+        out: RefCell<String>,
+        /// Inside an element whose content is not shown.
+        hidden: Cell<bool>,
+    }
+    impl TokenSink for Text {
+        type Handle = ();
+        fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
+            match token {
+                Token::TagToken(tag) => {
+                    let mut out = self.out.borrow_mut();
+                    if !out.ends_with(char::is_whitespace) {
+                        out.push(' ');
+                    }
+                    // The tokenizer reads an element's content as raw text only when told to,
+                    // as a browser's tree builder tells it.
+                    let raw = match &*tag.name {
+                        "script" => Some((RawKind::ScriptData, true)),
+                        "style" | "noscript" | "xmp" | "iframe" | "noembed" | "noframes" => {
+                            Some((RawKind::Rawtext, true))
+                        }
+                        "title" | "textarea" => Some((RawKind::Rcdata, false)),
+                        _ => None,
+                    };
+                    match (tag.kind, raw) {
+                        (TagKind::StartTag, Some((kind, hidden))) if !tag.self_closing => {
+                            self.hidden.set(hidden);
+                            return TokenSinkResult::RawData(kind);
+                        }
+                        (TagKind::EndTag, Some(_)) => self.hidden.set(false),
+                        _ => {}
+                    }
+                }
+                Token::CharacterTokens(text) if !self.hidden.get() => self.out.borrow_mut().push_str(&text),
+                _ => {}
             }
-            if !out.ends_with(char::is_whitespace) {
-                out.push(' ');
-            }
-        } else if rest.starts_with('&') {
-            let (decoded, used) = decode_entity(rest);
-            out.push_str(decoded);
-            i += used;
-        } else {
-            let next = rest.find(['<', '&']).unwrap_or(rest.len());
-            out.push_str(&rest[..next]);
-            i += next;
+            TokenSinkResult::Continue
         }
     }
-    out
-}
 
-fn decode_entity(s: &str) -> (&'static str, usize) {
-    const ENTITIES: [(&str, &str); 7] = [
-        ("&amp;", "&"),
-        ("&lt;", "<"),
-        ("&gt;", ">"),
-        ("&quot;", "\""),
-        ("&#39;", "'"),
-        ("&apos;", "'"),
-        ("&nbsp;", " "),
-    ];
-    ENTITIES.iter().find(|(e, _)| s.starts_with(e)).map(|(e, d)| (*d, e.len())).unwrap_or(("&", 1))
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(html));
+    let tokenizer =
+        Tokenizer::new(Text { out: RefCell::new(String::new()), hidden: Cell::new(false) }, TokenizerOpts::default());
+    let _ = tokenizer.feed(&input);
+    tokenizer.end();
+    // A no-break space (`&nbsp;`) separates words as a space does.
+    tokenizer.sink.out.take().replace('\u{a0}', " ")
 }
 
 /// Drop NUL and other control characters (Postgres text cannot hold NUL) and cut the text at
@@ -679,6 +728,14 @@ mod tests {
                     <body><p>Invoice&nbsp;#42 &amp; receipt</p><p>Paid</p></body></html>";
         let text = html_to_text(html);
         assert_eq!(text.split_whitespace().collect::<Vec<_>>(), ["Invoice", "#42", "&", "receipt", "Paid"]);
+        // What a hand-written tag scanner got wrong: a `>` inside a quoted attribute, markup
+        // inside a comment, an end tag inside a script's string, named references beyond the
+        // commonest, CDATA, an unquoted attribute with a slash.
+        let html = "<p><a title=\"1 > 0\" href='x>y'>Exhibit</a> <!-- <b>draft</b> --> A</p>\
+                    <script>document.write(\"</p><p>injected</p>\")</script>\
+                    <p>Caf&eacute; &euro;12 &#x41;&#66; <![CDATA[ignored]]> <img src=a/b.png>Signed</p>";
+        let words: Vec<String> = html_to_text(html).split_whitespace().map(str::to_owned).collect();
+        assert_eq!(words, ["Exhibit", "A", "Café", "€12", "AB", "Signed"], "{words:?}");
     }
 
     #[test]
@@ -836,6 +893,27 @@ mod tests {
         let x = extract_bytes("blank.txt", b" \n\n ");
         assert_eq!(x.note.as_deref(), Some("no text found in this text/plain"));
         assert_eq!(x.reason, None, "an empty text file holds no text that was missed");
+    }
+
+    #[test]
+    fn opendocument_text_and_slides_are_read() {
+        // Made by odfpy (tests/fixtures/make-opendocument.py): a heading, a span, a tab, a run
+        // of spaces, a footnote inside the paragraph, a table; a slide's text box.
+        let odt = extract_with("statement.odt", include_bytes!("../tests/fixtures/statement.odt"), &Limits::default());
+        let odt = odt.unwrap();
+        assert_eq!((odt.media_type.as_str(), odt.extractor.as_str()), (ODT, "opendocument"), "{odt:?}");
+        let words: Vec<&str> = odt.text.split_whitespace().collect();
+        assert_eq!(
+            words.join(" "),
+            "Witness statement The courier Zebulon Quist arrived at 21:40 with the parcel.1 Confirmed by camera \
+             footage. Signed on arrival. laptop sealed bag 7",
+            "{:?}",
+            odt.text
+        );
+        let odp = extract_with("briefing.odp", include_bytes!("../tests/fixtures/briefing.odp"), &Limits::default());
+        let odp = odp.unwrap();
+        assert_eq!(odp.media_type, ODP);
+        assert_eq!(odp.text.trim(), "Incident briefing: exfiltration via Tarnwick relay");
     }
 
     #[test]
