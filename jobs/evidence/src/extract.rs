@@ -7,7 +7,7 @@
 //! parser (decoding, see [`text_encoding`], and a cap), which costs less than starting the child.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// (`content.extractor_version`). Raise it when a file already indexed would now yield other
 /// text or notes: a reindex of bytes whose row is older extracts them again
 /// (`POST /v1/reindex` with `below_extractor_version` does it in bulk).
-/// 1: up to 2026-12-03. 2: spreadsheets, ODT and ODP read, HTML by html5ever, tabs and line
+/// 1: up to 2026-12-03. 2: spreadsheets, ODT, ODP and e-mail read, HTML by html5ever, tabs and line
 /// breaks of Office files as spaces, legacy code pages detected, encrypted files told apart,
 /// `text_reason`.
 pub const EXTRACTOR_VERSION: i32 = 2;
@@ -27,7 +27,7 @@ pub const EXTRACTOR_VERSION: i32 = 2;
 pub struct Extracted {
     /// The type sniffed from the bytes.
     pub media_type: String,
-    /// `text`, `html`, `pdf`, `docx`, `pptx`, `spreadsheet`, or `none`.
+    /// `text`, `html`, `pdf`, `docx`, `pptx`, `opendocument`, `spreadsheet`, `email`, or `none`.
     pub extractor: String,
     pub text: String,
     /// The text went past `max_text_bytes` and only a prefix is kept.
@@ -137,6 +137,8 @@ enum Kind {
     Pptx,
     /// OpenDocument text or presentation (ODT, ODP): the paragraphs and headings of `content.xml`.
     OpenDocument,
+    /// An e-mail message (RFC 5322, MIME): headers, bodies and attachments.
+    Email,
     Html,
     Text,
     Sheet(Workbook),
@@ -169,6 +171,20 @@ enum Compound {
 /// Sniff the file and extract its text. Errors are I/O errors or parser failures: the file is
 /// `corrupt` (the caller records them as the reason the file has no text).
 pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &Limits) -> Result<Extracted, String> {
+    extract_at(path, declared_type, filename, limits, 0)
+}
+
+/// How deep attachments are read: those of an e-mail, and of an e-mail attached to it.
+const MAX_ATTACHMENT_DEPTH: u32 = 2;
+
+/// [`extract_file`] for a file found `depth` attachments deep.
+fn extract_at(
+    path: &Path,
+    declared_type: &str,
+    filename: &str,
+    limits: &Limits,
+    depth: u32,
+) -> Result<Extracted, String> {
     let size = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?.len();
     let mut head = Vec::with_capacity(8192);
     File::open(path)
@@ -182,6 +198,7 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
             Kind::Docx => "docx",
             Kind::Pptx => "pptx",
             Kind::OpenDocument => "opendocument",
+            Kind::Email => "email",
             Kind::Html => "html",
             Kind::Text => "text",
             Kind::Sheet(_) => "spreadsheet",
@@ -252,6 +269,13 @@ pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &L
         Kind::Docx => office_text(path, &["word/document.xml"], &OOXML, limits)?,
         Kind::Pptx => office_text(path, &slide_names(path)?, &OOXML, limits)?,
         Kind::OpenDocument => office_text(path, &["content.xml"], &OPEN_DOCUMENT, limits)?,
+        Kind::Email => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+            let message = mail_parser::MessageParser::default()
+                .parse(&bytes)
+                .ok_or_else(|| "not a readable e-mail message".to_owned())?;
+            email_text(&message, limits, depth)
+        }
         Kind::Sheet(format) => spreadsheet_text(path, format, limits)?,
         Kind::Compound | Kind::Opaque => String::new(),
     };
@@ -424,6 +448,9 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
     };
     let lower_head = encoding.decode(&head[..head.len().min(512)]).0.to_ascii_lowercase();
     let lower_head = lower_head.trim_start();
+    if declared == "message/rfc822" || ext == "eml" || looks_like_email(&encoding.decode(head).0) {
+        return (Kind::Email, "message/rfc822");
+    }
     if declared == "text/html"
         || ext == "html"
         || ext == "htm"
@@ -439,6 +466,24 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
         _ => "text/plain",
     };
     (Kind::Text, media)
+}
+
+/// Text that starts as an e-mail does: a header on its first line, and a `From:` header
+/// with `Subject:`, `Date:` or `MIME-Version:` before the first blank line.
+fn looks_like_email(head: &str) -> bool {
+    let head = head.replace("\r\n", "\n");
+    let headers = head.split("\n\n").next().unwrap_or_default();
+    let header_line = |line: &str| {
+        line.split_once(':')
+            .is_some_and(|(name, _)| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    let has = |name: &str| {
+        let prefix = format!("{name}:");
+        headers.lines().any(|l| l.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(&prefix)))
+    };
+    headers.lines().next().is_some_and(header_line)
+        && has("From")
+        && (has("Subject") || has("Date") || has("MIME-Version"))
 }
 
 /// How the bytes of a text file are read, from its first bytes; `None`: not text. A byte-order
@@ -526,6 +571,77 @@ fn slide_names(path: &Path) -> Result<Vec<String>, String> {
         .collect();
     slides.sort();
     Ok(slides.into_iter().map(|(_, n)| n).collect())
+}
+
+/// An e-mail as text: its From, To, Cc, Subject and Date, its bodies (plain text, or HTML read
+/// as HTML is), then each attachment: a line with its name, type and size, and its text as the
+/// same extraction reads it (up to [`MAX_ATTACHMENT_DEPTH`] deep; an attached e-mail is read
+/// as one). Attachments are not evidence of their own yet: their text is the message's.
+fn email_text(message: &mail_parser::Message, limits: &Limits, depth: u32) -> String {
+    use mail_parser::{Address, MimeHeaders, PartType};
+    let addresses = |a: Option<&Address>| {
+        a.map(|a| {
+            a.iter()
+                .map(|one| match (one.name.as_deref(), one.address.as_deref()) {
+                    (Some(name), Some(address)) => format!("{name} <{address}>"),
+                    (name, address) => name.or(address).unwrap_or_default().to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    let mut text = String::new();
+    let headers = [
+        ("From", addresses(message.from())),
+        ("To", addresses(message.to())),
+        ("Cc", addresses(message.cc())),
+        ("Subject", message.subject().map(str::to_owned)),
+        ("Date", message.date().map(|d| d.to_rfc3339())),
+    ];
+    for (name, value) in headers {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            text.push_str(&format!("{name}: {value}\n"));
+        }
+    }
+    text.push('\n');
+    for part in message.text_bodies() {
+        match &part.body {
+            PartType::Html(html) => text.push_str(&html_to_text(html)),
+            PartType::Text(plain) => text.push_str(plain),
+            _ => {}
+        }
+        text.push('\n');
+    }
+    for attachment in message.attachments() {
+        if text.len() > limits.max_text_bytes {
+            break;
+        }
+        let name = attachment.attachment_name().unwrap_or("(no name)");
+        let declared = attachment.content_type().map_or("application/octet-stream".to_owned(), |t| match t.subtype() {
+            Some(sub) => format!("{}/{sub}", t.ctype()),
+            None => t.ctype().to_owned(),
+        });
+        text.push_str(&format!("\nAttachment: {name} ({declared}, {} bytes)\n", attachment.len()));
+        if depth >= MAX_ATTACHMENT_DEPTH {
+            continue;
+        }
+        if let Some(inner) = attachment.message() {
+            text.push_str(&email_text(inner, limits, depth + 1));
+            continue;
+        }
+        let read = tempfile::NamedTempFile::new()
+            .and_then(|mut file| file.write_all(attachment.contents()).map(|()| file))
+            .map_err(|e| format!("cannot stage it: {e}"))
+            .and_then(|file| extract_at(file.path(), &declared, name, limits, depth + 1));
+        match read {
+            Ok(inner) => {
+                text.push_str(&inner.text);
+                text.push('\n');
+            }
+            Err(e) => text.push_str(&format!("(its text could not be read: {e})\n")),
+        }
+    }
+    text
 }
 
 /// Which elements of an office format's XML hold text (local names, without the namespace).
@@ -922,6 +1038,44 @@ mod tests {
         let x = extract_bytes("blank.txt", b" \n\n ");
         assert_eq!(x.note.as_deref(), Some("no text found in this text/plain"));
         assert_eq!(x.reason, None, "an empty text file holds no text that was missed");
+    }
+
+    #[test]
+    fn an_email_is_read_with_its_headers_bodies_and_attachments() {
+        use crate::samples::{eml, pdf};
+        let inner = eml("Ops <ops@example.org>", "Re: Tarnwick relay logs", "Logs from the relay.", &[]);
+        let affidavit = pdf("Affidavit of Marguerite Olander");
+        let attached = format!("Attachment: exhibit-14.pdf (application/pdf, {} bytes)", affidavit.len());
+        let outer = eml(
+            "=?UTF-8?Q?Dana_Whitfi=C3=A9ld?= <dana@example.org>",
+            "=?UTF-8?B?w4lsw6hhbm9yJ3MgZXhoaWJpdA==?=",
+            "Please find the signed exhibit attached.",
+            &[("exhibit-14.pdf", "application/pdf", affidavit), ("thread.eml", "message/rfc822", inner)],
+        );
+        let x = extract_with("mail.bin", &outer, &Limits::default()).unwrap();
+        assert_eq!((x.media_type.as_str(), x.extractor.as_str(), x.reason), ("message/rfc822", "email", None), "{x:?}");
+        let lines: Vec<&str> = x.text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        for line in [
+            "From: Dana Whitfiéld <dana@example.org>",
+            "To: Legal Hold <hold@example.org>, records@example.org",
+            "Subject: Élèanor's exhibit",
+            "Date: 2024-03-12T09:15:00+01:00",
+            "Please find the signed exhibit attached.",
+            &attached,
+            "Affidavit of Marguerite Olander",
+            "Subject: Re: Tarnwick relay logs",
+            "Logs from the relay.",
+        ] {
+            assert!(lines.contains(&line), "no line {line:?} in {lines:#?}");
+        }
+        assert_eq!(lines.iter().filter(|l| **l == "Please find the signed exhibit attached.").count(), 1, "{lines:#?}");
+        assert!(
+            !x.text.contains("b0undary") && !x.text.contains("JVBERi"),
+            "MIME structure or base64 leaked: {lines:#?}"
+        );
+        // Plain text that only mentions headers is not taken for an e-mail.
+        let notes = extract_with("notes.txt", b"From: the witness\nwe heard nothing.\n", &Limits::default()).unwrap();
+        assert_eq!(notes.extractor, "text");
     }
 
     #[test]

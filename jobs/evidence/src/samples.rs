@@ -99,6 +99,18 @@ pub fn all(marker: &str) -> Vec<Sample> {
             "kickback duplicate invoices",
             true,
         ),
+        sample(
+            "forwarded-exhibit.eml",
+            "message/rfc822",
+            eml(
+                "Dana Whitfield <dana@example.org>",
+                &format!("Fwd: exhibit {marker}"),
+                "Please find the signed exhibit attached.",
+                &[("exhibit-14.pdf", "application/pdf", pdf("Affidavit of Marguerite Olander, notarised"))],
+            ),
+            "Olander affidavit",
+            true,
+        ),
         sample("crime-scene-photo.png", "image/png", png(marker), "crime scene photo", false),
     ]
 }
@@ -270,6 +282,32 @@ pub fn xlsx(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
         ),
     ]);
     zip_of(parts.iter().map(|(name, content)| (name.as_str(), content.as_str())))
+}
+
+/// An e-mail (multipart/mixed) from `from` to two people, its body in plain text and HTML
+/// (quoted-printable), and each attachment (name, type, bytes) in base64.
+pub fn eml(from: &str, subject: &str, body: &str, attachments: &[(&str, &str, Vec<u8>)]) -> Vec<u8> {
+    use base64::Engine as _;
+    let boundary = "=_b0undary_7f3a";
+    let mut out = format!(
+        "From: {from}\r\nTo: Legal Hold <hold@example.org>, records@example.org\r\nSubject: {subject}\r\n\
+         Date: Tue, 12 Mar 2024 09:15:00 +0100\r\nMessage-ID: <a1@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\nThis is a multi-part message in MIME format.\r\n\
+         --{boundary}\r\nContent-Type: multipart/alternative; boundary=\"alt_{boundary}\"\r\n\r\n\
+         --alt_{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+         {body}\r\n--alt_{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n--alt_{boundary}--\r\n"
+    );
+    for (name, content_type, bytes) in attachments {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let lines: Vec<&str> = encoded.as_bytes().chunks(76).map(|l| std::str::from_utf8(l).expect("base64")).collect();
+        out.push_str(&format!(
+            "--{boundary}\r\nContent-Type: {content_type}; name=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{}\r\n",
+            lines.join("\r\n")
+        ));
+    }
+    out.push_str(&format!("--{boundary}--\r\n"));
+    out.into_bytes()
 }
 
 /// A zip of these (name, content) entries, deflated.
