@@ -345,6 +345,35 @@ fn spreadsheet_text(path: &Path, format: Workbook, limits: &Limits) -> Result<St
         Workbook::Ods => Sheets::Ods(open_workbook_from_rs(file).map_err(|e| unreadable(&e))?),
     };
     let mut text = String::new();
+    if let Sheets::Xlsx(xlsx) = &mut book {
+        // XLSX cell by cell, so a huge sheet is read only up to the text limit.
+        for name in xlsx.sheet_names() {
+            text.push_str(&name);
+            text.push('\n');
+            let unreadable = |e: calamine::XlsxError| format!("sheet {name:?} is not readable: {e}");
+            let mut cells = xlsx.worksheet_cells_reader(&name).map_err(unreadable)?;
+            let mut row = None;
+            while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+                let value = cell_text(&calamine::Data::from(cell.get_value().clone()));
+                if value.trim().is_empty() {
+                    continue;
+                }
+                let at = cell.get_position().0;
+                match row {
+                    Some(r) if r == at => text.push('\t'),
+                    Some(_) => text.push('\n'),
+                    None => {}
+                }
+                row = Some(at);
+                text.push_str(value.trim_end());
+                if text.len() > limits.max_text_bytes {
+                    return Ok(text);
+                }
+            }
+            text.push_str(if row.is_some() { "\n\n" } else { "\n" });
+        }
+        return Ok(text);
+    }
     for name in book.sheet_names() {
         let range = book.worksheet_range(&name).map_err(|e| format!("sheet {name:?} is not readable: {e}"))?;
         text.push_str(&name);

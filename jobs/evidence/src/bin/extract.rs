@@ -24,7 +24,9 @@ fn main() -> ExitCode {
         }
     };
     let (memory, cpu, limits) = (settings.memory_bytes, settings.cpu_seconds, settings.limits);
-    if let Err(e) = Resource::AS.set(memory, memory).and_then(|_| Resource::CPU.set(cpu, cpu)) {
+    // The CPU limit's soft value sends SIGXCPU (which ends the process: the worker reads it as a
+    // timeout), a second before the hard one would SIGKILL it (which reads as a crash).
+    if let Err(e) = Resource::AS.set(memory, memory).and_then(|_| Resource::CPU.set(cpu, cpu + 1)) {
         eprintln!("cannot set resource limits: {e}");
         return ExitCode::from(70);
     }
