@@ -460,20 +460,11 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
     if head.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
         return (Kind::Compound, "application/x-ole-storage");
     }
-    let magic: [(&[u8], &'static str); 7] = [
-        (b"\x89PNG\r\n\x1a\n", "image/png"),
-        (b"\xff\xd8\xff", "image/jpeg"),
-        (b"GIF8", "image/gif"),
-        (b"\x1f\x8b", "application/gzip"),
-        (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
-        (b"\x7fELF", "application/x-executable"),
-        (b"RIFF", "application/octet-stream"),
-    ];
-    if let Some((_, media)) = magic.iter().find(|(m, _)| head.starts_with(m)) {
-        return (Kind::Opaque, media);
-    }
+    // Bytes that are not text are named by their signature (images, audio, video, archives,
+    // executables, fonts, databases: the `infer` crate's table). Only then: some signatures are
+    // short runs of letters ("ID3", "BM", "MZ") that text may start with.
     let Some(encoding) = text_encoding(head) else {
-        return (Kind::Opaque, "application/octet-stream");
+        return (Kind::Opaque, infer::get(head).map_or("application/octet-stream", |t| t.mime_type()));
     };
     let lower_head = encoding.decode(&head[..head.len().min(512)]).0.to_ascii_lowercase();
     let lower_head = lower_head.trim_start();
@@ -1105,6 +1096,33 @@ mod tests {
         // Plain text that only mentions headers is not taken for an e-mail.
         let notes = extract_with("notes.txt", b"From: the witness\nwe heard nothing.\n", &Limits::default()).unwrap();
         assert_eq!(notes.extractor, "text");
+    }
+
+    #[test]
+    fn binary_formats_are_named_by_their_signatures() {
+        let media = |bytes: &[u8]| extract_with("upload.bin", bytes, &Limits::default()).unwrap();
+        let cases: [(&[u8], &str); 9] = [
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "image/png"),
+            (b"\xff\xd8\xff\xe0\0\x10JFIF\0", "image/jpeg"),
+            (b"RIFF\x24\0\0\0WEBPVP8 ", "image/webp"),
+            (b"RIFF\x24\0\0\0WAVEfmt ", "audio/x-wav"),
+            (b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", "video/mp4"),
+            (b"II*\0\x08\0\0\0", "image/tiff"),
+            (b"Rar!\x1a\x07\x01\0", "application/vnd.rar"),
+            (b"SQLite format 3\0", "application/vnd.sqlite3"),
+            (b"\x7fELF\x02\x01\x01\0", "application/x-executable"),
+        ];
+        for (bytes, want) in cases {
+            let mut bytes = bytes.to_vec();
+            bytes.resize(512, 0);
+            let x = media(&bytes);
+            assert_eq!((x.media_type.as_str(), x.reason), (want, Some(TextReason::UnsupportedType)), "{want}");
+        }
+        // Text that starts as a signature does is text: an MP3's "ID3", an RTF's "{\rtf".
+        let csv = media(b"ID3,owner,seal\n7,Ramirez,intact\n");
+        assert_eq!((csv.extractor.as_str(), csv.reason), ("text", None), "{csv:?}");
+        let rtf = media(b"{\\rtf1\\ansi Deposition of the harbour master}");
+        assert!(rtf.text.contains("Deposition of the harbour master"), "{rtf:?}");
     }
 
     #[test]
