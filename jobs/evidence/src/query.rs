@@ -50,6 +50,55 @@ pub struct ClauseQuery {
     pub tsquery: String,
 }
 
+/// Whether `c` belongs to a script written without spaces between words, which the text
+/// search parser would read as one word per run: Han (Chinese, Japanese kanji), Hiragana,
+/// Katakana (with its half-width forms), and Hangul syllables.
+fn unspaced(c: char) -> bool {
+    matches!(c,
+        '\u{3040}'..='\u{30ff}' | '\u{31f0}'..='\u{31ff}' | '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}'
+        | '\u{ac00}'..='\u{d7af}' | '\u{f900}'..='\u{faff}' | '\u{ff66}'..='\u{ff9f}' | '\u{20000}'..='\u{2ffff}')
+}
+
+/// Text as it is indexed and searched: each run of [`unspaced`] characters becomes its
+/// overlapping pairs, as words (`東京地裁` → ` 東京 京地 地裁 `; a run of one stays as it is),
+/// so that any two characters or more of a run are found as the phrase of their pairs
+/// (`京地` is in `東京地裁`). The parser would make the whole run one word (and drop it past
+/// 2 KiB), found only whole. Other text is left as it is.
+pub fn index_form(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(unspaced) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut run: Vec<char> = Vec::new();
+    let flush = |run: &mut Vec<char>, out: &mut String| {
+        if run.is_empty() {
+            return;
+        }
+        out.push(' ');
+        if run.len() == 1 {
+            out.push(run[0]);
+        }
+        for pair in run.windows(2) {
+            out.extend(pair);
+            out.push(' ');
+        }
+        if run.len() == 1 {
+            out.push(' ');
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if unspaced(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out.into()
+}
+
 /// Tsqueries (each in Postgres's text form) joined by OR, in that form too.
 pub fn any_of<S: AsRef<str>>(tsqueries: &[S]) -> String {
     tsqueries.iter().map(|q| format!("({})", q.as_ref())).collect::<Vec<_>>().join(" | ")
@@ -105,6 +154,15 @@ fn word(token: &str) -> Term {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_without_spaces_are_indexed_as_pairs() {
+        assert_eq!(index_form("東京地裁"), " 東京 京地 地裁 ");
+        assert_eq!(index_form("証拠A-7は東"), " 証拠 A-7 は東 ");
+        assert_eq!(index_form("report: 東"), "report:  東 ");
+        assert_eq!(index_form("ÄÖÜ plain text"), "ÄÖÜ plain text");
+        assert!(matches!(index_form("plain"), std::borrow::Cow::Borrowed(_)));
+    }
 
     fn required(terms: &[Term]) -> Clause {
         Clause { excluded: false, any_of: terms.to_vec() }

@@ -335,8 +335,8 @@ pub async fn insert_content(
          ),
          ch AS (
              INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv)
-             SELECT c.tenant_id, c.sha256, t.seq, t.body, to_tsvector('english', t.body)
-             FROM c, unnest($8::int[], $9::text[]) AS t(seq, body)
+             SELECT c.tenant_id, c.sha256, t.seq, t.body, to_tsvector('english', t.indexed)
+             FROM c, unnest($8::int[], $9::text[], $15::text[]) AS t(seq, body, indexed)
              RETURNING 1
          )
          SELECT EXISTS (SELECT 1 FROM c)",
@@ -355,6 +355,7 @@ pub async fn insert_content(
     .bind(&bytes.md5)
     .bind(x.reason)
     .bind(crate::extract::EXTRACTOR_VERSION)
+    .bind(indexed_forms(&chunks))
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)
@@ -400,15 +401,23 @@ pub async fn replace_content(
     let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
     sqlx::query(
         "INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv)
-         SELECT $1, $2, t.seq, t.body, to_tsvector('english', t.body) FROM unnest($3::int[], $4::text[]) AS t(seq, body)",
+         SELECT $1, $2, t.seq, t.body, to_tsvector('english', t.indexed)
+         FROM unnest($3::int[], $4::text[], $5::text[]) AS t(seq, body, indexed)",
     )
     .bind(tenant.as_str())
     .bind(sha256)
     .bind(&seqs)
     .bind(&chunks)
+    .bind(indexed_forms(&chunks))
     .execute(&mut *conn)
     .await?;
     Ok(true)
+}
+
+/// What each chunk's tsvector is made from: its text in [`query::index_form`] (runs of
+/// Chinese, Japanese or Korean cut into pairs); the chunk keeps its text as it is.
+fn indexed_forms(chunks: &[&str]) -> Vec<String> {
+    chunks.iter().map(|c| query::index_form(c).into_owned()).collect()
 }
 
 /// Fill in the SHA-1 and MD5 of content verified before they were computed (a no-op once set).
@@ -490,8 +499,20 @@ pub const QUERY_CANCELED: &str = "57014";
 /// an empty string for a term that reduces to nothing (stop words, punctuation).
 pub async fn term_tsqueries(conn: &mut PgConnection, clauses: &[Clause]) -> Result<Vec<String>, sqlx::Error> {
     let terms: Vec<&Term> = clauses.iter().flat_map(|c| &c.any_of).collect();
-    let kinds: Vec<&str> = terms.iter().map(|t| t.kind()).collect();
-    let texts: Vec<&str> = terms.iter().map(|t| t.text()).collect();
+    // In the form the text was indexed in; a prefix of Chinese, Japanese or Korean becomes the
+    // phrase of its pairs (which finds it at the start of a run and inside one).
+    let texts: Vec<String> = terms.iter().map(|t| query::index_form(t.text()).into_owned()).collect();
+    // One character alone is asked for as the start of a pair (or a run of one).
+    let kinds: Vec<&str> = terms
+        .iter()
+        .zip(&texts)
+        .map(|(t, text)| match text.trim().chars().count() {
+            _ if text == t.text() => t.kind(),
+            1 => "prefix",
+            _ => "phrase",
+        })
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(|t| t.trim()).collect();
     sqlx::query_scalar(
         "SELECT CASE WHEN numnode(q) = 0 THEN '' ELSE q::text END
          FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(kind, text, n),
