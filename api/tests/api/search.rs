@@ -238,6 +238,13 @@ async fn a_run_of_japanese_or_chinese_is_found_by_any_part_of_it(pool: PgPool) {
         assert!(!found(&app, q).await.contains(&ja), "{q}");
     }
     assert_eq!(found(&app, "京都").await, vec![other]);
+    // Filenames and descriptions too.
+    let named =
+        app.upload(&text("大阪支店の監査報告.txt", "audit".to_owned()), json!({"description": "経理部の調査"})).await;
+    app.wait_status(&named, "indexed").await;
+    for q in ["監査", "支店", "経理"] {
+        assert_eq!(found(&app, q).await, vec![named.clone()], "{q}");
+    }
     app.stop().await;
 }
 

@@ -94,9 +94,7 @@ pub async fn insert(
                                    description, object_key, idempotency_key, request_id, custodian, collected_at,
                                    source, meta_tsv, upload_expires_at)
              VALUES ($1, $11, $2, $3, $4, $5, $6, $7, $8, $11 || '/uploads/' || $1::text, $9, $10, $12, $13, $14,
-                     to_tsvector('english', $2 || ' ' || regexp_replace($2, '[^[:alnum:]]+', ' ', 'g') || ' '
-                                             || array_to_string($7, ' ') || ' ' || coalesce($8, '')),
-                     now() + make_interval(secs => $15))
+                     to_tsvector('english', $16), now() + make_interval(secs => $15))
              ON CONFLICT ON CONSTRAINT evidence_idempotency_key_unique DO NOTHING
              RETURNING *
          ) ",
@@ -119,6 +117,7 @@ pub async fn insert(
     .bind(new.custody.collected_at)
     .bind(&new.custody.source)
     .bind(upload_window.map(|w| w.as_secs_f64()))
+    .bind(metadata_text(new.filename.trim(), &tags, new.description.as_deref()))
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(evidence) = inserted {
@@ -412,6 +411,15 @@ pub async fn replace_content(
     .execute(&mut *conn)
     .await?;
     Ok(true)
+}
+
+/// What an evidence's metadata tsvector is made from: the filename as written and with its
+/// punctuation as spaces (so `board-minutes_2024.pdf` is found by `minutes`), the tags, the
+/// description, in [`query::index_form`] as the text is.
+fn metadata_text(filename: &str, tags: &[String], description: Option<&str>) -> String {
+    let split: String = filename.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    let text = format!("{filename} {split} {} {}", tags.join(" "), description.unwrap_or_default());
+    query::index_form(&text).into_owned()
 }
 
 /// What each chunk's tsvector is made from: its text in [`query::index_form`] (runs of
