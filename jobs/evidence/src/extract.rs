@@ -162,7 +162,8 @@ const XLS: &str = "application/vnd.ms-excel";
 enum Compound {
     /// An Office file encrypted as a whole (MS-OFFCRYPTO's `EncryptedPackage`).
     Encrypted,
-    /// An Excel 97–2003 workbook (a `Workbook` or `Book` stream, and no Word or PowerPoint one).
+    /// An Excel 97–2003 workbook (a `Workbook` stream, and no Word, PowerPoint or Outlook one;
+    /// Excel 5's `Book` is not looked for, a word too common in other files' text).
     Xls,
     /// Anything else: Word and PowerPoint 97–2003, Outlook messages, thumbnails.
     Other,
@@ -252,6 +253,8 @@ fn extract_at(
             encoding.name().to_ascii_lowercase()
         ));
     }
+    // A PDF the reader could not open without its password.
+    let mut locked = false;
     let raw = match kind {
         // UTF-16 takes two bytes or more for each character of the text that is kept.
         Kind::Text => read_text(path, (limits.max_text_bytes + 1) * if is_utf16(encoding) { 2 } else { 1 }, encoding)?,
@@ -260,9 +263,13 @@ fn extract_at(
             let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
             match pdf_extract::extract_text_from_mem(&bytes) {
                 Ok(text) => text,
-                // A PDF whose text a reader cannot decrypt without a password fails or reads
-                // as nothing; one with an owner password only reads as usual.
-                Err(_) if pdf_is_encrypted(&bytes) => String::new(),
+                // A PDF the reader cannot decrypt without a password fails; one with an owner
+                // password only (printing restricted, common for court filings) reads as usual,
+                // and when it reads as nothing it is a scan like any other.
+                Err(_) if pdf_is_encrypted(&bytes) => {
+                    locked = true;
+                    String::new()
+                }
                 Err(e) => return Err(format!("PDF text extraction failed: {e}")),
             }
         }
@@ -286,8 +293,7 @@ fn extract_at(
         out.note = Some(format!("text longer than {} bytes; only the beginning is indexed", limits.max_text_bytes));
         out.reason = Some(TextReason::Truncated);
     } else if out.text.trim().is_empty() && kind == Kind::Pdf {
-        let encrypted = std::fs::read(path).is_ok_and(|bytes| pdf_is_encrypted(&bytes));
-        (out.note, out.reason) = if encrypted {
+        (out.note, out.reason) = if locked {
             let note = "an encrypted PDF (password-protected): its text cannot be read without the password";
             (Some(note.to_owned()), Some(TextReason::Encrypted))
         } else {
@@ -322,9 +328,9 @@ fn compound_content(path: &Path, limits: &Limits) -> Result<Compound, String> {
     };
     Ok(if names("EncryptedPackage") {
         Compound::Encrypted
-    } else if names("WordDocument") || names("PowerPoint Document") {
+    } else if names("WordDocument") || names("PowerPoint Document") || names("__substg1.0_") {
         Compound::Other
-    } else if names("Workbook") || names("Book") {
+    } else if names("Workbook") {
         Compound::Xls
     } else {
         Compound::Other
@@ -703,6 +709,10 @@ fn office_text(path: &Path, parts: &[impl AsRef<str>], markup: &Markup, limits: 
                 Ok(Event::Start(e)) => {
                     if is(markup.text, e.local_name()) {
                         depth += 1;
+                    }
+                    // PowerPoint writes a line break with content (`<a:br><a:rPr/></a:br>`).
+                    if is(markup.space, e.local_name()) {
+                        text.push(' ');
                     }
                     // A paragraph that starts inside another (an ODF footnote) is a word apart.
                     if is(markup.paragraph, e.local_name()) && !text.is_empty() && !text.ends_with(char::is_whitespace)
@@ -1143,6 +1153,19 @@ mod tests {
         let odp = extract_with("briefing.odp", include_bytes!("../tests/fixtures/briefing.odp"), &Limits::default());
         let odp = odp.unwrap();
         assert_eq!(odp.media_type, ODP);
+        // PowerPoint's line break has content (`<a:br><a:rPr/></a:br>`): the words on either
+        // side stay apart.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(file.path()).unwrap());
+        zip.start_file("ppt/slides/slide1.xml", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(
+            b"<p:sld xmlns:a=\"a\" xmlns:p=\"p\"><a:p><a:r><a:t>first line</a:t></a:r><a:br><a:rPr/></a:br>\
+              <a:r><a:t>second line</a:t></a:r></a:p></p:sld>",
+        )
+        .unwrap();
+        zip.finish().unwrap();
+        let slide = office_text(file.path(), &["ppt/slides/slide1.xml"], &OOXML, &Limits::default()).unwrap();
+        assert_eq!(slide.split_whitespace().collect::<Vec<_>>(), ["first", "line", "second", "line"]);
         assert_eq!(odp.text.trim(), "Incident briefing: exfiltration via Tarnwick relay");
     }
 

@@ -154,14 +154,33 @@ impl Handler for IngestHandler {
         let (path, declared, name) = (staging.path(), &target.content_type, &target.filename);
         // `summary` is what the custody entry says of the content: from the extraction, or the
         // known row.
-        let (extracted, summary) = match self.extract_plain(path, declared, name).await {
-            Some(plain) => extracted_with_summary(plain.unwrap_or_else(|f| metadata_only(declared, f))),
+        // `failed`: the extraction failed (the file is indexed by its metadata); such a result
+        // never replaces what an older version made of known bytes.
+        let ((extracted, summary), failed) = match self.extract_plain(path, declared, name).await {
+            Some(plain) => {
+                let failed = plain.is_err();
+                (extracted_with_summary(plain.unwrap_or_else(|f| metadata_only(declared, f))), failed)
+            }
             None => match self.known_content(tenant, &downloaded.sha256).await? {
-                Some((known, version)) if version >= EXTRACTOR_VERSION => (None, known),
-                // New bytes, or bytes an older version of the extraction read: extract them.
-                _ => extracted_with_summary(
-                    self.run_extractor(path, declared, name).await?.unwrap_or_else(|f| metadata_only(declared, f)),
-                ),
+                Some((known, version)) if version >= EXTRACTOR_VERSION => ((None, known), false),
+                // Bytes an older version of the extraction read: extract them again, and keep
+                // what that version made when this try fails (a limit, a crash under load).
+                Some((known, _)) => match self.run_extractor(path, declared, name).await? {
+                    Ok(x) => (extracted_with_summary(x), false),
+                    Err(f) => {
+                        tracing::warn!(
+                            reason = f.reason.as_str(),
+                            message = f.message,
+                            "extracting again failed; the older text is kept"
+                        );
+                        ((None, known), true)
+                    }
+                },
+                None => {
+                    let x = self.run_extractor(path, declared, name).await?;
+                    let failed = x.is_err();
+                    (extracted_with_summary(x.unwrap_or_else(|f| metadata_only(declared, f))), failed)
+                }
             },
         };
 
@@ -174,7 +193,7 @@ impl Handler for IngestHandler {
         // Known bytes, extracted again: replace what an older version made of them (a no-op
         // when the row is at this version, as for known plain text).
         let reextracted = match &extracted {
-            Some(x) if !created => {
+            Some(x) if !created && !failed => {
                 store::replace_content(&mut tx, tenant, &downloaded.sha256, x, INDEX_CHUNKING).await?
             }
             _ => false,
@@ -325,6 +344,8 @@ impl IngestHandler {
         filename: &str,
     ) -> Result<Result<Extracted, Failure>, JobError> {
         let s = &self.settings;
+        let scratch = tempfile::tempdir_in(&s.tmp_dir)
+            .map_err(|e| JobError::retryable(format!("cannot make a folder in {}: {e}", s.tmp_dir.display())))?;
         let mut child = tokio::process::Command::new(&s.extract_bin)
             .arg(path)
             .arg(declared_type)
@@ -334,6 +355,9 @@ impl IngestHandler {
             .env("EXTRACT_MAX_PARSE_BYTES", s.max_parse_bytes.to_string())
             .env("EXTRACT_MEMORY_BYTES", s.extract_memory_bytes.to_string())
             .env("EXTRACT_CPU_SECONDS", s.extract_timeout.as_secs().max(1).to_string())
+            // What the child stages (an e-mail's attachments) goes in a folder of this call's,
+            // removed when it returns, even when the child was killed.
+            .env("TMPDIR", scratch.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -362,11 +386,21 @@ impl IngestHandler {
         };
         if !status.success() {
             let message = String::from_utf8_lossy(&err).trim().chars().take(500).collect::<String>();
+            if let Some(code) = status.code().filter(|&c| installation_fault(c)) {
+                return Err(JobError::retryable(format!("the extract child could not run (exit {code}): {message}")));
+            }
             return Ok(Err(child_failure(status, message, s.extract_timeout.as_secs().max(1), s.extract_memory_bytes)));
         }
         Ok(serde_json::from_slice(&out)
             .map_err(|e| Failure::new(TextReason::Corrupt, format!("unreadable extractor output: {e}"))))
     }
+}
+
+/// Exit codes with which the `extract` child says it could not run at all (usage or settings
+/// 64, its limits not set 70, its result not written 74): a broken installation, not a
+/// property of the file, so the attempt fails and is retried.
+fn installation_fault(code: i32) -> bool {
+    matches!(code, 64 | 70 | 74)
 }
 
 /// Why the `extract` child ended without a result, from how it ended: its own report of a
@@ -431,6 +465,7 @@ mod tests {
         );
         assert_eq!(failure(6, "thread 'main' has overflowed its stack").reason, TextReason::Corrupt);
         assert_eq!(failure(11, "").message, "the extractor crashed (signal 11)");
-        assert_eq!(failure(70 << 8, "cannot set resource limits").reason, TextReason::Corrupt);
+        // Exits that say the child could not run are not about the file at all.
+        assert!([64, 70, 74].into_iter().all(installation_fault) && !installation_fault(65));
     }
 }

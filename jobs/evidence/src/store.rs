@@ -520,16 +520,23 @@ pub async fn term_tsqueries(conn: &mut PgConnection, clauses: &[Clause]) -> Resu
             _ => "phrase",
         })
         .collect();
+    // Content indexed before runs were cut into pairs (extractor version 1, and the metadata of
+    // evidence created before) holds a run as one word: such a term also asks for it whole.
+    let whole: Vec<Option<&str>> =
+        terms.iter().zip(&texts).map(|(t, text)| (text != t.text()).then_some(t.text())).collect();
     let texts: Vec<&str> = texts.iter().map(|t| t.trim()).collect();
     sqlx::query_scalar(
         "SELECT CASE WHEN numnode(q) = 0 THEN '' ELSE q::text END
-         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(kind, text, n),
+         FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(kind, text, whole, n),
               LATERAL (SELECT CASE t.kind WHEN 'prefix' THEN to_tsquery('english', t.text || ':*')
-                                          ELSE phraseto_tsquery('english', t.text) END AS q) AS made
+                                          ELSE phraseto_tsquery('english', t.text) END AS pairs) AS made,
+              LATERAL (SELECT CASE WHEN t.whole IS NULL THEN made.pairs
+                                   ELSE made.pairs || phraseto_tsquery('english', t.whole) END AS q) AS asked
          ORDER BY t.n",
     )
     .bind(kinds)
     .bind(texts)
+    .bind(whole)
     .fetch_all(conn)
     .await
 }
