@@ -503,6 +503,27 @@ async fn a_bulk_reindex_extracts_again_what_an_older_extraction_read(pool: PgPoo
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_read_again_that_fails_keeps_the_older_text(pool: PgPool) {
+    let first = TestApp::start(pool.clone(), Options::default()).await;
+    let workbook = sample("expense-ledger.xlsx");
+    let id = first.upload(&workbook, json!({})).await;
+    first.wait_status(&id, "indexed").await;
+    let bucket = first.bucket.clone();
+    first.stop().await;
+    sqlx::query("UPDATE content SET extractor_version = 1").execute(&pool).await.unwrap();
+    // A worker whose extractor fails on every file (exit 1: a crash, as far as it can tell).
+    let options = Options { extract_bin: Some("/bin/false".into()), bucket: Some(bucket), ..Options::default() };
+    let app = TestApp::start(pool.clone(), options).await;
+    let (status, batch) = app.post("/v1/reindex", json!({"outdated": true})).await;
+    assert_eq!((status, batch["queued"].clone()), (200, json!([id])), "{batch}");
+    let ev = app.wait_status(&id, "indexed").await;
+    assert_eq!((ev["extractor"].as_str(), ev["extractor_version"].as_i64()), (Some("spreadsheet"), Some(1)), "{ev}");
+    let hits = search(&app, "kickback duplicate invoices").await;
+    assert!(hits.iter().any(|h| h["id"] == id.as_str() && h["matched_text"] == true), "{hits:?}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn listing_filters_and_pages_with_a_cursor(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let s = sample("interview-notes.txt");

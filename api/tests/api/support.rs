@@ -62,6 +62,8 @@ pub struct TestApp {
     /// Sends no key: for presigned URLs and unauthenticated requests.
     pub plain: reqwest::Client,
     pub storage: Arc<Storage>,
+    #[allow(dead_code, reason = "kept for tests that start a second app over the same objects")]
+    pub bucket: String,
     pub proxy: Option<Proxy>,
     /// The in-process worker's live status (its breaker, for the outage tests).
     pub worker: Arc<queue::WorkerStatus>,
@@ -82,6 +84,10 @@ pub struct Options {
     pub upload_part_bytes: u64,
     /// The worker's `S3_REQUEST_TIMEOUT_SECS` (production's default: 60 s).
     pub worker_s3_timeout: Option<Duration>,
+    /// `INGEST_EXTRACT_BIN` (default: the build's `extract`).
+    pub extract_bin: Option<PathBuf>,
+    /// The bucket (default: a new one), for a second app over the first one's objects.
+    pub bucket: Option<String>,
 }
 
 impl Default for Options {
@@ -94,6 +100,8 @@ impl Default for Options {
             upload_expiry: Some(Duration::from_secs(24 * 3600)),
             upload_part_bytes: 64 << 20,
             worker_s3_timeout: None,
+            extract_bin: None,
+            bucket: None,
         }
     }
 }
@@ -109,7 +117,10 @@ impl TestApp {
             Duration::from_secs(10),
         );
         let pool = app_pool.clone();
-        let bucket = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let bucket = options
+            .bucket
+            .clone()
+            .unwrap_or_else(|| format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]));
         let api_settings = s3_settings(&bucket, None);
         let storage = Arc::new(Storage::new(&api_settings).unwrap());
         storage.ensure_bucket().await.expect("create the test bucket");
@@ -126,7 +137,7 @@ impl TestApp {
             }
         };
         let mut ingest = IngestSettings::from_env().unwrap();
-        ingest.extract_bin = extract_bin();
+        ingest.extract_bin = options.extract_bin.clone().unwrap_or_else(extract_bin);
         // The fixity sweep is registered but runs only when a test schedules it.
         let fixity = FixityHandler {
             pool: pool.clone(),
@@ -187,6 +198,7 @@ impl TestApp {
             http: client(&admin),
             plain: reqwest::Client::new(),
             storage,
+            bucket,
             proxy,
             worker: worker_status,
             shutdown,
