@@ -3,10 +3,9 @@
 -- (a reindex, one at a time or in bulk: POST /v1/reindex) extracts them again and
 -- replaces the row's text, chunks and what was said of them. Rows from before this column
 -- were made by version 1.
--- The default stays: a worker of the release before, during a rolling deploy or after a roll
--- back, inserts rows without the column, and version 1 is what it makes.
 ALTER TABLE content ADD COLUMN extractor_version integer NOT NULL DEFAULT 1
     CONSTRAINT content_extractor_version_check CHECK (extractor_version >= 1);
+ALTER TABLE content ALTER COLUMN extractor_version DROP DEFAULT;
 
 -- The text is derived from the bytes and may be made again; what identifies the bytes may not:
 -- no grant covers sha256 or size_bytes (sha1 and md5 have their own, to fill them in once: the

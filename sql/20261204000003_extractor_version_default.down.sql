@@ -1,0 +1,1 @@
+ALTER TABLE content ALTER COLUMN extractor_version DROP DEFAULT;
