@@ -396,6 +396,8 @@ pub struct Hit {
     pub rank: f32,
     /// Matching words marked «like this», from the best-matching part of the text.
     pub snippet: Option<String>,
+    /// The page of a PDF that part of the text starts on (it may run on to the next).
+    pub page: Option<i32>,
     /// False when only the filename, tags or description matched.
     pub matched_text: bool,
     pub created_at: DateTime<Utc>,
@@ -413,6 +415,7 @@ impl From<SearchHit> for Hit {
             sha256: h.sha256,
             rank: h.rank,
             snippet: h.snippet,
+            page: h.page,
             matched_text: h.matched_text,
             created_at: h.created_at,
         }

@@ -253,6 +253,35 @@ async fn a_run_of_japanese_or_chinese_is_found_by_any_part_of_it(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_hit_in_a_pdf_says_which_page_its_snippet_is_on(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let pdf = Sample {
+        filename: "deposition.pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: evidence::samples::pdf_pages(&[
+            "Exhibit cover sheet",
+            "Testimony of the harbour master",
+            "Seal of Quentara county",
+        ]),
+        find_with: String::new(),
+        has_text: true,
+    };
+    let id = indexed(&app, &pdf).await;
+    let notes = indexed(&app, &text("notes.txt", "the harbour master again".to_owned())).await;
+    for (q, page) in [("exhibit cover", 1), ("harbour master", 2), ("Quentara", 3)] {
+        let (_, body) = search(&app, q).await;
+        let hit = body["hits"].as_array().unwrap().iter().find(|h| h["id"] == id.as_str()).cloned();
+        let hit = hit.unwrap_or_else(|| panic!("{q}: {body}"));
+        assert_eq!(hit["page"], page, "{q}: {hit}");
+        assert!(!hit["snippet"].as_str().unwrap().contains('\u{c}'), "{hit}");
+    }
+    let (_, body) = search(&app, "harbour master").await;
+    let text_hit = body["hits"].as_array().unwrap().iter().find(|h| h["id"] == notes.as_str()).cloned().unwrap();
+    assert!(text_hit.get("page").is_none(), "text without pages has none: {text_hit}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn facets_count_every_hit_by_case_type_and_tag(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let upload = |name: &'static str, case: &'static str, tags: &'static [&'static str], custodian: &'static str| {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// (`POST /v1/reindex` with `below_extractor_version` does it in bulk).
 /// 1: up to 2026-12-03. 2: spreadsheets, ODT, ODP and e-mail read, HTML by html5ever, tabs and line
 /// breaks of Office files as spaces, legacy code pages detected, encrypted files told apart,
-/// `text_reason`, runs of Chinese, Japanese and Korean indexed as pairs.
+/// `text_reason`, runs of Chinese, Japanese and Korean indexed as pairs, PDF chunks by page.
 pub const EXTRACTOR_VERSION: i32 = 2;
 
 /// What one file yielded.
@@ -37,7 +37,14 @@ pub struct Extracted {
     /// The same, as one of a fixed set: set whenever the file may hold text that was not
     /// indexed (never for a file that simply has none, such as an empty text file).
     pub reason: Option<TextReason>,
+    /// The text has pages, each ended by [`PAGE_BREAK`] (a PDF): its chunks record the page
+    /// they start on.
+    #[serde(default)]
+    pub paged: bool,
 }
+
+/// What ends a page in extracted text: the form feed, as pdftotext writes it too.
+pub const PAGE_BREAK: char = '\x0c';
 
 /// Why a file yielded less text than it may hold. Stored as `content.text_reason` (the
 /// migration's check lists the same names) and filterable in the listing.
@@ -112,6 +119,7 @@ impl Failure {
             truncated: false,
             note: Some(format!("text extraction failed: {}; indexed by filename, tags and description", self.message)),
             reason: Some(self.reason),
+            paged: false,
         }
     }
 }
@@ -210,6 +218,7 @@ fn extract_at(
         truncated: false,
         note: None,
         reason: None,
+        paged: false,
     };
     let kind = match kind {
         Kind::Compound => match compound_content(path, limits)? {
@@ -261,8 +270,11 @@ fn extract_at(
         Kind::Html => html_to_text(&read_text(path, limits.max_parse_bytes as usize, encoding)?),
         Kind::Pdf => {
             let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-            match pdf_extract::extract_text_from_mem(&bytes) {
-                Ok(text) => text,
+            match pdf_extract::extract_text_from_mem_by_pages(&bytes) {
+                Ok(pages) => {
+                    out.paged = true;
+                    pages.join(&PAGE_BREAK.to_string())
+                }
                 // A PDF the reader cannot decrypt without a password fails; one with an owner
                 // password only (printing restricted, common for court filings) reads as usual,
                 // and when it reads as nothing it is a scan like any other.
@@ -818,7 +830,7 @@ pub fn html_to_text(html: &str) -> String {
 /// Drop NUL and other control characters (Postgres text cannot hold NUL) and cut the text at
 /// `max` bytes on a character boundary. Returns the text and whether it was cut.
 pub fn clean(raw: &str, max: usize) -> (String, bool) {
-    let mut text: String = raw.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t')).collect();
+    let mut text: String = raw.chars().filter(|c| !c.is_control() || matches!(*c, '\n' | '\t' | PAGE_BREAK)).collect();
     if text.len() <= max {
         return (text, false);
     }
@@ -845,18 +857,47 @@ pub struct Chunking {
 /// a cut is still found.
 pub const INDEX_CHUNKING: Chunking = Chunking { bytes: 8 * 1024, overlap: 256 };
 
-/// Split text into pieces of at most `c.bytes`, cut at whitespace where there is some, each
-/// chunk after the first starting `c.overlap` bytes or less before its piece.
+/// Split text into pieces of at most `c.bytes`, cut at whitespace where there is some and
+/// after every [`PAGE_BREAK`], each chunk after the first starting `c.overlap` bytes or less
+/// before its piece.
 pub fn chunks(text: &str, c: Chunking) -> Vec<&str> {
+    pieces(text, c).into_iter().map(|(_, chunk)| chunk).collect()
+}
+
+/// [`chunks`], each with the page its own piece starts on: 1 and a page more after each
+/// [`PAGE_BREAK`] before it (the overlap it repeats may lie on the page before).
+pub fn paged_chunks(text: &str, c: Chunking) -> Vec<(&str, i32)> {
+    let (mut page, mut counted) = (1, 0);
+    pieces(text, c)
+        .into_iter()
+        .map(|(start, chunk)| {
+            page += text[counted..start].matches(PAGE_BREAK).count() as i32;
+            counted = start;
+            (chunk, page)
+        })
+        .collect()
+}
+
+/// The chunks of `text`, each with where its own piece starts.
+fn pieces(text: &str, c: Chunking) -> Vec<(usize, &str)> {
     let mut starts = vec![0];
     let mut at = 0;
-    while text.len() - at > c.bytes {
+    loop {
         let rest = &text[at..];
-        let mut cut = c.bytes;
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
+        let mut window = rest.len().min(c.bytes);
+        while !rest.is_char_boundary(window) {
+            window -= 1;
         }
-        at += rest[..cut].rfind(char::is_whitespace).filter(|&w| w > c.bytes / 2).unwrap_or(cut);
+        // A page break ends a piece; the next begins right after it.
+        if let Some(brk) = rest[..window].find(PAGE_BREAK).filter(|&i| at + i + 1 < text.len()) {
+            at += brk + 1;
+            starts.push(at);
+            continue;
+        }
+        if rest.len() <= c.bytes {
+            break;
+        }
+        at += rest[..window].rfind(char::is_whitespace).filter(|&w| w > c.bytes / 2).unwrap_or(window);
         starts.push(at);
     }
     // Blanks after the last cut make no chunk of their own.
@@ -872,7 +913,7 @@ pub fn chunks(text: &str, c: Chunking) -> Vec<&str> {
             }
             // Start after a space in the overlap, so the chunk begins with a whole word.
             let from = text[from..start].find(char::is_whitespace).map_or(start, |w| from + w);
-            &text[from.min(start)..end]
+            (start, &text[from.min(start)..end])
         })
         .collect()
 }
@@ -914,6 +955,36 @@ mod tests {
         let unbroken = "x".repeat(200);
         assert_eq!(chunks(&unbroken, flat).len(), 4);
         assert_eq!(chunks("some words   \n ", flat), vec!["some words   \n "]);
+    }
+
+    #[test]
+    fn a_pdf_is_read_page_by_page() {
+        let pages = ["Exhibit A cover sheet", "Deposition of the harbour master", "Signed and sealed"];
+        let x = extract_with("deposition.pdf", &crate::samples::pdf_pages(&pages), &Limits::default()).unwrap();
+        assert!(x.paged, "{x:?}");
+        let read: Vec<&str> = x.text.split(PAGE_BREAK).map(str::trim).collect();
+        assert_eq!(read, pages, "{:?}", x.text);
+    }
+
+    #[test]
+    fn chunks_end_at_page_breaks_and_know_their_page() {
+        let c = Chunking { bytes: 64, overlap: 8 };
+        let page = |n: usize| format!("page{n} ").repeat(4);
+        let text = format!("{}\x0c{}\x0c\x0c{}", page(1), page(2), "long ".repeat(30));
+        let chunked = paged_chunks(&text, c);
+        let pages: Vec<i32> = chunked.iter().map(|(_, p)| *p).collect();
+        assert_eq!(pages, [1, 2, 3, 4, 4, 4], "{chunked:?}");
+        assert!(
+            chunked[1].0.contains(&page(2)) && chunked[1].0.contains("page1"),
+            "the overlap reaches back: {chunked:?}"
+        );
+        assert!(chunked[3].0.trim_start().starts_with("long"), "{chunked:?}");
+        assert!(chunked.iter().all(|(t, _)| t.len() <= 64 + 8), "{chunked:?}");
+        // Text without page breaks is cut as before, all on page 1.
+        let flat = "alpha beta gamma delta ".repeat(20);
+        assert_eq!(paged_chunks(&flat, c).iter().map(|(t, _)| *t).collect::<Vec<_>>(), chunks(&flat, c));
+        assert!(paged_chunks(&flat, c).iter().all(|(_, p)| *p == 1));
+        assert_eq!(clean("a\x0cb", 10).0, "a\x0cb", "a page break is kept");
     }
 
     #[test]

@@ -377,6 +377,8 @@ pub struct SearchHit {
     pub rank: f32,
     /// Matching words highlighted with «…» from the best chunk; `None` for metadata-only hits.
     pub snippet: Option<String>,
+    /// The page that chunk starts on, for paged text (PDF).
+    pub page: Option<i32>,
     pub matched_text: bool,
     pub created_at: DateTime<Utc>,
 }

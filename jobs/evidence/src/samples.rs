@@ -117,16 +117,27 @@ pub fn all(marker: &str) -> Vec<Sample> {
 
 /// A one-page PDF with a real text layer (Helvetica, WinAnsi).
 pub fn pdf(text: &str) -> Vec<u8> {
-    let escaped = text.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
-    let stream = format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET");
-    let objects = [
+    pdf_pages(&[text])
+}
+
+/// A PDF of one page per text, each with a real text layer (Helvetica, WinAnsi).
+pub fn pdf_pages(pages: &[&str]) -> Vec<u8> {
+    // Objects: 1 catalog, 2 page tree, 3 font, then a page and its content stream per page.
+    let kids: Vec<String> = (0..pages.len()).map(|n| format!("{} 0 R", 4 + 2 * n)).collect();
+    let mut objects = vec![
         "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_owned(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+        format!("<< /Type /Pages /Kids [{}] /Count {} >>", kids.join(" "), pages.len()),
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
     ];
+    for (n, text) in pages.iter().enumerate() {
+        let escaped = text.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+        let stream = format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET");
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R /Resources << /Font << /F1 3 0 R >> >> >>",
+            5 + 2 * n
+        ));
+        objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
+    }
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, body) in objects.iter().enumerate() {

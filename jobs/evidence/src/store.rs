@@ -322,8 +322,7 @@ pub async fn insert_content(
 ) -> Result<bool, sqlx::Error> {
     // Chunks are written by the same statement (a data-modifying CTE always runs to completion),
     // and only for a content row this statement created: a duplicate's chunks already exist.
-    let chunks = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::chunks(&x.text, chunking) };
-    let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
+    let (seqs, chunks, pages) = chunk_rows(x, chunking);
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
              INSERT INTO content (tenant_id, sha256, size_bytes, media_type, extractor, text_bytes, text_truncated,
@@ -333,9 +332,9 @@ pub async fn insert_content(
              RETURNING tenant_id, sha256
          ),
          ch AS (
-             INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv)
-             SELECT c.tenant_id, c.sha256, t.seq, t.body, to_tsvector('english', t.indexed)
-             FROM c, unnest($8::int[], $9::text[], $15::text[]) AS t(seq, body, indexed)
+             INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv, page)
+             SELECT c.tenant_id, c.sha256, t.seq, t.body, to_tsvector('english', t.indexed), t.page
+             FROM c, unnest($8::int[], $9::text[], $15::text[], $16::int[]) AS t(seq, body, indexed, page)
              RETURNING 1
          )
          SELECT EXISTS (SELECT 1 FROM c)",
@@ -355,6 +354,7 @@ pub async fn insert_content(
     .bind(x.reason)
     .bind(crate::extract::EXTRACTOR_VERSION)
     .bind(indexed_forms(&chunks))
+    .bind(&pages)
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)
@@ -396,18 +396,18 @@ pub async fn replace_content(
         .bind(sha256)
         .execute(&mut *conn)
         .await?;
-    let chunks = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::chunks(&x.text, chunking) };
-    let seqs: Vec<i32> = (0..chunks.len() as i32).collect();
+    let (seqs, chunks, pages) = chunk_rows(x, chunking);
     sqlx::query(
-        "INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv)
-         SELECT $1, $2, t.seq, t.body, to_tsvector('english', t.indexed)
-         FROM unnest($3::int[], $4::text[], $5::text[]) AS t(seq, body, indexed)",
+        "INSERT INTO content_chunk (tenant_id, sha256, seq, body, tsv, page)
+         SELECT $1, $2, t.seq, t.body, to_tsvector('english', t.indexed), t.page
+         FROM unnest($3::int[], $4::text[], $5::text[], $6::int[]) AS t(seq, body, indexed, page)",
     )
     .bind(tenant.as_str())
     .bind(sha256)
     .bind(&seqs)
     .bind(&chunks)
     .bind(indexed_forms(&chunks))
+    .bind(&pages)
     .execute(&mut *conn)
     .await?;
     Ok(true)
@@ -420,6 +420,15 @@ fn metadata_text(filename: &str, tags: &[String], description: Option<&str>) -> 
     let split: String = filename.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     let text = format!("{filename} {split} {} {}", tags.join(" "), description.unwrap_or_default());
     query::index_form(&text).into_owned()
+}
+
+/// The chunk rows of extracted text: sequence numbers, texts, and the page each starts on
+/// (for paged text only; `NULL` otherwise).
+fn chunk_rows(x: &Extracted, chunking: crate::extract::Chunking) -> (Vec<i32>, Vec<&str>, Vec<Option<i32>>) {
+    let chunked = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::paged_chunks(&x.text, chunking) };
+    let seqs = (0..chunked.len() as i32).collect();
+    let pages = chunked.iter().map(|(_, page)| x.paged.then_some(*page)).collect();
+    (seqs, chunked.into_iter().map(|(chunk, _)| chunk).collect(), pages)
 }
 
 /// What each chunk's tsvector is made from: its text in [`query::index_form`] (runs of
@@ -643,13 +652,14 @@ pub async fn search(
              ORDER BY rank DESC, created_at DESC, id LIMIT $8
          )
          SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
-                best.seq IS NOT NULL AS matched_text, p.created_at, s.total, s.facets,
-                ts_headline('english', best.body, $12::tsquery, 'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2')
+                best.seq IS NOT NULL AS matched_text, p.created_at, s.total, s.facets, best.page,
+                replace(ts_headline('english', best.body, $12::tsquery,
+                                    'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2'), chr(12), ' ')
                     AS snippet
          FROM page p
          CROSS JOIN summary s
          LEFT JOIN LATERAL (
-             SELECT ch.seq, ch.body FROM content_chunk ch
+             SELECT ch.seq, ch.body, ch.page FROM content_chunk ch
              WHERE ch.tenant_id = $3 AND ch.sha256 = p.sha256 AND ch.tsv @@ $12::tsquery
              ORDER BY ts_rank_cd(ch.tsv, $12::tsquery) DESC, ch.seq LIMIT 1
          ) best ON true
