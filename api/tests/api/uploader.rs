@@ -92,6 +92,14 @@ async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: Pg
     let found = evidence(&app, &viewer, &["search", &docx.find_with, "--case", "case-cli"]).await;
     let hits = text(&found.stdout);
     assert!(hits.contains(&id_of(&stdout, &docx.filename)), "{hits}\n{}", text(&found.stderr));
+    // Every hit, two a page, or one page of two.
+    let every = evidence(&app, &viewer, &["search", "cli", "--case", "case-cli", "--all", "--limit", "2"]).await;
+    let lines = text(&every.stdout).lines().count();
+    assert!(lines > 4, "more than two pages: {}", text(&every.stdout));
+    assert!(text(&every.stderr).contains(&format!("{lines} of {lines} hits")), "{}", text(&every.stderr));
+    let first = evidence(&app, &viewer, &["search", "cli", "--case", "case-cli", "--limit", "2"]).await;
+    assert_eq!(text(&first.stdout).lines().count(), 2);
+    assert!(text(&first.stderr).contains(&format!("2 of {lines} hits")), "{}", text(&first.stderr));
     let status = evidence(&app, &key, &["status", &id_of(&stdout, &docx.filename)]).await;
     let view: Value = serde_json::from_slice(&status.stdout).expect("status prints the evidence as JSON");
     assert_eq!((view["status"].as_str(), view["custodian"].as_str()), (Some("indexed"), Some("J. Doe")));

@@ -18,7 +18,8 @@ const USAGE: &str = "usage:
       with --wait, wait until each is indexed (600 s at most by default). Ends with a table;
       exits 1 when any file failed or ended in index_error. A second run over the same files
       sends none of them again.
-  evidence search <words> [--case <case>] [--limit <n>]
+  evidence search <words> [--case <case>] [--limit <n>] [--all]
+      hits best first, n of them (20 by default); with --all, every hit, n a page (200)
   evidence status <evidence id>
   evidence download <evidence id> -o <file>
       the bytes, checked against the evidence's sha256 before <file> is written
@@ -129,28 +130,42 @@ async fn run(args: &[String]) -> anyhow::Result<bool> {
             Ok(!reports.iter().any(|r| r.outcome.failed()))
         }
         "search" => {
-            let a = Args::parse(rest, &[&COMMON[..], &["--case", "--limit"]].concat(), &[])?;
+            let a = Args::parse(rest, &[&COMMON[..], &["--case", "--limit"]].concat(), &["--all"])?;
             if a.positional.is_empty() {
                 bail!("search needs words to look for\n{USAGE}");
             }
             let q = a.positional.join(" ");
-            let limit = a.number("--limit", 20u32)?.to_string();
+            // --all pages through every hit, --limit a page (by default the most the API gives).
+            let limit = a.number("--limit", if a.has("--all") { 200u32 } else { 20 })?.to_string();
             let case = a.last("--case");
-            let mut query = vec![("q", q.as_str()), ("limit", limit.as_str())];
-            if let Some(case) = &case {
-                query.push(("case_id", case.as_str()));
-            }
-            let found = a.api()?.get_json("/v1/search", &query).await?;
-            let hits = found["hits"].as_array().cloned().unwrap_or_default();
-            for hit in &hits {
-                let snippet = hit["snippet"].as_str().unwrap_or_default().replace('\n', " ");
-                println!(
-                    "{}  {}  {snippet}",
-                    hit["id"].as_str().unwrap_or("-"),
-                    hit["filename"].as_str().unwrap_or("-")
-                );
-            }
-            eprintln!("evidence: {} of {} hits", hits.len(), found["total"].as_i64().unwrap_or(hits.len() as i64));
+            let api = a.api()?;
+            let (mut cursor, mut shown) = (None::<String>, 0usize);
+            let total = loop {
+                let mut query = vec![("q", q.as_str()), ("limit", limit.as_str())];
+                if let Some(case) = &case {
+                    query.push(("case_id", case.as_str()));
+                }
+                if let Some(cursor) = &cursor {
+                    query.push(("cursor", cursor.as_str()));
+                }
+                let found = api.get_json("/v1/search", &query).await?;
+                let hits = found["hits"].as_array().cloned().unwrap_or_default();
+                for hit in &hits {
+                    let snippet = hit["snippet"].as_str().unwrap_or_default().replace('\n', " ");
+                    let page = hit["page"].as_i64().map(|p| format!(" (page {p})")).unwrap_or_default();
+                    println!(
+                        "{}  {}{page}  {snippet}",
+                        hit["id"].as_str().unwrap_or("-"),
+                        hit["filename"].as_str().unwrap_or("-")
+                    );
+                }
+                shown += hits.len();
+                cursor = found["next_cursor"].as_str().map(str::to_owned);
+                if !a.has("--all") || cursor.is_none() {
+                    break found["total"].as_i64().unwrap_or(shown as i64);
+                }
+            };
+            eprintln!("evidence: {shown} of {total} hits");
             Ok(true)
         }
         "status" => {
