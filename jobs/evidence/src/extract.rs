@@ -194,12 +194,36 @@ fn extract_at(
     limits: &Limits,
     depth: u32,
 ) -> Result<Extracted, String> {
-    let size = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?.len();
+    let head = read_head(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let sniffed = sniff(path, &head, declared_type, filename);
+    extract_sniffed(path, &head, sniffed, limits, depth)
+}
+
+/// The first 8 KiB of the file, which the type and the encoding are read from.
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(8192);
-    File::open(path)
-        .and_then(|f| f.take(8192).read_to_end(&mut head))
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    let (kind, media_type) = sniff(path, &head, declared_type, filename);
+    File::open(path)?.take(8192).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// [`extract_at`] once the file's head is read and sniffed.
+fn extract_sniffed(
+    path: &Path,
+    head: &[u8],
+    (kind, media_type, encoding): Sniffed,
+    limits: &Limits,
+    depth: u32,
+) -> Result<Extracted, String> {
+    let size = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?.len();
+    // An OLE compound file says what it holds in its directory.
+    let (kind, media_type, encrypted) = match kind {
+        Kind::Compound => match compound_content(path, limits)? {
+            Compound::Encrypted => (Kind::Compound, media_type, true),
+            Compound::Xls => (Kind::Sheet(Workbook::Xls), XLS, false),
+            Compound::Other => (Kind::Compound, media_type, false),
+        },
+        kind => (kind, media_type, false),
+    };
     let mut out = Extracted {
         media_type: media_type.to_owned(),
         extractor: match kind {
@@ -220,26 +244,15 @@ fn extract_at(
         reason: None,
         paged: false,
     };
-    let kind = match kind {
-        Kind::Compound => match compound_content(path, limits)? {
-            Compound::Encrypted => {
-                out.note = Some(
-                    "an encrypted Office file (password-protected): its text cannot be read without the password; \
-                     indexed by filename, tags and description"
-                        .into(),
-                );
-                out.reason = Some(TextReason::Encrypted);
-                return Ok(out);
-            }
-            Compound::Xls => {
-                (out.media_type, out.extractor) = (XLS.to_owned(), "spreadsheet".to_owned());
-                Kind::Sheet(Workbook::Xls)
-            }
-            Compound::Other => Kind::Compound,
-        },
-        other => other,
-    };
-    let media_type = out.media_type.clone();
+    if encrypted {
+        out.note = Some(
+            "an encrypted Office file (password-protected): its text cannot be read without the password; \
+             indexed by filename, tags and description"
+                .into(),
+        );
+        out.reason = Some(TextReason::Encrypted);
+        return Ok(out);
+    }
     if matches!(kind, Kind::Compound | Kind::Opaque) {
         out.note = Some(format!("no text extractor for {media_type}; indexed by filename, tags and description"));
         out.reason = Some(TextReason::UnsupportedType);
@@ -254,8 +267,7 @@ fn extract_at(
         out.reason = Some(TextReason::TooLarge);
         return Ok(out);
     }
-    let encoding = text_encoding(&head).unwrap_or(UTF_8);
-    let guessed = Encoding::for_bom(&head).is_none() && encoding != UTF_8 && !is_utf16(encoding);
+    let guessed = Encoding::for_bom(head).is_none() && encoding != UTF_8 && !is_utf16(encoding);
     if matches!(kind, Kind::Text | Kind::Html) && guessed {
         out.note = Some(format!(
             "the text is not UTF-8 and has no byte-order mark: read as {} (a statistical guess from its first 8 KiB)",
@@ -434,60 +446,65 @@ pub fn extract_plain_text(
     filename: &str,
     limits: &Limits,
 ) -> Option<Result<Extracted, String>> {
-    let mut head = Vec::with_capacity(8192);
-    File::open(path).and_then(|f| f.take(8192).read_to_end(&mut head)).ok()?;
+    let head = read_head(path).ok()?;
     // Zip containers and PDFs are never plain text; checking first keeps sniff() off the zip reader.
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"%PDF-") {
         return None;
     }
-    match sniff(path, &head, declared_type, filename) {
-        (Kind::Text, _) => Some(extract_file(path, declared_type, filename, limits)),
-        _ => None,
-    }
+    let sniffed = sniff(path, &head, declared_type, filename);
+    (sniffed.0 == Kind::Text).then(|| extract_sniffed(path, &head, sniffed, limits, 0))
 }
 
-fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind, &'static str) {
+/// What [`sniff`] makes of a file: its kind, its media type, and for text the encoding it is
+/// read in (UTF-8 for anything else).
+type Sniffed = (Kind, &'static str, &'static Encoding);
+
+fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> Sniffed {
     let ext = filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     let declared = declared_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if head.starts_with(b"%PDF-") {
-        return (Kind::Pdf, "application/pdf");
+        return (Kind::Pdf, "application/pdf", UTF_8);
     }
     if head.starts_with(b"PK\x03\x04") {
         // DOCX, PPTX and XLSX are zip files: the entry names say which.
         let names = zip_names(path).unwrap_or_default();
         if names.iter().any(|n| n == "word/document.xml") {
-            return (Kind::Docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+            return (Kind::Docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", UTF_8);
         }
         if names.iter().any(|n| n == "ppt/presentation.xml") {
-            return (Kind::Pptx, "application/vnd.openxmlformats-officedocument.presentationml.presentation");
+            return (Kind::Pptx, "application/vnd.openxmlformats-officedocument.presentationml.presentation", UTF_8);
         }
         if names.iter().any(|n| n == "xl/workbook.xml") {
-            return (Kind::Sheet(Workbook::Xlsx), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+            return (
+                Kind::Sheet(Workbook::Xlsx),
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                UTF_8,
+            );
         }
         if names.iter().any(|n| n == "xl/workbook.bin") {
-            return (Kind::Sheet(Workbook::Xlsb), "application/vnd.ms-excel.sheet.binary.macroenabled.12");
+            return (Kind::Sheet(Workbook::Xlsb), "application/vnd.ms-excel.sheet.binary.macroenabled.12", UTF_8);
         }
         match zip_mimetype(path).as_deref() {
-            Some(ODS) => return (Kind::Sheet(Workbook::Ods), ODS),
-            Some(ODT) => return (Kind::OpenDocument, ODT),
-            Some(ODP) => return (Kind::OpenDocument, ODP),
+            Some(ODS) => return (Kind::Sheet(Workbook::Ods), ODS, UTF_8),
+            Some(ODT) => return (Kind::OpenDocument, ODT, UTF_8),
+            Some(ODP) => return (Kind::OpenDocument, ODP, UTF_8),
             _ => {}
         }
-        return (Kind::Opaque, "application/zip");
+        return (Kind::Opaque, "application/zip", UTF_8);
     }
     if head.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
-        return (Kind::Compound, "application/x-ole-storage");
+        return (Kind::Compound, "application/x-ole-storage", UTF_8);
     }
     // Bytes that are not text are named by their signature (images, audio, video, archives,
     // executables, fonts, databases: the `infer` crate's table). Only then: some signatures are
     // short runs of letters ("ID3", "BM", "MZ") that text may start with.
     let Some(encoding) = text_encoding(head) else {
-        return (Kind::Opaque, infer::get(head).map_or("application/octet-stream", |t| t.mime_type()));
+        return (Kind::Opaque, infer::get(head).map_or("application/octet-stream", |t| t.mime_type()), UTF_8);
     };
     let lower_head = encoding.decode(&head[..head.len().min(512)]).0.to_ascii_lowercase();
     let lower_head = lower_head.trim_start();
     if declared == "message/rfc822" || ext == "eml" || looks_like_email(&encoding.decode(head).0) {
-        return (Kind::Email, "message/rfc822");
+        return (Kind::Email, "message/rfc822", encoding);
     }
     if declared == "text/html"
         || ext == "html"
@@ -495,7 +512,7 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
         || lower_head.starts_with("<!doctype html")
         || lower_head.starts_with("<html")
     {
-        return (Kind::Html, "text/html");
+        return (Kind::Html, "text/html", encoding);
     }
     let media = match (declared.as_str(), ext.as_str()) {
         ("application/json", _) | (_, "json") => "application/json",
@@ -503,7 +520,7 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> (Kind
         ("text/markdown", _) | (_, "md" | "markdown") => "text/markdown",
         _ => "text/plain",
     };
-    (Kind::Text, media)
+    (Kind::Text, media, encoding)
 }
 
 /// Text that starts as an e-mail does: a header on its first line, and a `From:` header
