@@ -45,6 +45,12 @@ HEALTHCHECK --interval=5s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healt
 CMD ["api"]
 
 FROM runtime AS worker
+# What extraction runs: poppler's pdftotext and pdftoppm, Tesseract with its English data.
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends poppler-utils tesseract-ocr tesseract-ocr-eng \
+ && rm -rf /var/lib/apt/lists/*
+USER app
 COPY --from=build /src/target/release/worker /src/target/release/extract /usr/local/bin/
 EXPOSE 9091
 HEALTHCHECK --interval=5s --timeout=3s CMD curl -fsS http://127.0.0.1:9091/health || exit 1

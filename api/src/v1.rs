@@ -223,7 +223,9 @@ pub struct EvidenceView {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The type sniffed from the bytes.
     pub media_type: Option<String>,
-    /// Which extractor produced the text (`none`: indexed by metadata only).
+    /// Which extractor produced the text: `text`, `html`, `pdf`, `pdf+ocr` (some pages read by
+    /// OCR), `ocr` (an image read by OCR), `rtf`, `docx`, `pptx`, `opendocument`, `spreadsheet`, `email`;
+    /// `none`: indexed by metadata only.
     pub extractor: Option<String>,
     pub text_bytes: Option<i64>,
     pub text_truncated: Option<bool>,
@@ -330,16 +332,19 @@ impl From<StatusFilter> for EvidenceStatus {
 #[derive(Debug, Clone, Copy, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum TextReasonView {
-    /// A PDF with no text a reader could find: a scan (not read by OCR), text drawn as shapes,
-    /// or a structure the reader could not follow.
+    /// A PDF with no text a reader could find: a scan, text drawn as shapes, or a structure the
+    /// reader could not follow; and OCR off, or finding no text either.
     NoTextLayer,
+    /// OCR of an image or of a PDF page without text failed.
+    OcrFailed,
     /// Password-protected: a PDF, or an Office file encrypted as a whole.
     Encrypted,
-    /// No text extractor for the type (images, archives, executables, Office 97–2003 files).
+    /// No text extractor for the type (archives, executables, Office 97–2003 files; images while
+    /// OCR is off).
     UnsupportedType,
     /// The parser failed or crashed on the file.
     Corrupt,
-    /// The extraction ran out of its time.
+    /// The extraction ran out of its time, or OCR stopped short of it with pages unread.
     Timeout,
     /// Over the parsing limit, or the extraction ran out of its memory.
     TooLarge,
@@ -351,6 +356,7 @@ impl From<TextReason> for TextReasonView {
     fn from(r: TextReason) -> Self {
         match r {
             TextReason::NoTextLayer => TextReasonView::NoTextLayer,
+            TextReason::OcrFailed => TextReasonView::OcrFailed,
             TextReason::Encrypted => TextReasonView::Encrypted,
             TextReason::UnsupportedType => TextReasonView::UnsupportedType,
             TextReason::Corrupt => TextReasonView::Corrupt,
@@ -365,6 +371,7 @@ impl From<TextReasonView> for TextReason {
     fn from(r: TextReasonView) -> Self {
         match r {
             TextReasonView::NoTextLayer => TextReason::NoTextLayer,
+            TextReasonView::OcrFailed => TextReason::OcrFailed,
             TextReasonView::Encrypted => TextReason::Encrypted,
             TextReasonView::UnsupportedType => TextReason::UnsupportedType,
             TextReasonView::Corrupt => TextReason::Corrupt,

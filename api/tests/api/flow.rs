@@ -42,8 +42,8 @@ async fn every_sample_type_is_indexed_and_found_by_search(pool: PgPool) {
     }
     let id_of = |name: &str| &ids[all.iter().position(|s| s.filename == name).expect(name)];
     let png = app.get(&format!("/v1/evidence/{}", id_of("crime-scene-photo.png"))).await.1;
-    assert_eq!(png["extractor"], "none");
-    assert!(png["extract_note"].as_str().unwrap().starts_with("no text extractor for image/png"));
+    assert_eq!(png["extractor"], "ocr");
+    assert_eq!(png["extract_note"], "no text found in this image/png by OCR (eng)");
     let pdf = app.get(&format!("/v1/evidence/{}", id_of("audit-report.pdf"))).await.1;
     assert_eq!((pdf["media_type"].as_str(), pdf["extractor"].as_str()), (Some("application/pdf"), Some("pdf")));
     app.stop().await;
@@ -406,6 +406,51 @@ async fn a_malformed_pdf_is_stored_and_findable_by_name_and_the_worker_keeps_goi
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn scans_are_read_by_ocr_and_found_by_their_words(pool: PgPool) {
+    // A page drawn as a grey image, as a PNG and as a PDF with no text layer
+    // (jobs/evidence/tests/fixtures/make-pdfs.sh): only OCR can find its words.
+    let app = TestApp::start(pool, Options::default()).await;
+    let scan = |filename: &str, content_type: &str, bytes: &[u8]| Sample {
+        filename: filename.into(),
+        content_type: content_type.into(),
+        bytes: bytes.to_vec(),
+        find_with: "Olander reconciled".into(),
+        has_text: true,
+    };
+    let png = scan(
+        "scanned-affidavit.png",
+        "image/png",
+        include_bytes!("../../../jobs/evidence/tests/fixtures/scan-page.png"),
+    );
+    let pdf = scan(
+        "scanned-affidavit.pdf",
+        "application/pdf",
+        include_bytes!("../../../jobs/evidence/tests/fixtures/scan-image-only.pdf"),
+    );
+    let mut ids = Vec::new();
+    for s in [&png, &pdf] {
+        ids.push(app.upload(s, json!({"case_id": "scans"})).await);
+    }
+    for (id, (extractor, note)) in ids.iter().zip([
+        ("ocr", "read by OCR (Tesseract, eng)"),
+        ("pdf+ocr", "page(s) 1 have no text layer and were read by OCR (Tesseract, eng)"),
+    ]) {
+        let ev = app.wait_status(id, "indexed").await;
+        assert_eq!((ev["extractor"].as_str(), ev["extract_note"].as_str()), (Some(extractor), Some(note)), "{ev}");
+        assert!(ev["text_reason"].is_null(), "{ev}");
+    }
+    let hits = search(&app, "Olander reconciled").await;
+    let found: Vec<&str> = hits.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert!(ids.iter().all(|id| found.contains(&id.as_str())), "{hits:?}");
+    for hit in &hits {
+        assert_eq!(hit["matched_text"], true, "{hit}");
+    }
+    let in_pdf = hits.iter().find(|h| h["id"] == ids[1].as_str()).unwrap();
+    assert_eq!(in_pdf["page"], 1, "{in_pdf}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn the_listing_finds_evidence_by_why_its_text_is_missing(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let encrypted = Sample {
@@ -415,11 +460,15 @@ async fn the_listing_finds_evidence_by_why_its_text_is_missing(pool: PgPool) {
         find_with: "sealed settlement".into(),
         has_text: false,
     };
-    let uploads = [
-        (encrypted, Some("encrypted")),
-        (sample("crime-scene-photo.png"), Some("unsupported_type")),
-        (sample("interview-notes.txt"), None),
-    ];
+    let executable = Sample {
+        filename: "dropper.bin".into(),
+        content_type: "application/octet-stream".into(),
+        bytes: [&b"\x7fELF\x02\x01\x01\0"[..], &[0; 120]].concat(),
+        find_with: "dropper".into(),
+        has_text: false,
+    };
+    let uploads =
+        [(encrypted, Some("encrypted")), (executable, Some("unsupported_type")), (sample("interview-notes.txt"), None)];
     let mut ids = Vec::new();
     for (s, _) in &uploads {
         ids.push(app.upload(s, json!({"case_id": "reasons"})).await);
@@ -465,13 +514,20 @@ async fn a_bulk_reindex_extracts_again_what_an_older_extraction_read(pool: PgPoo
     assert_eq!((status, err["code"].as_str()), (422, Some("invalid_request")), "{err}");
     // In batches of one: the outdated workbook, then nothing more (the notes are current).
     let (status, batch) = app.post("/v1/reindex", json!({"outdated": true, "limit": 1})).await;
-    assert_eq!((status, batch["queued"].clone(), batch["extractor_version"].as_i64()), (200, json!([old]), Some(2)));
+    assert_eq!(
+        (status, batch["queued"].clone(), batch["extractor_version"].as_i64()),
+        (200, json!([old]), Some(i64::from(evidence::extract::EXTRACTOR_VERSION)))
+    );
     let cursor = batch["next_cursor"].as_str().expect("a full batch has a next cursor");
     let (_, rest) = app.post("/v1/reindex", json!({"outdated": true, "limit": 1, "cursor": cursor})).await;
     assert_eq!((rest["queued"].clone(), rest["next_cursor"].clone()), (json!([]), Value::Null), "{rest}");
 
     let ev = app.wait_status(&old, "indexed").await;
-    assert_eq!((ev["extractor"].as_str(), ev["extractor_version"].as_i64()), (Some("spreadsheet"), Some(2)), "{ev}");
+    assert_eq!(
+        (ev["extractor"].as_str(), ev["extractor_version"].as_i64()),
+        (Some("spreadsheet"), Some(i64::from(evidence::extract::EXTRACTOR_VERSION))),
+        "{ev}"
+    );
     assert!(ev["text_reason"].is_null() && ev["text_bytes"].as_i64() > Some(0), "{ev}");
     let hits = search(&app, "kickback duplicate invoices").await;
     assert!(hits.iter().any(|h| h["id"] == old.as_str() && h["matched_text"] == true), "{hits:?}");

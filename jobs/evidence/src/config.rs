@@ -3,6 +3,7 @@
 //! variable is listed in README.md and `.env.example`. A value out of range stops the binary at
 //! start with a message naming the variable and what it may be.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -153,6 +154,11 @@ pub struct IngestSettings {
     /// 5 MiB to 5 GiB, S3's bounds for a part); larger when the file would need more than
     /// [`crate::storage::MAX_PARTS`] parts.
     pub upload_part_bytes: u64,
+    /// The languages OCR reads images and PDF pages without text in (`INGEST_OCR_LANGUAGES`,
+    /// Tesseract's form: `eng`, `deu+eng`); `None` (`off`): no OCR.
+    pub ocr_languages: Option<String>,
+    /// Where the programs extraction runs are found (`PATH`): pdftotext, pdftoppm, Tesseract.
+    pub program_path: OsString,
 }
 
 impl IngestSettings {
@@ -171,8 +177,33 @@ impl IngestSettings {
             tmp_dir: var("INGEST_TMP_DIR", std::env::temp_dir())?,
             upload_expiry: upload_expiry_from_env()?,
             upload_part_bytes: upload_part_bytes_from_env()?,
+            ocr_languages: ocr_languages_from_env("INGEST_OCR_LANGUAGES")?,
+            program_path: program_path(),
         })
     }
+}
+
+/// `PATH`, where the programs extraction runs are looked for; the usual places when unset.
+fn program_path() -> OsString {
+    std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
+/// OCR languages: Tesseract's codes joined by `+` (`eng`, `deu+eng`), `eng` unless set; `off`
+/// for no OCR.
+fn ocr_languages_from_env(name: &'static str) -> Result<Option<String>, ConfigError> {
+    let languages: String = var(name, "eng".to_owned())?;
+    if languages == "off" {
+        return Ok(None);
+    }
+    let code = |c: &str| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    if !languages.split('+').all(code) {
+        return Err(ConfigError::out_of_range(
+            name,
+            languages,
+            "expected Tesseract language codes joined by + (eng, deu+eng), or off",
+        ));
+    }
+    Ok(Some(languages))
 }
 
 /// `UPLOAD_EXPIRY_SECS`: 0 for never, else at least a minute (the expiry sweep runs about once a
@@ -359,11 +390,13 @@ impl LogSettings {
 }
 
 /// The `extract` child's limits, passed by the worker as EXTRACT_* variables.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ExtractChildSettings {
     pub limits: Limits,
     pub memory_bytes: u64,
     pub cpu_seconds: u64,
+    /// `PATH`, where it finds pdftotext, pdftoppm and Tesseract.
+    pub program_path: OsString,
 }
 
 impl ExtractChildSettings {
@@ -373,9 +406,12 @@ impl ExtractChildSettings {
             limits: Limits {
                 max_text_bytes: var("EXTRACT_MAX_TEXT_BYTES", d.max_text_bytes)?,
                 max_parse_bytes: var("EXTRACT_MAX_PARSE_BYTES", d.max_parse_bytes)?,
+                ocr_languages: ocr_languages_from_env("EXTRACT_OCR_LANGUAGES")?,
+                deadline: None,
             },
             memory_bytes: var("EXTRACT_MEMORY_BYTES", 1 << 30)?,
             cpu_seconds: var("EXTRACT_CPU_SECONDS", 60)?,
+            program_path: program_path(),
         })
     }
 }

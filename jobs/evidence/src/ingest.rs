@@ -307,8 +307,12 @@ impl IngestHandler {
         filename: &str,
     ) -> Option<Result<Extracted, Failure>> {
         let s = &self.settings;
-        let limits =
-            crate::extract::Limits { max_text_bytes: s.max_text_bytes as usize, max_parse_bytes: s.max_parse_bytes };
+        let limits = crate::extract::Limits {
+            max_text_bytes: s.max_text_bytes as usize,
+            max_parse_bytes: s.max_parse_bytes,
+            ocr_languages: None,
+            deadline: None,
+        };
         let (owned_path, declared, name) = (path.to_owned(), declared_type.to_owned(), filename.to_owned());
         let started = std::time::Instant::now();
         let plain = tokio::task::spawn_blocking(move || {
@@ -355,6 +359,9 @@ impl IngestHandler {
             .env("EXTRACT_MAX_PARSE_BYTES", s.max_parse_bytes.to_string())
             .env("EXTRACT_MEMORY_BYTES", s.extract_memory_bytes.to_string())
             .env("EXTRACT_CPU_SECONDS", s.extract_timeout.as_secs().max(1).to_string())
+            .env("EXTRACT_OCR_LANGUAGES", s.ocr_languages.as_deref().unwrap_or("off"))
+            // Where it finds pdftotext, pdftoppm and Tesseract.
+            .env("PATH", &s.program_path)
             // What the child stages (an e-mail's attachments) goes in a folder of this call's,
             // removed when it returns, even when the child was killed.
             .env("TMPDIR", scratch.path())
@@ -362,8 +369,11 @@ impl IngestHandler {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // A process group of its own: the programs it runs are ended with it.
+            .process_group(0)
             .spawn()
             .map_err(|e| JobError::retryable(format!("cannot start {}: {e}", s.extract_bin.display())))?;
+        let _group = ProcessGroup(child.id());
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let run = async {
@@ -397,10 +407,24 @@ impl IngestHandler {
 }
 
 /// Exit codes with which the `extract` child says it could not run at all (usage or settings
-/// 64, its limits not set 70, its result not written 74): a broken installation, not a
-/// property of the file, so the attempt fails and is retried.
+/// 64, a program it runs missing 69, its limits not set 70, its result not written 74): a broken
+/// installation, not a property of the file, so the attempt fails and is retried.
 fn installation_fault(code: i32) -> bool {
-    matches!(code, 64 | 70 | 74)
+    matches!(code, 64 | 69 | 70 | 74)
+}
+
+/// The `extract` child's process group, killed when the call returns: a time-out or a
+/// cancelled job leaves none of the programs it started (pdftotext, Tesseract) running. Then the
+/// child has not been reaped yet (`kill_on_drop` acts after this), so the group is still its
+/// own; after a child that ended by itself the group is empty and the kill finds nothing.
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.and_then(|id| rustix::process::Pid::from_raw(id as i32)) else { return };
+        // Gone already (ESRCH) is the usual case.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
 }
 
 /// Why the `extract` child ended without a result, from how it ended: its own report of a

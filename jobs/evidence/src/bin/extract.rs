@@ -2,12 +2,14 @@
 //! (`evidence::extract::Extracted`) on stdout. It caps its own address space and CPU time first, so
 //! a hostile file can at worst kill this process, never the worker that started it.
 //! Limits come from the worker through EXTRACT_* variables (`config::ExtractChildSettings`).
+//! The programs it runs (pdftotext, pdftoppm, Tesseract) inherit those limits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use evidence::config::ExtractChildSettings;
-use evidence::extract::extract_file;
+use evidence::extract::{extract_file, programs};
 use rlimit::Resource;
 
 fn main() -> ExitCode {
@@ -23,7 +25,16 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let (memory, cpu, limits) = (settings.memory_bytes, settings.cpu_seconds, settings.limits);
+    let (memory, cpu, mut limits) = (settings.memory_bytes, settings.cpu_seconds, settings.limits);
+    // OCR starts no page after three quarters of the time the worker gives this process (its CPU
+    // limit is the same figure), so what it read is kept and the rest said to be unread.
+    limits.deadline = Some(Instant::now() + Duration::from_secs(cpu) * 3 / 4);
+    let missing = programs::missing(limits.ocr_languages.is_some(), &settings.program_path);
+    if !missing.is_empty() {
+        // EX_UNAVAILABLE: the installation lacks them, which is no fault of the file.
+        eprintln!("{} not found on PATH (Debian: poppler-utils, tesseract-ocr)", missing.join(", "));
+        return ExitCode::from(69);
+    }
     // The CPU limit's soft value sends SIGXCPU (which ends the process: the worker reads it as a
     // timeout), a second before the hard one would SIGKILL it (which reads as a crash).
     if let Err(e) = Resource::AS.set(memory, memory).and_then(|_| Resource::CPU.set(cpu, cpu + 1)) {

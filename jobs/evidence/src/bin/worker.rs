@@ -39,6 +39,8 @@ async fn main() -> anyhow::Result<()> {
         "the extract binary is not at {} (set INGEST_EXTRACT_BIN)",
         ingest.extract_bin.display()
     );
+    evidence::extract::programs::check_installation(ingest.ocr_languages.as_deref(), &ingest.program_path)
+        .map_err(anyhow::Error::msg)?;
 
     let fixity = config::fixity_from_env()?;
     let mut registry = Registry::new();
