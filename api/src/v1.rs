@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use evidence::extract::{EXTRACTOR_VERSION, TextReason};
+use evidence::extract::{EXTRACTOR_VERSION, Properties, TextReason};
 use evidence::{
     CustodyFields, Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, ReindexFilter, SearchHit, SearchPage,
     SearchQuery, UploadPlan,
@@ -235,6 +235,8 @@ pub struct EvidenceView {
     pub text_reason: Option<TextReasonView>,
     /// The version of the extraction that made the text (see `POST /v1/reindex`).
     pub extractor_version: Option<i32>,
+    /// What the document says of itself (null before extraction, or when it states nothing).
+    pub properties: Option<PropertiesView>,
     pub request_id: Option<String>,
     pub job_id: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -294,6 +296,7 @@ impl From<Evidence> for EvidenceView {
             extract_note: e.extract_note,
             text_reason: e.text_reason.map(Into::into),
             extractor_version: e.extractor_version,
+            properties: e.properties.map(|p| p.0.into()),
             request_id: e.request_id,
             job_id: e.job_id.map(|id| id.0),
             created_at: e.created_at,
@@ -325,6 +328,33 @@ impl From<StatusFilter> for EvidenceStatus {
             StatusFilter::IndexError => EvidenceStatus::IndexError,
             StatusFilter::Expired => EvidenceStatus::Expired,
         }
+    }
+}
+
+/// What a document says of itself, as its format records it (a PDF's info dictionary, Office
+/// and OpenDocument properties, an e-mail's headers): the file's own claims, not verified.
+#[derive(Debug, Clone, Object)]
+pub struct PropertiesView {
+    pub title: Option<String>,
+    /// Its author (an e-mail: From).
+    pub author: Option<String>,
+    /// When it was made, as the file gives it (ISO 8601 for PDF and Office files; an e-mail's Date).
+    pub created: Option<String>,
+    pub modified: Option<String>,
+    /// Pages, or slides.
+    pub pages: Option<i32>,
+    /// The program that wrote it.
+    pub application: Option<String>,
+    /// An e-mail's To.
+    pub to: Option<String>,
+    /// An e-mail's Cc.
+    pub cc: Option<String>,
+}
+
+impl From<Properties> for PropertiesView {
+    fn from(p: Properties) -> Self {
+        let Properties { title, author, created, modified, pages, application, to, cc } = p;
+        PropertiesView { title, author, created, modified, pages, application, to, cc }
     }
 }
 

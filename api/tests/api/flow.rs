@@ -46,6 +46,16 @@ async fn every_sample_type_is_indexed_and_found_by_search(pool: PgPool) {
     assert_eq!(png["extract_note"], "no text found in this image/png by OCR (eng)");
     let pdf = app.get(&format!("/v1/evidence/{}", id_of("audit-report.pdf"))).await.1;
     assert_eq!((pdf["media_type"].as_str(), pdf["extractor"].as_str()), (Some("application/pdf"), Some("pdf")));
+    assert_eq!(pdf["properties"]["pages"], 1, "{pdf}");
+    // What a document says of itself: here an e-mail's headers.
+    let eml = app.get(&format!("/v1/evidence/{}", id_of("forwarded-exhibit.eml"))).await.1;
+    let properties = &eml["properties"];
+    assert_eq!(
+        (properties["title"].as_str(), properties["author"].as_str()),
+        (Some("Fwd: exhibit t35tm4rk"), Some("Dana Whitfield <dana@example.org>")),
+        "{eml}"
+    );
+    assert!(png["properties"].is_null(), "{png}");
     app.stop().await;
 }
 
@@ -447,6 +457,75 @@ async fn scans_are_read_by_ocr_and_found_by_their_words(pool: PgPool) {
     }
     let in_pdf = hits.iter().find(|h| h["id"] == ids[1].as_str()).unwrap();
     assert_eq!(in_pdf["page"], 1, "{in_pdf}");
+    app.stop().await;
+}
+
+/// A one-page PDF with no text that draws thousands of small marks: OCR of it takes seconds.
+fn noise_pdf() -> Vec<u8> {
+    let mut seed = 7u64;
+    let mut next = |range: f64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as f64 / (1u64 << 31) as f64 * range
+    };
+    let marks: Vec<String> = (0..12_000)
+        .map(|_| {
+            format!(
+                "{:.1} {:.1} {:.1} {:.1} re",
+                20.0 + next(570.0),
+                20.0 + next(750.0),
+                1.0 + next(5.0),
+                4.0 + next(5.0)
+            )
+        })
+        .collect();
+    let stream = format!("0 g\n{}\nf\n", marks.join("\n"));
+    samples::pdf_of(&[
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{stream}endstream", stream.len()),
+    ])
+}
+
+/// Processes whose command line names `dir`.
+fn processes_naming(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&dir) {
+            found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn at_its_time_limit_the_extraction_ends_with_every_program_it_started(pool: PgPool) {
+    // OCR of this page takes longer than the limit: the worker gives up at 3 s, and the
+    // child's Tesseract (with a CPU limit of its own of 3 s) must end with the child, not
+    // run on after it.
+    let tmp = tempfile::tempdir().unwrap();
+    let options = Options {
+        extract_timeout: Some(std::time::Duration::from_secs(3)),
+        tmp_dir: Some(tmp.path().to_owned()),
+        ..Options::default()
+    };
+    let app = TestApp::start(pool, options).await;
+    let scan = Sample {
+        filename: "noisy-scan.pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: noise_pdf(),
+        find_with: "noisy".into(),
+        has_text: false,
+    };
+    let id = app.upload(&scan, json!({"case_id": "limits"})).await;
+    let ev = app.wait_status(&id, "indexed").await;
+    let left = processes_naming(tmp.path());
+    assert!(left.is_empty(), "still running after the time-out: {left:?}");
+    assert_eq!(ev["text_reason"], "timeout", "{ev}");
+    assert!(ev["extract_note"].as_str().unwrap().contains("took longer than 3 s"), "{ev}");
     app.stop().await;
 }
 

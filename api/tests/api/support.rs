@@ -88,6 +88,11 @@ pub struct Options {
     pub extract_bin: Option<PathBuf>,
     /// The bucket (default: a new one), for a second app over the first one's objects.
     pub bucket: Option<String>,
+    /// `INGEST_EXTRACT_TIMEOUT_SECS` (default: the environment's, 60 s).
+    pub extract_timeout: Option<Duration>,
+    /// `INGEST_TMP_DIR` (default: the environment's), where staged files and the extract
+    /// child's own folder go.
+    pub tmp_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -102,6 +107,8 @@ impl Default for Options {
             worker_s3_timeout: None,
             extract_bin: None,
             bucket: None,
+            extract_timeout: None,
+            tmp_dir: None,
         }
     }
 }
@@ -138,6 +145,8 @@ impl TestApp {
         };
         let mut ingest = IngestSettings::from_env().unwrap();
         ingest.extract_bin = options.extract_bin.clone().unwrap_or_else(extract_bin);
+        ingest.extract_timeout = options.extract_timeout.unwrap_or(ingest.extract_timeout);
+        ingest.tmp_dir = options.tmp_dir.clone().unwrap_or(ingest.tmp_dir);
         // The fixity sweep is registered but runs only when a test schedules it.
         let fixity = FixityHandler {
             pool: pool.clone(),

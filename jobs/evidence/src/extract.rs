@@ -15,7 +15,10 @@ use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 use serde::{Deserialize, Serialize};
 
 pub mod programs;
+pub mod properties;
 mod rtf;
+
+pub use properties::Properties;
 
 /// The version of what extraction makes of a file, stored with each content row
 /// (`content.extractor_version`). Raise it when a file already indexed would now yield other
@@ -25,7 +28,7 @@ mod rtf;
 /// breaks of Office files as spaces, legacy code pages detected, encrypted files told apart,
 /// `text_reason`, runs of Chinese, Japanese and Korean indexed as pairs, PDF chunks by page.
 /// 3: PDFs read by pdftotext instead of pdf-extract, RTF read (it was taken for plain text),
-/// images and PDF pages without text read by OCR.
+/// images and PDF pages without text read by OCR, documents' properties.
 pub const EXTRACTOR_VERSION: i32 = 3;
 
 /// What one file yielded.
@@ -48,6 +51,9 @@ pub struct Extracted {
     /// they start on.
     #[serde(default)]
     pub paged: bool,
+    /// What the document says of itself (title, author, dates, pages, …).
+    #[serde(default)]
+    pub properties: Properties,
 }
 
 /// What ends a page in extracted text: the form feed, as pdftotext writes it too.
@@ -133,6 +139,7 @@ impl Failure {
             note: Some(format!("text extraction failed: {}; indexed by filename, tags and description", self.message)),
             reason: Some(self.reason),
             paged: false,
+            properties: Properties::default(),
         }
     }
 }
@@ -273,6 +280,7 @@ fn extract_sniffed(
         note: None,
         reason: None,
         paged: false,
+        properties: Properties::default(),
     };
     if encrypted {
         out.note = Some(
@@ -313,7 +321,10 @@ fn extract_sniffed(
         Kind::Html => html_to_text(&read_text(path, limits.max_parse_bytes as usize, encoding)?),
         Kind::Rtf => {
             let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-            rtf::text(&bytes, limits.max_text_bytes + 1).map_err(|e| format!("RTF text extraction failed: {e}"))?
+            let (text, properties) =
+                rtf::text(&bytes, limits.max_text_bytes + 1).map_err(|e| format!("RTF text extraction failed: {e}"))?;
+            out.properties = properties;
+            text
         }
         Kind::Pdf => match pdf_text(path, limits)? {
             Some((text, read)) => {
@@ -350,11 +361,18 @@ fn extract_sniffed(
             let message = mail_parser::MessageParser::default()
                 .parse(&bytes)
                 .ok_or_else(|| "not a readable e-mail message".to_owned())?;
+            out.properties = properties::email(&message);
             email_text(&message, limits, depth)
         }
         Kind::Sheet(format) => spreadsheet_text(path, format, limits)?,
         Kind::Compound | Kind::Opaque => String::new(),
     };
+    match kind {
+        Kind::Pdf if !locked => out.properties = properties::pdf(path),
+        Kind::Docx | Kind::Pptx | Kind::Sheet(Workbook::Xlsx) => out.properties = properties::ooxml(path),
+        Kind::OpenDocument | Kind::Sheet(Workbook::Ods) => out.properties = properties::open_document(path),
+        _ => {}
+    }
     let (text, truncated) = clean(&raw, limits.max_text_bytes);
     out.text = text;
     out.truncated = truncated;
@@ -820,18 +838,7 @@ fn slide_names(path: &Path) -> Result<Vec<String>, String> {
 /// same extraction reads it (up to [`MAX_ATTACHMENT_DEPTH`] deep; an attached e-mail is read
 /// as one). Attachments are not evidence of their own yet: their text is the message's.
 fn email_text(message: &mail_parser::Message, limits: &Limits, depth: u32) -> String {
-    use mail_parser::{Address, MimeHeaders, PartType};
-    let addresses = |a: Option<&Address>| {
-        a.map(|a| {
-            a.iter()
-                .map(|one| match (one.name.as_deref(), one.address.as_deref()) {
-                    (Some(name), Some(address)) => format!("{name} <{address}>"),
-                    (name, address) => name.or(address).unwrap_or_default().to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-    };
+    use mail_parser::{MimeHeaders, PartType};
     let mut text = String::new();
     let headers = [
         ("From", addresses(message.from())),
@@ -884,6 +891,35 @@ fn email_text(message: &mail_parser::Message, limits: &Limits, depth: u32) -> St
         }
     }
     text
+}
+
+/// An address header's addresses, `Name <address>` each, joined by commas.
+fn addresses(a: Option<&mail_parser::Address>) -> Option<String> {
+    a.map(|a| {
+        a.iter()
+            .map(|one| match (one.name.as_deref(), one.address.as_deref()) {
+                (Some(name), Some(address)) => format!("{name} <{address}>"),
+                (name, address) => name.or(address).unwrap_or_default().to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// Append what an XML reference stands for: a character, or one of XML's five named entities
+/// (office formats declare no others).
+fn xml_reference(r: quick_xml::events::BytesRef, text: &mut String) {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => text.push(c),
+        _ => text.push_str(match r.into_inner().as_ref() {
+            "amp" => "&",
+            "lt" => "<",
+            "gt" => ">",
+            "quot" => "\"",
+            "apos" => "'",
+            _ => "",
+        }),
+    }
 }
 
 /// Which elements of an office format's XML hold text (local names, without the namespace).
@@ -946,17 +982,7 @@ fn office_text(path: &Path, parts: &[impl AsRef<str>], markup: &Markup, limits: 
                 }
                 Ok(Event::Empty(e)) if is(markup.space, e.local_name()) => text.push(' '),
                 Ok(Event::Text(t)) if depth > 0 => text.push_str(&t.xml10_content()),
-                Ok(Event::GeneralRef(r)) if depth > 0 => match r.resolve_char_ref() {
-                    Ok(Some(c)) => text.push(c),
-                    _ => text.push_str(match r.into_inner().as_ref() {
-                        "amp" => "&",
-                        "lt" => "<",
-                        "gt" => ">",
-                        "quot" => "\"",
-                        "apos" => "'",
-                        _ => "",
-                    }),
-                },
+                Ok(Event::GeneralRef(r)) if depth > 0 => xml_reference(r, &mut text),
                 Ok(Event::Eof) => break,
                 Err(e) => return Err(format!("malformed XML in {}: {e}", part.as_ref())),
                 _ => {}
@@ -1210,7 +1236,7 @@ mod tests {
 
     #[test]
     fn rtf_is_read_as_its_writers_write_it() {
-        // LibreOffice's RTF (tests/fixtures/make-rtf.sh): every character past ASCII as \uN,
+        // LibreOffice's RTF (tests/fixtures/make-deposition.sh): every character past ASCII as \uN,
         // paragraphs, a tab, a table; its style sheet and info block (title, author) are not text.
         let lo = extract_with("deposition.rtf", include_bytes!("../tests/fixtures/deposition.rtf"), &Limits::default())
             .unwrap();
@@ -1255,6 +1281,57 @@ mod tests {
         let deeper = format!("{{\\rtf1 {}", "{".repeat(20_000));
         let refused = extract_with("deeper.rtf", deeper.as_bytes(), &Limits::default()).unwrap_err();
         assert!(refused.contains("nested deeper than"), "{refused}");
+    }
+
+    #[test]
+    fn documents_say_what_they_state_of_themselves() {
+        let read = |name: &str, bytes: &[u8]| extract_with(name, bytes, &Limits::default()).unwrap();
+        // One document with a title and an author, as LibreOffice writes it in three formats
+        // (tests/fixtures/make-deposition.sh); pages only where the format counts them.
+        let formats: [(&str, &[u8], Option<i32>, bool); 3] = [
+            ("deposition.docx", include_bytes!("../tests/fixtures/deposition.docx"), None, true),
+            ("deposition.odt", include_bytes!("../tests/fixtures/deposition.odt"), Some(1), true),
+            ("deposition.rtf", include_bytes!("../tests/fixtures/deposition.rtf"), None, false),
+        ];
+        for (name, bytes, pages, application) in formats {
+            let x = read(name, bytes);
+            assert!(x.text.contains("Deposition of Zebulon Quist"), "{name}: {:?}", x.text);
+            let p = &x.properties;
+            assert_eq!(
+                (p.title.as_deref(), p.author.as_deref(), p.pages),
+                (Some("Deposition summary"), Some("Hidden Author Name"), pages),
+                "{name}: {p:?}"
+            );
+            assert_eq!(
+                p.application.as_deref().is_some_and(|a| a.starts_with("LibreOffice/7.4")),
+                application,
+                "{p:?}"
+            );
+        }
+        // A PDF's info dictionary, by pdfinfo.
+        let writer = read("exhibit.pdf", include_bytes!("../tests/fixtures/producer-libreoffice.pdf")).properties;
+        assert_eq!(
+            (writer.pages, writer.application.as_deref(), writer.title.as_deref()),
+            (Some(2), Some("Writer"), None)
+        );
+        assert!(writer.created.as_deref().is_some_and(|d| d.starts_with("2026-12-06T")), "{writer:?}");
+        let chromium = read("exhibit.pdf", include_bytes!("../tests/fixtures/producer-chromium.pdf")).properties;
+        assert_eq!(chromium.title.as_deref(), Some("Exhibit 27"), "{chromium:?}");
+        // An e-mail's headers.
+        let eml = crate::samples::eml("Dana Whitfield <dana@example.org>", "Fwd: exhibit 14", "Attached.", &[]);
+        let mail = read("fwd.eml", &eml).properties;
+        assert_eq!(
+            (mail.title.as_deref(), mail.author.as_deref(), mail.to.as_deref()),
+            (
+                Some("Fwd: exhibit 14"),
+                Some("Dana Whitfield <dana@example.org>"),
+                Some("Legal Hold <hold@example.org>, records@example.org")
+            ),
+            "{mail:?}"
+        );
+        assert_eq!(mail.created.as_deref(), Some("2024-03-12T09:15:00+01:00"), "{mail:?}");
+        // Plain text states nothing.
+        assert!(read("notes.txt", b"just words").properties.is_empty());
     }
 
     #[test]

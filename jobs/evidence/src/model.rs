@@ -213,6 +213,8 @@ pub struct Evidence {
     pub extract_note: Option<String>,
     pub text_reason: Option<crate::extract::TextReason>,
     pub extractor_version: Option<i32>,
+    /// What the document says of itself, as extracted.
+    pub properties: Option<sqlx::types::Json<crate::extract::Properties>>,
 }
 
 impl Evidence {

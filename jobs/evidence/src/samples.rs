@@ -138,6 +138,12 @@ pub fn pdf_pages(pages: &[&str]) -> Vec<u8> {
         ));
         objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
     }
+    pdf_of(&objects)
+}
+
+/// A PDF of these objects (numbered from 1; the first must be the catalog), with its
+/// cross-reference table and trailer.
+pub fn pdf_of(objects: &[String]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, body) in objects.iter().enumerate() {

@@ -65,7 +65,7 @@ macro_rules! evidence_columns {
                 e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at, e.upload_expires_at,
                 e.upload_id, e.upload_part_bytes,
                 e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
-                c.text_bytes, c.text_truncated, c.extract_note, c.text_reason, c.extractor_version"
+                c.text_bytes, c.text_truncated, c.extract_note, c.text_reason, c.extractor_version, c.properties"
     };
 }
 
@@ -326,8 +326,8 @@ pub async fn insert_content(
     let created: bool = sqlx::query_scalar(
         "WITH c AS (
              INSERT INTO content (tenant_id, sha256, size_bytes, media_type, extractor, text_bytes, text_truncated,
-                                  extract_note, sha1, md5, fixity_checked_at, text_reason, extractor_version)
-             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12, now(), $13, $14)
+                                  extract_note, sha1, md5, fixity_checked_at, text_reason, extractor_version, properties)
+             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $11, $12, now(), $13, $14, $17)
              ON CONFLICT (tenant_id, sha256) DO NOTHING
              RETURNING tenant_id, sha256
          ),
@@ -355,9 +355,15 @@ pub async fn insert_content(
     .bind(crate::extract::EXTRACTOR_VERSION)
     .bind(indexed_forms(&chunks))
     .bind(&pages)
+    .bind(properties(x))
     .fetch_one(&mut *conn)
     .await?;
     Ok(created)
+}
+
+/// A document's properties as stored: NULL when it states none.
+fn properties(x: &Extracted) -> Option<sqlx::types::Json<&crate::extract::Properties>> {
+    (!x.properties.is_empty()).then_some(sqlx::types::Json(&x.properties))
 }
 
 /// Replace what an older version of the extraction made of these bytes (the content row's
@@ -373,7 +379,7 @@ pub async fn replace_content(
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE content SET media_type = $3, extractor = $4, text_bytes = $5, text_truncated = $6, extract_note = $7,
-                            text_reason = $8, extractor_version = $9
+                            text_reason = $8, extractor_version = $9, properties = $10
          WHERE tenant_id = $1 AND sha256 = $2 AND extractor_version < $9",
     )
     .bind(tenant.as_str())
@@ -385,6 +391,7 @@ pub async fn replace_content(
     .bind(&x.note)
     .bind(x.reason)
     .bind(crate::extract::EXTRACTOR_VERSION)
+    .bind(properties(x))
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -9,14 +9,56 @@
 
 use encoding_rs::{Encoding, WINDOWS_1252};
 
+use super::Properties;
+
 /// Deeper than any document writes; a file nested past it is refused as corrupt.
 const MAX_DEPTH: usize = 10_000;
 
-/// What a group changes: whether its text is skipped, how many characters follow a `\uN`
-/// for readers without Unicode (`\ucN`), and the code page of its `\'hh` bytes (from `\fN`).
+/// Where a group's characters go.
+#[derive(Clone, Copy, PartialEq)]
+enum Dest {
+    Text,
+    Skip,
+    /// The info block's `{\title …}` and `{\author …}`.
+    Title,
+    Author,
+}
+
+/// What the reader makes: the text, and the title and author of the info block.
+#[derive(Default)]
+struct Read {
+    text: String,
+    title: String,
+    author: String,
+}
+
+impl Read {
+    fn put(&mut self, into: Dest, ch: char) {
+        // A property is kept to 1,000 characters (`properties::value`): a few KiB is plenty.
+        match into {
+            Dest::Text => self.text.push(ch),
+            Dest::Title if self.title.len() < 4096 => self.title.push(ch),
+            Dest::Author if self.author.len() < 4096 => self.author.push(ch),
+            Dest::Title | Dest::Author | Dest::Skip => {}
+        }
+    }
+
+    /// `\'hh` bytes waiting to be decoded together (a double-byte code page's character is two).
+    fn flush(&mut self, bytes: &mut Vec<u8>, group: &Group) {
+        if !bytes.is_empty() {
+            for ch in group.encoding.decode_without_bom_handling(bytes).0.chars() {
+                self.put(group.into, ch);
+            }
+        }
+        bytes.clear();
+    }
+}
+
+/// What a group changes: where its characters go, how many characters follow a `\uN` for
+/// readers without Unicode (`\ucN`), and the code page of its `\'hh` bytes (from `\fN`).
 #[derive(Clone, Copy)]
 struct Group {
-    skip: bool,
+    into: Dest,
     unicode_skip: usize,
     encoding: &'static Encoding,
     /// Inside the font table: `\fN` and `\fcharsetN` there name each font's code page.
@@ -44,27 +86,28 @@ const SKIPPED: [&str; 16] = [
     "latentstyles",
 ];
 
-/// The text of `rtf`, at most about `max` bytes (the caller cuts it exactly).
-pub fn text(rtf: &[u8], max: usize) -> Result<String, String> {
+/// The text of `rtf`, at most about `max` bytes (the caller cuts it exactly), and the title
+/// and author its info block states.
+pub fn text(rtf: &[u8], max: usize) -> Result<(String, Properties), String> {
     if !rtf.starts_with(b"{\\rtf") {
         return Err("not an RTF document".into());
     }
-    let mut out = String::new();
+    let mut out = Read::default();
     let mut fonts: Vec<(i32, &'static Encoding)> = Vec::new();
     let mut document = WINDOWS_1252;
     let mut stack: Vec<Group> = Vec::new();
-    let mut group = Group { skip: false, unicode_skip: 1, encoding: WINDOWS_1252, font_table: false };
-    // `\'hh` bytes waiting to be decoded together (a double-byte code page's character is two),
-    // and how many characters after a `\uN` are still to be skipped.
+    let mut group = Group { into: Dest::Text, unicode_skip: 1, encoding: WINDOWS_1252, font_table: false };
+    // `\'hh` bytes waiting to be decoded, and how many characters after a `\uN` are still to
+    // be skipped.
     let mut bytes: Vec<u8> = Vec::new();
     let mut to_skip = 0usize;
     // The font a font-table entry defines.
     let mut defining: Option<i32> = None;
     let mut i = 0;
-    while i < rtf.len() && out.len() <= max {
+    while i < rtf.len() && out.text.len() <= max {
         let c = rtf[i];
         if c != b'\\' || rtf.get(i + 1) != Some(&b'\'') {
-            flush(&mut bytes, group.encoding, group.skip, &mut out);
+            out.flush(&mut bytes, &group);
         }
         match c {
             b'{' => {
@@ -75,7 +118,7 @@ pub fn text(rtf: &[u8], max: usize) -> Result<String, String> {
                 i += 1;
                 // `{\*\destination …}`: one this reader does not know; skip it whole.
                 if rtf[i..].starts_with(b"\\*") {
-                    group.skip = true;
+                    group.into = Dest::Skip;
                 }
             }
             b'}' => {
@@ -103,7 +146,7 @@ pub fn text(rtf: &[u8], max: usize) -> Result<String, String> {
                     "u" => {
                         let code = param.map(|n| if n < 0 { n + 65536 } else { n });
                         if let Some(ch) = code.and_then(|n| char::from_u32(n as u32)) {
-                            put(&mut out, group.skip, ch);
+                            out.put(group.into, ch);
                         }
                         to_skip = group.unicode_skip;
                     }
@@ -114,9 +157,11 @@ pub fn text(rtf: &[u8], max: usize) -> Result<String, String> {
                         group.encoding = document;
                     }
                     "fonttbl" => {
-                        group.skip = true;
+                        group.into = Dest::Skip;
                         group.font_table = true;
                     }
+                    "title" => group.into = Dest::Title,
+                    "author" => group.into = Dest::Author,
                     "f" if group.font_table => defining = param,
                     "fcharset" if group.font_table => {
                         if let (Some(font), Some(encoding)) = (defining, param.and_then(charset)) {
@@ -127,19 +172,19 @@ pub fn text(rtf: &[u8], max: usize) -> Result<String, String> {
                         let font = fonts.iter().find(|(n, _)| Some(*n) == param);
                         group.encoding = font.map_or(document, |(_, e)| *e);
                     }
-                    "par" | "line" | "row" | "sect" | "page" => put(&mut out, group.skip, '\n'),
-                    "tab" | "cell" => put(&mut out, group.skip, '\t'),
-                    "~" => put(&mut out, group.skip, ' '),
-                    "_" => put(&mut out, group.skip, '-'),
-                    "emdash" => put(&mut out, group.skip, '—'),
-                    "endash" => put(&mut out, group.skip, '–'),
-                    "bullet" => put(&mut out, group.skip, '•'),
-                    "lquote" => put(&mut out, group.skip, '‘'),
-                    "rquote" => put(&mut out, group.skip, '’'),
-                    "ldblquote" => put(&mut out, group.skip, '“'),
-                    "rdblquote" => put(&mut out, group.skip, '”'),
-                    "\\" | "{" | "}" => put(&mut out, group.skip, word.chars().next().unwrap_or(' ')),
-                    word if SKIPPED.contains(&word) => group.skip = true,
+                    "par" | "line" | "row" | "sect" | "page" => out.put(group.into, '\n'),
+                    "tab" | "cell" => out.put(group.into, '\t'),
+                    "~" => out.put(group.into, ' '),
+                    "_" => out.put(group.into, '-'),
+                    "emdash" => out.put(group.into, '—'),
+                    "endash" => out.put(group.into, '–'),
+                    "bullet" => out.put(group.into, '•'),
+                    "lquote" => out.put(group.into, '‘'),
+                    "rquote" => out.put(group.into, '’'),
+                    "ldblquote" => out.put(group.into, '“'),
+                    "rdblquote" => out.put(group.into, '”'),
+                    "\\" | "{" | "}" => out.put(group.into, word.chars().next().unwrap_or(' ')),
+                    word if SKIPPED.contains(&word) => group.into = Dest::Skip,
                     _ => {}
                 }
             }
@@ -149,7 +194,7 @@ pub fn text(rtf: &[u8], max: usize) -> Result<String, String> {
                 if to_skip > 0 {
                     to_skip -= 1;
                 } else if c.is_ascii() {
-                    put(&mut out, group.skip, c as char);
+                    out.put(group.into, c as char);
                 } else {
                     // A byte past ASCII written as is (not as \'hh): the group's code page.
                     bytes.push(c);
@@ -157,8 +202,13 @@ pub fn text(rtf: &[u8], max: usize) -> Result<String, String> {
             }
         }
     }
-    flush(&mut bytes, group.encoding, group.skip, &mut out);
-    Ok(out)
+    out.flush(&mut bytes, &group);
+    let properties = Properties {
+        title: super::properties::value(&out.title),
+        author: super::properties::value(&out.author),
+        ..Properties::default()
+    };
+    Ok((out.text, properties))
 }
 
 /// The control word at `rtf[at..]` (after its backslash): its name, its number, and where
@@ -185,19 +235,6 @@ fn control(rtf: &[u8], at: usize) -> (&str, Option<i32>, usize) {
         end += 1;
     }
     (word, param, end)
-}
-
-fn put(out: &mut String, skip: bool, ch: char) {
-    if !skip {
-        out.push(ch);
-    }
-}
-
-fn flush(bytes: &mut Vec<u8>, encoding: &'static Encoding, skip: bool, out: &mut String) {
-    if !bytes.is_empty() && !skip {
-        out.push_str(&encoding.decode_without_bom_handling(bytes).0);
-    }
-    bytes.clear();
 }
 
 /// The encoding of a Windows code page (`\ansicpgN`).
