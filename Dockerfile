@@ -45,12 +45,15 @@ HEALTHCHECK --interval=5s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healt
 CMD ["api"]
 
 FROM runtime AS worker
-# What extraction runs: poppler's pdftotext and pdftoppm, Tesseract with its English data.
+# What extraction runs: poppler's pdftotext, pdfinfo and pdftoppm, Tesseract with its English
+# data. tini is the container's first process: the programs a killed extraction leaves are
+# reparented to it and reaped (the worker as PID 1 would leave them as zombies).
 USER root
 RUN apt-get update \
- && apt-get install -y --no-install-recommends poppler-utils tesseract-ocr tesseract-ocr-eng \
+ && apt-get install -y --no-install-recommends poppler-utils tesseract-ocr tesseract-ocr-eng tini \
  && rm -rf /var/lib/apt/lists/*
 USER app
+ENTRYPOINT ["/usr/bin/tini", "--"]
 COPY --from=build /src/target/release/worker /src/target/release/extract /usr/local/bin/
 EXPOSE 9091
 HEALTHCHECK --interval=5s --timeout=3s CMD curl -fsS http://127.0.0.1:9091/health || exit 1

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub mod programs;
 pub mod properties;
 mod rtf;
+mod xml;
 
 pub use properties::Properties;
 
@@ -148,7 +149,8 @@ impl Failure {
 pub struct Limits {
     /// Text kept per file; the rest is dropped and `truncated` set.
     pub max_text_bytes: usize,
-    /// Largest PDF/DOCX/HTML file (or decompressed DOCX part) parsed at all.
+    /// Largest file parsed at all (any but plain text: PDF, Office, RTF, e-mail, HTML, images),
+    /// and largest decompressed part of a zip-based Office file.
     pub max_parse_bytes: u64,
     /// The languages OCR reads, in Tesseract's form (`eng`, `deu+eng`); `None`: no OCR.
     pub ocr_languages: Option<String>,
@@ -340,6 +342,7 @@ fn extract_sniffed(
         Kind::Image => match &limits.ocr_languages {
             None => {
                 ocr.off = true;
+                out.extractor = "none".into();
                 String::new()
             }
             Some(languages) => match programs::ocr(path, languages, limits.max_text_bytes + 1) {
@@ -479,10 +482,19 @@ fn pdf_text(path: &Path, limits: &Limits) -> Result<Option<(String, Ocr)>, Strin
     Ok(Some((pages.join(&PAGE_BREAK.to_string()), ocr)))
 }
 
-/// OCR of each page that has no text, until the text is full or the deadline passes.
+/// Fewer letters and digits than this on a page and it is taken for a scan: a page stamp or a
+/// Bates number is often the only text a scanned production carries.
+const SCANNED_PAGE_CHARS: usize = 20;
+
+fn letters_and_digits(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphanumeric()).count()
+}
+
+/// OCR of each page with (almost) no text, until the text is full or the deadline passes. A
+/// page keeps its own text when OCR reads less of it.
 fn read_blank_pages(path: &Path, pages: &mut [String], limits: &Limits) -> Ocr {
     let mut ocr = Ocr::default();
-    let blank: Vec<usize> = (0..pages.len()).filter(|&i| pages[i].trim().is_empty()).collect();
+    let blank: Vec<usize> = (0..pages.len()).filter(|&i| letters_and_digits(&pages[i]) < SCANNED_PAGE_CHARS).collect();
     if blank.is_empty() {
         return ocr;
     }
@@ -513,8 +525,10 @@ fn read_blank_pages(path: &Path, pages: &mut [String], limits: &Limits) -> Ocr {
         });
         match read {
             Ok(text) => {
-                room = room.saturating_sub(text.len());
-                pages[i] = text;
+                if letters_and_digits(&text) >= letters_and_digits(&pages[i]) {
+                    room = room.saturating_sub(text.len().saturating_sub(pages[i].len()));
+                    pages[i] = text;
+                }
                 ocr.pages.push(i + 1);
             }
             Err(e) => {
@@ -841,9 +855,9 @@ fn email_text(message: &mail_parser::Message, limits: &Limits, depth: u32) -> St
     use mail_parser::{MimeHeaders, PartType};
     let mut text = String::new();
     let headers = [
-        ("From", addresses(message.from())),
-        ("To", addresses(message.to())),
-        ("Cc", addresses(message.cc())),
+        ("From", properties::addresses(message.from())),
+        ("To", properties::addresses(message.to())),
+        ("Cc", properties::addresses(message.cc())),
         ("Subject", message.subject().map(str::to_owned)),
         ("Date", message.date().map(|d| d.to_rfc3339())),
     ];
@@ -891,35 +905,6 @@ fn email_text(message: &mail_parser::Message, limits: &Limits, depth: u32) -> St
         }
     }
     text
-}
-
-/// An address header's addresses, `Name <address>` each, joined by commas.
-fn addresses(a: Option<&mail_parser::Address>) -> Option<String> {
-    a.map(|a| {
-        a.iter()
-            .map(|one| match (one.name.as_deref(), one.address.as_deref()) {
-                (Some(name), Some(address)) => format!("{name} <{address}>"),
-                (name, address) => name.or(address).unwrap_or_default().to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    })
-}
-
-/// Append what an XML reference stands for: a character, or one of XML's five named entities
-/// (office formats declare no others).
-fn xml_reference(r: quick_xml::events::BytesRef, text: &mut String) {
-    match r.resolve_char_ref() {
-        Ok(Some(c)) => text.push(c),
-        _ => text.push_str(match r.into_inner().as_ref() {
-            "amp" => "&",
-            "lt" => "<",
-            "gt" => ">",
-            "quot" => "\"",
-            "apos" => "'",
-            _ => "",
-        }),
-    }
 }
 
 /// Which elements of an office format's XML hold text (local names, without the namespace).
@@ -982,7 +967,7 @@ fn office_text(path: &Path, parts: &[impl AsRef<str>], markup: &Markup, limits: 
                 }
                 Ok(Event::Empty(e)) if is(markup.space, e.local_name()) => text.push(' '),
                 Ok(Event::Text(t)) if depth > 0 => text.push_str(&t.xml10_content()),
-                Ok(Event::GeneralRef(r)) if depth > 0 => xml_reference(r, &mut text),
+                Ok(Event::GeneralRef(r)) if depth > 0 => xml::reference(r, &mut text),
                 Ok(Event::Eof) => break,
                 Err(e) => return Err(format!("malformed XML in {}: {e}", part.as_ref())),
                 _ => {}
@@ -1285,6 +1270,13 @@ mod tests {
             "{:?}",
             word.text
         );
+        // A double-byte code page's bytes are decoded together, and a character past U+FFFF
+        // written as two \uN (a surrogate pair) is one character.
+        let cjk =
+            extract_with("j.rtf", b"{\\rtf1\\ansi\\ansicpg932 \\'83\\'65\\'83\\'58\\'83\\'67}", &Limits::default());
+        assert_eq!(cjk.unwrap().text, "\u{30c6}\u{30b9}\u{30c8}");
+        let emoji = extract_with("e.rtf", b"{\\rtf1 seal \\u-10179?\\u-8704? intact}", &Limits::default());
+        assert_eq!(emoji.unwrap().text, "seal \u{1f600} intact");
         // Nesting is a loop, not recursion: deep groups cost no stack, and past the bound the
         // file is refused.
         let deep = format!("{{\\rtf1 {}text{}}}", "{".repeat(5000), "}".repeat(5000));
@@ -1363,10 +1355,15 @@ mod tests {
             assert!(expected.iter().all(|w| read.contains(*w)), "{:?}", x.text);
         }
         // Only the pages without text are read by OCR: page 1 here has text, page 2 draws nothing.
-        let mixed = crate::samples::pdf_pages(&["Typed cover sheet", ""]);
+        let mixed = crate::samples::pdf_pages(&["Typed cover sheet of the deposition", ""]);
         let x = extract_with("mixed.pdf", &mixed, &Limits::default()).unwrap();
-        assert!(x.text.starts_with("Typed cover sheet") && x.extractor == "pdf+ocr", "{x:?}");
+        assert!(x.text.starts_with("Typed cover sheet of the deposition") && x.extractor == "pdf+ocr", "{x:?}");
         assert!(x.note.as_deref().is_some_and(|n| n.starts_with("page(s) 2 have")), "{x:?}");
+        // A page whose only text is a stamp (a Bates number) is taken for a scan too; it keeps
+        // its own text when OCR reads no more of it.
+        let stamped = crate::samples::pdf_pages(&["Bates ABC000123"]);
+        let x = extract_with("stamped.pdf", &stamped, &Limits::default()).unwrap();
+        assert!(x.text.contains("ABC000123") && x.extractor == "pdf+ocr", "{x:?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The programs extraction runs: poppler's `pdftotext` and `pdftoppm` (Debian's poppler-utils)
-//! and Tesseract (tesseract-ocr). They run as children of the `extract` child, so they inherit
-//! its address-space and CPU limits, and the worker ends the whole process group at its
-//! time-out (`ingest::run_extractor_child`).
+//! The programs extraction runs: poppler's `pdftotext`, `pdfinfo` and `pdftoppm` (Debian's
+//! poppler-utils) and Tesseract (tesseract-ocr). They run as children of the `extract` child,
+//! so each inherits its address-space and CPU limits (each process has its own: one extraction
+//! may use the memory limit twice over, the child's and a program's), and the worker ends the
+//! whole process group at its time-out (`ingest::run_extractor_child`).
 //!
 //! Why pdftotext rather than a Rust PDF crate: on PDFs from six producers it read every word the
 //! reader sees where pdf-extract missed lines or whole files (ARCHITECTURE.md, "Extraction";
@@ -12,9 +13,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The programs every extraction may need, and Tesseract for OCR.
-pub const PDF_PROGRAMS: [&str; 2] = ["pdftotext", "pdftoppm"];
-pub const OCR_PROGRAM: &str = "tesseract";
+/// The programs every extraction may need, and those OCR needs besides.
+pub const PDF_PROGRAMS: [&str; 2] = ["pdftotext", "pdfinfo"];
+pub const OCR_PROGRAMS: [&str; 2] = ["pdftoppm", OCR_PROGRAM];
+const OCR_PROGRAM: &str = "tesseract";
 
 /// Where `name` is on `path` (a PATH), as a shell would find it.
 pub fn find(name: &str, path: &OsStr) -> Option<PathBuf> {
@@ -26,8 +28,8 @@ pub fn find(name: &str, path: &OsStr) -> Option<PathBuf> {
 
 /// The programs missing from `path` for extraction, with OCR or without.
 pub fn missing(ocr: bool, path: &OsStr) -> Vec<&'static str> {
-    let ocr = ocr.then_some(OCR_PROGRAM);
-    PDF_PROGRAMS.into_iter().chain(ocr).filter(|name| find(name, path).is_none()).collect()
+    let ocr = if ocr { &OCR_PROGRAMS[..] } else { &[] };
+    PDF_PROGRAMS.iter().chain(ocr).copied().filter(|name| find(name, path).is_none()).collect()
 }
 
 /// What the worker checks at start: every program on `path` (its PATH), and Tesseract's data
@@ -43,7 +45,7 @@ pub fn check_installation(ocr_languages: Option<&str>, path: &OsStr) -> Result<(
         ));
     }
     let Some(languages) = ocr_languages else { return Ok(()) };
-    let installed = installed_languages()?;
+    let installed = installed_languages(path)?;
     let absent: Vec<&str> = languages.split('+').filter(|code| !installed.iter().any(|i| i == code)).collect();
     if !absent.is_empty() {
         return Err(format!(
@@ -56,10 +58,13 @@ pub fn check_installation(ocr_languages: Option<&str>, path: &OsStr) -> Result<(
     Ok(())
 }
 
-/// The languages Tesseract has data for (`tesseract --list-langs`).
-fn installed_languages() -> Result<Vec<String>, String> {
+/// The languages Tesseract has data for (`tesseract --list-langs`), asked in the environment
+/// the `extract` child gets (`path` and nothing else), so that what passes here works there.
+fn installed_languages(path: &OsStr) -> Result<Vec<String>, String> {
     let out = Command::new(OCR_PROGRAM)
         .arg("--list-langs")
+        .env_clear()
+        .env("PATH", path)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {OCR_PROGRAM}: {e}"))?;
@@ -151,7 +156,8 @@ pub fn ocr(image: &Path, languages: &str, max: usize) -> Result<String, String> 
     let mut command = Command::new(OCR_PROGRAM);
     command.arg(image).arg("stdout").args(["-l", languages]).env("OMP_THREAD_LIMIT", "1");
     let ran = run(command, max)?;
-    if !ran.success {
+    // Cut at `max`: the text so far is the caller's to keep (it marks the text truncated).
+    if !ran.success && !ran.cut {
         let message = if ran.message.is_empty() { format!("exit {:?}", ran.code) } else { ran.message };
         return Err(format!("Tesseract could not read it: {message}"));
     }

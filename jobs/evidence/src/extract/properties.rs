@@ -56,7 +56,7 @@ pub fn pdf(path: &Path) -> Properties {
     let mut command = Command::new("pdfinfo");
     command.args(["-isodates", "-enc", "UTF-8"]).arg(path);
     let Ok(ran) = super::programs::run(command, 64 << 10) else { return Properties::default() };
-    if !ran.success {
+    if !ran.success && !ran.cut {
         return Properties::default();
     }
     let info = String::from_utf8_lossy(&ran.stdout);
@@ -105,7 +105,6 @@ pub fn open_document(path: &Path) -> Properties {
 
 /// An e-mail's headers: Subject as its title, From as its author, Date as when it was made.
 pub fn email(message: &mail_parser::Message) -> Properties {
-    use super::addresses;
     Properties {
         title: message.subject().and_then(value),
         author: addresses(message.from()).as_deref().and_then(value),
@@ -143,7 +142,7 @@ fn xml_fields(path: &Path, part: &str) -> HashMap<String, String> {
                 }
             }
             Ok(Event::Text(t)) => text.push_str(&t.xml10_content()),
-            Ok(Event::GeneralRef(r)) => super::xml_reference(r, &mut text),
+            Ok(Event::GeneralRef(r)) => super::xml::reference(r, &mut text),
             Ok(Event::End(_)) => {
                 if !current.is_empty() && !text.trim().is_empty() {
                     fields.entry(std::mem::take(&mut current)).or_insert(std::mem::take(&mut text));
@@ -157,4 +156,17 @@ fn xml_fields(path: &Path, part: &str) -> HashMap<String, String> {
         buf.clear();
     }
     fields
+}
+
+/// An address header's addresses, `Name <address>` each, joined by commas.
+pub(super) fn addresses(a: Option<&mail_parser::Address>) -> Option<String> {
+    a.map(|a| {
+        a.iter()
+            .map(|one| match (one.name.as_deref(), one.address.as_deref()) {
+                (Some(name), Some(address)) => format!("{name} <{address}>"),
+                (name, address) => name.or(address).unwrap_or_default().to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }

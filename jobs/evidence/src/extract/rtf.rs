@@ -7,9 +7,11 @@
 //! The reader loops over the bytes once with a stack of groups (no recursion), so depth costs
 //! no stack.
 
+use std::collections::HashMap;
+
 use encoding_rs::{Encoding, WINDOWS_1252};
 
-use super::Properties;
+use super::properties::{Properties, value};
 
 /// Deeper than any document writes; a file nested past it is refused as corrupt.
 const MAX_DEPTH: usize = 10_000;
@@ -93,7 +95,7 @@ pub fn text(rtf: &[u8], max: usize) -> Result<(String, Properties), String> {
         return Err("not an RTF document".into());
     }
     let mut out = Read::default();
-    let mut fonts: Vec<(i32, &'static Encoding)> = Vec::new();
+    let mut fonts: HashMap<i32, &'static Encoding> = HashMap::new();
     let mut document = WINDOWS_1252;
     let mut stack: Vec<Group> = Vec::new();
     let mut group = Group { into: Dest::Text, unicode_skip: 1, encoding: WINDOWS_1252, font_table: false };
@@ -101,12 +103,16 @@ pub fn text(rtf: &[u8], max: usize) -> Result<(String, Properties), String> {
     // be skipped.
     let mut bytes: Vec<u8> = Vec::new();
     let mut to_skip = 0usize;
+    // The first half of a character past U+FFFF, which `\uN` writes as two UTF-16 units.
+    let mut high_surrogate: Option<u32> = None;
     // The font a font-table entry defines.
     let mut defining: Option<i32> = None;
     let mut i = 0;
     while i < rtf.len() && out.text.len() <= max {
         let c = rtf[i];
-        if c != b'\\' || rtf.get(i + 1) != Some(&b'\'') {
+        // Bytes of the code page (`\'hh`, or written as they are) are decoded together: a
+        // double-byte code page's character is two.
+        if c.is_ascii() && (c != b'\\' || rtf.get(i + 1) != Some(&b'\'')) {
             out.flush(&mut bytes, &group);
         }
         match c {
@@ -144,8 +150,16 @@ pub fn text(rtf: &[u8], max: usize) -> Result<(String, Properties), String> {
                 match word {
                     "'" => bytes.extend(byte),
                     "u" => {
-                        let code = param.map(|n| if n < 0 { n + 65536 } else { n });
-                        if let Some(ch) = code.and_then(|n| char::from_u32(n as u32)) {
+                        let unit = param.map_or(0, |n| if n < 0 { n + 65536 } else { n }) as u32;
+                        let code = match (high_surrogate.take(), unit) {
+                            (_, 0xD800..=0xDBFF) => {
+                                high_surrogate = Some(unit);
+                                None
+                            }
+                            (Some(high), 0xDC00..=0xDFFF) => Some(0x10000 + ((high - 0xD800) << 10) + (unit - 0xDC00)),
+                            (_, unit) => Some(unit),
+                        };
+                        if let Some(ch) = code.and_then(char::from_u32) {
                             out.put(group.into, ch);
                         }
                         to_skip = group.unicode_skip;
@@ -165,12 +179,11 @@ pub fn text(rtf: &[u8], max: usize) -> Result<(String, Properties), String> {
                     "f" if group.font_table => defining = param,
                     "fcharset" if group.font_table => {
                         if let (Some(font), Some(encoding)) = (defining, param.and_then(charset)) {
-                            fonts.push((font, encoding));
+                            fonts.insert(font, encoding);
                         }
                     }
                     "f" => {
-                        let font = fonts.iter().find(|(n, _)| Some(*n) == param);
-                        group.encoding = font.map_or(document, |(_, e)| *e);
+                        group.encoding = param.and_then(|n| fonts.get(&n).copied()).unwrap_or(document);
                     }
                     "par" | "line" | "row" | "sect" | "page" => out.put(group.into, '\n'),
                     "tab" | "cell" => out.put(group.into, '\t'),
@@ -203,11 +216,7 @@ pub fn text(rtf: &[u8], max: usize) -> Result<(String, Properties), String> {
         }
     }
     out.flush(&mut bytes, &group);
-    let properties = Properties {
-        title: super::properties::value(&out.title),
-        author: super::properties::value(&out.author),
-        ..Properties::default()
-    };
+    let properties = Properties { title: value(&out.title), author: value(&out.author), ..Properties::default() };
     Ok((out.text, properties))
 }
 
@@ -240,13 +249,12 @@ fn control(rtf: &[u8], at: usize) -> (&str, Option<i32>, usize) {
 /// The encoding of a Windows code page (`\ansicpgN`).
 fn code_page(n: i32) -> Option<&'static Encoding> {
     let label = match n {
-        932 => "shift_jis".to_owned(),
-        936 => "gbk".to_owned(),
-        949 => "euc-kr".to_owned(),
-        950 => "big5".to_owned(),
-        874 => "windows-874".to_owned(),
-        10000 => "macintosh".to_owned(),
-        n => format!("windows-{n}"),
+        932 => "shift_jis",
+        936 => "gbk",
+        949 => "euc-kr",
+        950 => "big5",
+        10000 => "macintosh",
+        n => return Encoding::for_label(format!("windows-{n}").as_bytes()),
     };
     Encoding::for_label(label.as_bytes())
 }
