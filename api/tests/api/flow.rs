@@ -460,6 +460,30 @@ async fn scans_are_read_by_ocr_and_found_by_their_words(pool: PgPool) {
     app.stop().await;
 }
 
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_document_is_found_by_what_it_says_of_itself(pool: PgPool) {
+    // Its title ("Deposition summary") and author ("Hidden Author Name") are in its properties
+    // only, not in its text (jobs/evidence/tests/fixtures/make-deposition.sh).
+    let app = TestApp::start(pool, Options::default()).await;
+    let docx = Sample {
+        filename: "deposition.docx".into(),
+        content_type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document".into(),
+        bytes: include_bytes!("../../../jobs/evidence/tests/fixtures/deposition.docx").to_vec(),
+        find_with: "Zebulon".into(),
+        has_text: true,
+    };
+    let id = app.upload(&docx, json!({"case_id": "properties"})).await;
+    let ev = app.wait_status(&id, "indexed").await;
+    assert_eq!(ev["properties"]["author"], "Hidden Author Name", "{ev}");
+    for (q, found) in
+        [("\"Hidden Author Name\"", true), ("summary Zebulon", true), ("Zebulon -hidden", false), ("Zebulon", true)]
+    {
+        let hits = search(&app, q).await;
+        assert_eq!(hits.iter().any(|h| h["id"] == id.as_str()), found, "{q}: {hits:?}");
+    }
+    app.stop().await;
+}
+
 /// A one-page PDF with no text that draws thousands of small marks: OCR of it takes seconds.
 fn noise_pdf() -> Vec<u8> {
     let mut seed = 7u64;

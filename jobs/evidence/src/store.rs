@@ -353,7 +353,7 @@ pub async fn insert_content(
     .bind(&bytes.md5)
     .bind(x.reason)
     .bind(crate::extract::EXTRACTOR_VERSION)
-    .bind(indexed_forms(&chunks))
+    .bind(indexed_forms(&chunks, &x.properties))
     .bind(&pages)
     .bind(properties(x))
     .fetch_one(&mut *conn)
@@ -413,7 +413,7 @@ pub async fn replace_content(
     .bind(sha256)
     .bind(&seqs)
     .bind(&chunks)
-    .bind(indexed_forms(&chunks))
+    .bind(indexed_forms(&chunks, &x.properties))
     .bind(&pages)
     .execute(&mut *conn)
     .await?;
@@ -439,9 +439,19 @@ fn chunk_rows(x: &Extracted, chunking: crate::extract::Chunking) -> (Vec<i32>, V
 }
 
 /// What each chunk's tsvector is made from: its text in [`query::index_form`] (runs of
-/// Chinese, Japanese or Korean cut into pairs); the chunk keeps its text as it is.
-fn indexed_forms(chunks: &[&str]) -> Vec<String> {
-    chunks.iter().map(|c| query::index_form(c).into_owned()).collect()
+/// Chinese, Japanese or Korean cut into pairs), the first chunk's with the words of the
+/// document's properties too (title, author, addressees), so that search finds them; the
+/// chunk keeps its text as it is.
+fn indexed_forms(chunks: &[&str], properties: &crate::extract::Properties) -> Vec<String> {
+    let mut forms: Vec<String> = chunks.iter().map(|c| query::index_form(c).into_owned()).collect();
+    if let Some(first) = forms.first_mut() {
+        let words = properties.searchable_text();
+        if !words.is_empty() {
+            first.push('\n');
+            first.push_str(&query::index_form(&words));
+        }
+    }
+    forms
 }
 
 /// Fill in the SHA-1 and MD5 of content verified before they were computed (a no-op once set).

@@ -42,6 +42,13 @@ impl Properties {
     pub fn is_empty(&self) -> bool {
         *self == Properties::default()
     }
+
+    /// What search finds the document by besides its text: title, author and addressees, a
+    /// line each (not dates, pages or the program).
+    pub fn searchable_text(&self) -> String {
+        let fields = [&self.title, &self.author, &self.to, &self.cc];
+        fields.into_iter().flatten().map(String::as_str).collect::<Vec<_>>().join("\n")
+    }
 }
 
 /// A value as kept: trimmed, without control characters, at most 1,000 characters; `None`
