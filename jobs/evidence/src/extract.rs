@@ -341,7 +341,6 @@ fn extract_sniffed(
         },
         Kind::Image => match &limits.ocr_languages {
             None => {
-                ocr.off = true;
                 out.extractor = "none".into();
                 String::new()
             }
@@ -405,7 +404,7 @@ fn extract_sniffed(
         let note = "an encrypted PDF (password-protected): its text cannot be read without the password";
         (Some(note.to_owned()), Some(TextReason::Encrypted))
     } else if kind == Kind::Pdf && empty {
-        let ocr = if ocr.off {
+        let ocr = if limits.ocr_languages.is_none() {
             "OCR is off (INGEST_OCR_LANGUAGES=off)".to_owned()
         } else {
             format!("OCR ({languages}) found no text either")
@@ -415,7 +414,7 @@ fn extract_sniffed(
              the reader could not follow its structure; {ocr}"
         );
         (Some(note), Some(TextReason::NoTextLayer))
-    } else if kind == Kind::Image && ocr.off {
+    } else if kind == Kind::Image && limits.ocr_languages.is_none() {
         let note = format!("{media_type} is read by OCR only, which is off (INGEST_OCR_LANGUAGES=off)");
         (Some(note), Some(TextReason::UnsupportedType))
     } else if empty {
@@ -438,8 +437,6 @@ struct Ocr {
     failed: Option<String>,
     /// Pages without text it did not start on: the extraction's time ran short.
     skipped: usize,
-    /// It had work, but is off.
-    off: bool,
 }
 
 impl Ocr {
@@ -498,10 +495,7 @@ fn read_blank_pages(path: &Path, pages: &mut [String], limits: &Limits) -> Ocr {
     if blank.is_empty() {
         return ocr;
     }
-    let Some(languages) = &limits.ocr_languages else {
-        ocr.off = true;
-        return ocr;
-    };
+    let Some(languages) = &limits.ocr_languages else { return ocr };
     let dir = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(e) => {
