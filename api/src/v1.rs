@@ -224,8 +224,8 @@ pub struct EvidenceView {
     /// The type sniffed from the bytes.
     pub media_type: Option<String>,
     /// Which extractor produced the text: `text`, `html`, `pdf`, `pdf+ocr` (some pages read by
-    /// OCR), `ocr` (an image read by OCR), `rtf`, `docx`, `pptx`, `opendocument`, `spreadsheet`, `email`;
-    /// `none`: indexed by metadata only.
+    /// OCR), `ocr` (an image read by OCR), `rtf`, `docx`, `pptx`, `opendocument`, `spreadsheet`, `email`,
+    /// `zip` (its text is its entries' paths); `none`: indexed by metadata only.
     pub extractor: Option<String>,
     pub text_bytes: Option<i64>,
     pub text_truncated: Option<bool>,
@@ -237,6 +237,16 @@ pub struct EvidenceView {
     pub extractor_version: Option<i32>,
     /// What the document says of itself (null before extraction, or when it states nothing).
     pub properties: Option<PropertiesView>,
+    /// The container this evidence was found in (a ZIP archive, an e-mail): it is one of its
+    /// members, made evidence by the worker. Its own members: `GET /v1/evidence?parent_id=`.
+    pub parent_id: Option<Uuid>,
+    /// Where it was inside that container: the ZIP entry's path, the attachment's name.
+    pub member_path: Option<String>,
+    /// 0 for a file handed over; its container's depth + 1 for a member.
+    pub depth: i32,
+    /// For a container: its members that were not made evidence, and why (past
+    /// `INGEST_FAMILY_MAX_DEPTH`, `_MEMBERS` or `_BYTES`, encrypted, unreadable).
+    pub family_note: Option<String>,
     pub request_id: Option<String>,
     pub job_id: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -297,6 +307,10 @@ impl From<Evidence> for EvidenceView {
             text_reason: e.text_reason.map(Into::into),
             extractor_version: e.extractor_version,
             properties: e.properties.map(|p| p.0.into()),
+            parent_id: e.parent_id.map(|id| id.0),
+            member_path: e.member_path,
+            depth: e.depth,
+            family_note: e.family_note,
             request_id: e.request_id,
             job_id: e.job_id.map(|id| id.0),
             created_at: e.created_at,
@@ -741,6 +755,8 @@ impl EvidenceApi {
         md5: Query<Option<String>>,
         /// Only evidence whose text is less than its file may hold, for this reason.
         text_reason: Query<Option<TextReasonView>>,
+        /// Only the members of this container (evidence found in it: a ZIP's files, an e-mail's attachments).
+        parent_id: Query<Option<Uuid>>,
         /// 1 to 200; default 50.
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
@@ -760,6 +776,7 @@ impl EvidenceApi {
             sha1: sha1.0,
             md5: md5.0,
             text_reason: text_reason.0.map(Into::into),
+            parent_id: parent_id.0.map(EvidenceId),
             after,
             limit: limit + 1,
         };

@@ -491,7 +491,7 @@ fn noise_pdf() -> Vec<u8> {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) as f64 / (1u64 << 31) as f64 * range
     };
-    let marks: Vec<String> = (0..12_000)
+    let marks: Vec<String> = (0..40_000)
         .map(|_| {
             format!(
                 "{:.1} {:.1} {:.1} {:.1} re",
@@ -996,5 +996,123 @@ async fn an_abandoned_upload_expires_and_what_was_uploaded_is_deleted(pool: PgPo
         .await
         .unwrap();
     assert!(purged, "the delete is recorded, so no later sweep repeats it");
+    app.stop().await;
+}
+
+/// The members of `parent` (`GET /v1/evidence?parent_id=`), once there are `n` of them, each
+/// indexed, by member path.
+async fn members_of(app: &TestApp, parent: &str, n: usize) -> Vec<Value> {
+    let mut members = poll_for(WAIT, &format!("{n} indexed members of {parent}"), || async {
+        let (status, page) = app.get(&format!("/v1/evidence?parent_id={parent}")).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap().clone();
+        (items.len() == n && items.iter().all(|e| e["status"] == "indexed")).then_some(items)
+    })
+    .await;
+    members.sort_by_key(|m| m["member_path"].as_str().unwrap().to_owned());
+    members
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn archives_and_emails_become_families_of_evidence(pool: PgPool) {
+    let family = evidence::config::FamilySettings { max_depth: 2, max_members: 4, max_bytes: 1 << 20 };
+    let app = TestApp::start(pool.clone(), Options { family, ..Options::default() }).await;
+    let innermost = samples::zip_of([("core.txt", &b"the lowest level"[..])]);
+    let inner = samples::zip_of([("deep/readme.txt", &b"Zebulon kept the ledger."[..]), ("innermost.zip", &innermost)]);
+    let affidavit = samples::pdf("Affidavit of Marguerite Olander");
+    let thread = samples::eml(
+        "Dana <dana@example.org>",
+        "exhibit",
+        "Signed copy attached.",
+        &[("exhibit-14.pdf", "application/pdf", affidavit.clone())],
+    );
+    let bundle = samples::zip_of([
+        ("exhibits/", &b""[..]),
+        ("exhibits/ledger.csv", b"vendor,amount\nQuorvant Holdings,1200\n"),
+        ("inner.zip", &inner),
+        ("thread.eml", &thread),
+        // The same bytes twice: two members, one content.
+        ("notes.txt", b"vendor,amount\nQuorvant Holdings,1200\n"),
+        ("zz-extra.txt", b"one member too many"),
+    ]);
+    let upload = Sample {
+        filename: "bundle.zip".into(),
+        content_type: "application/zip".into(),
+        bytes: bundle,
+        find_with: String::new(),
+        has_text: true,
+    };
+    let id = app.upload(&upload, json!({"case_id": "case-fam", "tags": ["seized"]})).await;
+    let parent = app.wait_status(&id, "indexed").await;
+    assert_eq!((parent["extractor"].as_str(), parent["depth"].as_i64()), (Some("zip"), Some(0)), "{parent}");
+    assert_eq!(
+        parent["family_note"], "1 member(s) not made evidence: zz-extra.txt (past the limit of 4 members)",
+        "members past INGEST_FAMILY_MAX_MEMBERS are named on the container"
+    );
+
+    // Its files are evidence of their own, in its case, with its tags, found where they were.
+    let members = members_of(&app, &id, 4).await;
+    let paths: Vec<&str> = members.iter().map(|m| m["member_path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["exhibits/ledger.csv", "inner.zip", "notes.txt", "thread.eml"]);
+    for m in &members {
+        assert_eq!((m["parent_id"].as_str(), m["depth"].as_i64()), (Some(id.as_str()), Some(1)), "{m}");
+        assert_eq!((m["case_id"].as_str(), &m["tags"]), (Some("case-fam"), &json!(["seized"])), "{m}");
+    }
+    assert_eq!(members[0]["filename"], "ledger.csv");
+    assert_eq!(members[0]["sha256"], members[2]["sha256"]);
+    let mut duplicates = [&members[0]["duplicate"], &members[2]["duplicate"]];
+    duplicates.sort_by_key(|d| d.as_bool());
+    assert_eq!(duplicates, [&json!(false), &json!(true)], "one of the two is the duplicate");
+    assert_eq!(members[1]["sha256"], sha256_hex(&inner), "a member's bytes are what the archive holds");
+
+    // A container inside opens in turn, down to INGEST_FAMILY_MAX_DEPTH.
+    let inner_members = members_of(&app, members[1]["id"].as_str().unwrap(), 2).await;
+    assert_eq!(inner_members[0]["member_path"], "deep/readme.txt");
+    assert_eq!(inner_members[0]["depth"], 2);
+    let innermost_zip = &inner_members[1];
+    assert!(
+        innermost_zip["family_note"].as_str().unwrap().contains("INGEST_FAMILY_MAX_DEPTH=2"),
+        "a container as deep as the limit lists its members but does not open them: {innermost_zip}"
+    );
+    assert!(members_of(&app, innermost_zip["id"].as_str().unwrap(), 0).await.is_empty());
+
+    // An e-mail inside: its attachment is its member, and found by its own words.
+    let attachments = members_of(&app, members[3]["id"].as_str().unwrap(), 1).await;
+    let pdf = &attachments[0];
+    assert_eq!(
+        (pdf["filename"].as_str(), pdf["content_type"].as_str()),
+        (Some("exhibit-14.pdf"), Some("application/pdf"))
+    );
+    let hits = search(&app, "Olander").await;
+    assert_eq!(hits.iter().map(|h| h["id"].clone()).collect::<Vec<_>>(), [pdf["id"].clone()], "{hits:?}");
+    let hits = search(&app, "Zebulon").await;
+    assert_eq!(hits.iter().map(|h| h["id"].clone()).collect::<Vec<_>>(), [inner_members[0]["id"].clone()]);
+
+    // Downloaded like any evidence: the bytes as they were inside.
+    let (status, download) = app.get(&format!("/v1/evidence/{}/download", pdf["id"].as_str().unwrap())).await;
+    assert_eq!(status, 200, "{download}");
+    let got = reqwest::get(download["url"].as_str().unwrap()).await.unwrap().bytes().await.unwrap();
+    assert_eq!(got.as_ref(), affidavit.as_slice());
+
+    // Its custody starts where it was found.
+    let (_, log) = app.get(&format!("/v1/evidence/{}/custody", pdf["id"].as_str().unwrap())).await;
+    let first = &log["items"][0];
+    assert_eq!((first["event"].as_str(), first["actor_kind"].as_str()), (Some("created"), Some("worker")), "{log}");
+    let details: Value = serde_json::from_str(first["details"].as_str().unwrap()).unwrap();
+    assert_eq!((&details["parent_id"], &details["member_path"]), (&members[3]["id"], &json!("exhibit-14.pdf")));
+    assert_eq!(details["sha256"], sha256_hex(&affidavit));
+
+    // The container read again makes no second child.
+    let before = count(&pool, "SELECT count(*) FROM evidence").await;
+    assert_eq!(before, 8, "the archive, its 4 members, the inner archive's 2 and the e-mail's attachment");
+    let (status, body) = app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_status(&id, "indexed").await;
+    assert_eq!(count(&pool, "SELECT count(*) FROM evidence").await, before);
+    assert_eq!(count(&pool, "SELECT count(*) FROM evidence WHERE status <> 'indexed'").await, 0);
+    // Each child points at its own ingest job.
+    let paired = "SELECT count(*) FROM evidence e JOIN job j ON j.id = e.job_id
+                  WHERE e.parent_id IS NOT NULL AND j.payload ->> 'evidence_id' = e.id::text";
+    assert_eq!(count(&pool, paired).await, 7);
     app.stop().await;
 }

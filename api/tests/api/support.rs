@@ -93,6 +93,8 @@ pub struct Options {
     /// `INGEST_TMP_DIR` (default: the environment's), where staged files and the extract
     /// child's own folder go.
     pub tmp_dir: Option<PathBuf>,
+    /// `INGEST_FAMILY_MAX_*`: how far containers are opened into members.
+    pub family: evidence::config::FamilySettings,
 }
 
 impl Default for Options {
@@ -109,6 +111,7 @@ impl Default for Options {
             bucket: None,
             extract_timeout: None,
             tmp_dir: None,
+            family: Default::default(),
         }
     }
 }
@@ -147,6 +150,7 @@ impl TestApp {
         ingest.extract_bin = options.extract_bin.clone().unwrap_or_else(extract_bin);
         ingest.extract_timeout = options.extract_timeout.unwrap_or(ingest.extract_timeout);
         ingest.tmp_dir = options.tmp_dir.clone().unwrap_or(ingest.tmp_dir);
+        ingest.family = options.family;
         // The fixity sweep is registered but runs only when a test schedules it.
         let fixity = FixityHandler {
             pool: pool.clone(),
@@ -154,7 +158,13 @@ impl TestApp {
             jobs: Default::default(),
             settings: Arc::new(FixitySettings { interval: Duration::from_secs(24 * 3600), bytes_per_sec: 1 << 40 }),
         };
-        let handler = IngestHandler { pool: pool.clone(), storage: worker_storage.clone(), settings: Arc::new(ingest) };
+        let handler = IngestHandler {
+            pool: pool.clone(),
+            storage: worker_storage.clone(),
+            settings: Arc::new(ingest),
+            jobs: Default::default(),
+            max_attempts: options.max_attempts,
+        };
         let mut registry = Registry::new();
         register(
             &mut registry,

@@ -60,17 +60,21 @@ async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: Pg
     assert_eq!(copies, ["duplicate", "indexed"], "{stdout}");
     let files = all.len() + 1;
     assert!(stdout.contains(&format!("sent {files} files")), "{stdout}");
+    // The files sent (their members, an archive's file and an e-mail's attachment, are the
+    // worker's, made as they are read).
     let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT concat_ws(' ', status, case_id, custodian, array_to_string(tags, ',')) FROM evidence",
+        "SELECT concat_ws(' ', status, case_id, custodian, array_to_string(tags, ',')) FROM evidence
+         WHERE parent_id IS NULL",
     )
     .fetch_all(&pool)
     .await
     .unwrap();
     assert_eq!(rows, vec!["indexed case-cli J. Doe cli"; files]);
-    let declared: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence WHERE declared_sha256 = sha256")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let declared: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM evidence WHERE declared_sha256 = sha256 AND parent_id IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(declared, files as i64, "every upload declared its sha256");
 
     // Again over the same folder: the same evidence, and no bytes sent.
@@ -78,7 +82,8 @@ async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: Pg
     let again = text(&second.stdout);
     assert!(second.status.success(), "{again}\n{}", text(&second.stderr));
     assert!(again.contains("sent 0 files"), "{again}");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence").fetch_one(&pool).await.unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM evidence WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(count, files as i64, "nothing created twice");
     let id_of = |out: &str, name: &str| {
         let line = out.lines().find(|l| l.split_whitespace().next().is_some_and(|f| f.ends_with(name))).unwrap();
@@ -89,6 +94,12 @@ async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: Pg
 
     // Search, status and a download checked against the sha256, with a key that reads.
     let viewer = app.key_for(TENANT, Role::Viewer, None).await;
+    // A container's members, made as the archive was indexed.
+    let archive = all.iter().find(|s| s.filename.ends_with(".zip")).unwrap();
+    let members = evidence(&app, &viewer, &["members", &id_of(&stdout, &archive.filename)]).await;
+    let listed = text(&members.stdout);
+    assert!(listed.trim_end().ends_with("1  statements/witness-statement-cli.txt"), "{listed}");
+    assert!(text(&members.stderr).contains("1 member(s) of seized-archive.zip"), "{}", text(&members.stderr));
     let found = evidence(&app, &viewer, &["search", &docx.find_with, "--case", "case-cli"]).await;
     let hits = text(&found.stdout);
     assert!(hits.contains(&id_of(&stdout, &docx.filename)), "{hits}\n{}", text(&found.stderr));
@@ -123,7 +134,8 @@ async fn the_uploader_sends_a_folder_once_and_tells_how_each_file_ended(pool: Pg
     assert_ne!(id_of(&third, &photo.filename), id_of(&stdout, &photo.filename));
     let fourth = text(&evidence(&app, &key, &upload).await.stdout);
     assert!(fourth.contains("sent 0 files"), "{fourth}");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence").fetch_one(&pool).await.unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM evidence WHERE parent_id IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(count, files as i64 + 1);
 
     // A key that may not upload: every file fails with the API's reason, and the exit says so.

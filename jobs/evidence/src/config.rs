@@ -12,7 +12,7 @@ use std::time::Duration;
 use queue::{RetryPolicy, WorkerConfig};
 
 use crate::access::TenantId;
-use crate::extract::Limits;
+use crate::extract::{FamilyLimits, Limits};
 
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?} is invalid: {reason}")]
@@ -159,6 +159,43 @@ pub struct IngestSettings {
     pub ocr_languages: Option<String>,
     /// Where the programs extraction runs are found (`PATH`): pdftotext, pdftoppm, Tesseract.
     pub program_path: OsString,
+    /// How far containers are opened into families of evidence.
+    pub family: FamilySettings,
+}
+
+/// How far a container (a ZIP archive, an e-mail) is opened: its members become evidence of
+/// their own, children of its evidence, down to `max_depth` containers deep.
+#[derive(Debug, Clone, Copy)]
+pub struct FamilySettings {
+    /// `INGEST_FAMILY_MAX_DEPTH` (3): the members of evidence this deep in its family are not
+    /// made evidence (a handed-over file is at depth 0, its members at 1).
+    pub max_depth: i32,
+    /// `INGEST_FAMILY_MAX_MEMBERS` (1,000): members made evidence per container, at most.
+    pub max_members: usize,
+    /// `INGEST_FAMILY_MAX_BYTES` (1 GiB): bytes of one container's members together, as they
+    /// are once inflated, at most (they are staged in `INGEST_TMP_DIR`).
+    pub max_bytes: u64,
+}
+
+impl FamilySettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let max_depth = var("INGEST_FAMILY_MAX_DEPTH", d.max_depth)?;
+        if !(0..=32).contains(&max_depth) {
+            return Err(ConfigError::out_of_range("INGEST_FAMILY_MAX_DEPTH", max_depth, "0 to 32"));
+        }
+        Ok(Self {
+            max_depth,
+            max_members: var("INGEST_FAMILY_MAX_MEMBERS", d.max_members)?,
+            max_bytes: var("INGEST_FAMILY_MAX_BYTES", d.max_bytes)?,
+        })
+    }
+}
+
+impl Default for FamilySettings {
+    fn default() -> Self {
+        Self { max_depth: 3, max_members: 1000, max_bytes: 1 << 30 }
+    }
 }
 
 impl IngestSettings {
@@ -179,6 +216,7 @@ impl IngestSettings {
             upload_part_bytes: upload_part_bytes_from_env()?,
             ocr_languages: ocr_languages_from_env("INGEST_OCR_LANGUAGES")?,
             program_path: program_path(),
+            family: FamilySettings::from_env()?,
         })
     }
 }
@@ -408,6 +446,15 @@ impl ExtractChildSettings {
                 max_parse_bytes: var("EXTRACT_MAX_PARSE_BYTES", d.max_parse_bytes)?,
                 ocr_languages: ocr_languages_from_env("EXTRACT_OCR_LANGUAGES")?,
                 deadline: None,
+                // A container's members are written only where the worker says.
+                family: match std::env::var_os("EXTRACT_MEMBERS_DIR") {
+                    Some(dir) if !dir.is_empty() => Some(FamilyLimits {
+                        dir: PathBuf::from(dir),
+                        max_members: var("EXTRACT_MAX_MEMBERS", FamilySettings::default().max_members)?,
+                        max_bytes: var("EXTRACT_MAX_MEMBER_BYTES", FamilySettings::default().max_bytes)?,
+                    }),
+                    _ => None,
+                },
             },
             memory_bytes: var("EXTRACT_MEMORY_BYTES", 1 << 30)?,
             cpu_seconds: var("EXTRACT_CPU_SECONDS", 60)?,

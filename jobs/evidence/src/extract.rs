@@ -7,18 +7,20 @@
 //! parser (decoding, see [`text_encoding`], and a cap), which costs less than starting the child.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::time::Instant;
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 use serde::{Deserialize, Serialize};
 
+pub mod family;
 pub mod programs;
 pub mod properties;
 mod rtf;
 mod xml;
 
+pub use family::{FamilyLimits, Member};
 pub use properties::Properties;
 
 /// The version of what extraction makes of a file, stored with each content row
@@ -30,7 +32,10 @@ pub use properties::Properties;
 /// `text_reason`, runs of Chinese, Japanese and Korean indexed as pairs, PDF chunks by page.
 /// 3: PDFs read by pdftotext instead of pdf-extract, RTF read (it was taken for plain text),
 /// images and PDF pages without text read by OCR, documents' properties.
-pub const EXTRACTOR_VERSION: i32 = 3;
+/// 4: ZIP archives' files and e-mails' attachments are members (evidence of their own) instead
+/// of text of the container: an archive's text is its entries' paths, an e-mail's its headers,
+/// bodies and a line per attachment.
+pub const EXTRACTOR_VERSION: i32 = 4;
 
 /// What one file yielded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +43,7 @@ pub struct Extracted {
     /// The type sniffed from the bytes.
     pub media_type: String,
     /// `text`, `html`, `pdf`, `pdf+ocr` (some pages read by OCR), `ocr` (an image), `rtf`,
-    /// `docx`, `pptx`, `opendocument`, `spreadsheet`, `email`, or `none`.
+    /// `docx`, `pptx`, `opendocument`, `spreadsheet`, `email`, `zip`, or `none`.
     pub extractor: String,
     pub text: String,
     /// The text went past `max_text_bytes` and only a prefix is kept.
@@ -55,6 +60,23 @@ pub struct Extracted {
     /// What the document says of itself (title, author, dates, pages, …).
     #[serde(default)]
     pub properties: Properties,
+    /// A container's members (a ZIP's files, an e-mail's attachments) written to
+    /// [`FamilyLimits::dir`], in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    /// Members not written: past a limit, unreadable, or all of them when there were no
+    /// [`Limits::family`].
+    #[serde(default)]
+    pub members_left: usize,
+    /// Which members were not written and why (`None` without [`Limits::family`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_note: Option<String>,
+}
+
+/// Whether a file of this (sniffed) type is a container whose members become evidence of their
+/// own: a ZIP archive, an e-mail.
+pub fn is_container(media_type: &str) -> bool {
+    matches!(media_type, "application/zip" | "message/rfc822")
 }
 
 /// What ends a page in extracted text: the form feed, as pdftotext writes it too.
@@ -141,6 +163,9 @@ impl Failure {
             reason: Some(self.reason),
             paged: false,
             properties: Properties::default(),
+            members: Vec::new(),
+            members_left: 0,
+            family_note: None,
         }
     }
 }
@@ -157,11 +182,20 @@ pub struct Limits {
     /// After this, OCR starts no other page: what it has read is kept, and the rest said to be
     /// left unread, before the worker's time-out would lose it all.
     pub deadline: Option<Instant>,
+    /// Where and how many of a container's members are written; `None`: none are (the
+    /// container is as deep in its family as members may be).
+    pub family: Option<FamilyLimits>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_text_bytes: 4 << 20, max_parse_bytes: 64 << 20, ocr_languages: Some("eng".into()), deadline: None }
+        Self {
+            max_text_bytes: 4 << 20,
+            max_parse_bytes: 64 << 20,
+            ocr_languages: Some("eng".into()),
+            deadline: None,
+            family: None,
+        }
     }
 }
 
@@ -178,8 +212,10 @@ enum Kind {
     Pptx,
     /// OpenDocument text or presentation (ODT, ODP): the paragraphs and headings of `content.xml`.
     OpenDocument,
-    /// An e-mail message (RFC 5322, MIME): headers, bodies and attachments.
+    /// An e-mail message (RFC 5322, MIME): headers and bodies; its attachments are members.
     Email,
+    /// A ZIP archive (not an Office or OpenDocument file): its files are members.
+    Archive,
     Html,
     /// Rich Text Format: read by [`rtf::text`].
     Rtf,
@@ -217,23 +253,9 @@ enum Compound {
 /// Sniff the file and extract its text. Errors are I/O errors or parser failures: the file is
 /// `corrupt` (the caller records them as the reason the file has no text).
 pub fn extract_file(path: &Path, declared_type: &str, filename: &str, limits: &Limits) -> Result<Extracted, String> {
-    extract_at(path, declared_type, filename, limits, 0)
-}
-
-/// How deep attachments are read: those of an e-mail, and of an e-mail attached to it.
-const MAX_ATTACHMENT_DEPTH: u32 = 2;
-
-/// [`extract_file`] for a file found `depth` attachments deep.
-fn extract_at(
-    path: &Path,
-    declared_type: &str,
-    filename: &str,
-    limits: &Limits,
-    depth: u32,
-) -> Result<Extracted, String> {
     let head = read_head(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let sniffed = sniff(path, &head, declared_type, filename);
-    extract_sniffed(path, &head, sniffed, limits, depth)
+    extract_sniffed(path, &head, sniffed, limits)
 }
 
 /// The first 8 KiB of the file, which the type and the encoding are read from.
@@ -243,13 +265,12 @@ fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(head)
 }
 
-/// [`extract_at`] once the file's head is read and sniffed.
+/// [`extract_file`] once the file's head is read and sniffed.
 fn extract_sniffed(
     path: &Path,
     head: &[u8],
     (kind, media_type, encoding): Sniffed,
     limits: &Limits,
-    depth: u32,
 ) -> Result<Extracted, String> {
     let size = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?.len();
     // An OLE compound file says what it holds in its directory.
@@ -269,6 +290,7 @@ fn extract_sniffed(
             Kind::Pptx => "pptx",
             Kind::OpenDocument => "opendocument",
             Kind::Email => "email",
+            Kind::Archive => "zip",
             Kind::Html => "html",
             Kind::Rtf => "rtf",
             Kind::Text => "text",
@@ -283,6 +305,9 @@ fn extract_sniffed(
         reason: None,
         paged: false,
         properties: Properties::default(),
+        members: Vec::new(),
+        members_left: 0,
+        family_note: None,
     };
     if encrypted {
         out.note = Some(
@@ -317,6 +342,7 @@ fn extract_sniffed(
     // A PDF the reader could not open without its password.
     let mut locked = false;
     let mut ocr = Ocr::default();
+    let mut family = family::Writer::new(limits.family.as_ref());
     let raw = match kind {
         // UTF-16 takes two bytes or more for each character of the text that is kept.
         Kind::Text => read_text(path, (limits.max_text_bytes + 1) * if is_utf16(encoding) { 2 } else { 1 }, encoding)?,
@@ -364,8 +390,9 @@ fn extract_sniffed(
                 .parse(&bytes)
                 .ok_or_else(|| "not a readable e-mail message".to_owned())?;
             out.properties = properties::email(&message);
-            email_text(&message, limits, depth)
+            email_text(&message, &mut family)
         }
+        Kind::Archive => family::zip(path, &mut family)?,
         Kind::Sheet(format) => spreadsheet_text(path, format, limits)?,
         Kind::Compound | Kind::Opaque => String::new(),
     };
@@ -375,6 +402,8 @@ fn extract_sniffed(
         Kind::OpenDocument | Kind::Sheet(Workbook::Ods) => out.properties = properties::open_document(path),
         _ => {}
     }
+    out.family_note = family.note();
+    (out.members, out.members_left) = (family.members, family.left_count);
     let (text, truncated) = clean(&raw, limits.max_text_bytes);
     out.text = text;
     out.truncated = truncated;
@@ -660,7 +689,7 @@ pub fn extract_plain_text(
         return None;
     }
     let sniffed = sniff(path, &head, declared_type, filename);
-    (sniffed.0 == Kind::Text).then(|| extract_sniffed(path, &head, sniffed, limits, 0))
+    (sniffed.0 == Kind::Text).then(|| extract_sniffed(path, &head, sniffed, limits))
 }
 
 /// What [`sniff`] makes of a file: its kind, its media type, and for text the encoding it is
@@ -698,7 +727,7 @@ fn sniff(path: &Path, head: &[u8], declared_type: &str, filename: &str) -> Sniff
             Some(ODP) => return (Kind::OpenDocument, ODP, UTF_8),
             _ => {}
         }
-        return (Kind::Opaque, "application/zip", UTF_8);
+        return (Kind::Archive, "application/zip", UTF_8);
     }
     if head.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
         return (Kind::Compound, "application/x-ole-storage", UTF_8);
@@ -842,10 +871,9 @@ fn slide_names(path: &Path) -> Result<Vec<String>, String> {
 }
 
 /// An e-mail as text: its From, To, Cc, Subject and Date, its bodies (plain text, or HTML read
-/// as HTML is), then each attachment: a line with its name, type and size, and its text as the
-/// same extraction reads it (up to [`MAX_ATTACHMENT_DEPTH`] deep; an attached e-mail is read
-/// as one). Attachments are not evidence of their own yet: their text is the message's.
-fn email_text(message: &mail_parser::Message, limits: &Limits, depth: u32) -> String {
+/// as HTML is), then a line per attachment with its name, type and size. The attachments
+/// themselves are members, evidence of their own (an attached e-mail as its whole message).
+fn email_text(message: &mail_parser::Message, family: &mut family::Writer) -> String {
     use mail_parser::{MimeHeaders, PartType};
     let mut text = String::new();
     let headers = [
@@ -869,34 +897,19 @@ fn email_text(message: &mail_parser::Message, limits: &Limits, depth: u32) -> St
         }
         text.push('\n');
     }
-    for attachment in message.attachments() {
-        if text.len() > limits.max_text_bytes {
-            break;
-        }
-        let name = attachment.attachment_name().unwrap_or("(no name)");
+    for (n, attachment) in message.attachments().enumerate() {
+        let name = match attachment.attachment_name() {
+            Some(name) if !name.trim().is_empty() => name.to_owned(),
+            _ if attachment.message().is_some() => format!("attachment-{}.eml", n + 1),
+            _ => format!("attachment-{}", n + 1),
+        };
         let declared = attachment.content_type().map_or("application/octet-stream".to_owned(), |t| match t.subtype() {
             Some(sub) => format!("{}/{sub}", t.ctype()),
             None => t.ctype().to_owned(),
         });
-        text.push_str(&format!("\nAttachment: {name} ({declared}, {} bytes)\n", attachment.len()));
-        if depth >= MAX_ATTACHMENT_DEPTH {
-            continue;
-        }
-        if let Some(inner) = attachment.message() {
-            text.push_str(&email_text(inner, limits, depth + 1));
-            continue;
-        }
-        let read = tempfile::NamedTempFile::new()
-            .and_then(|mut file| file.write_all(attachment.contents()).map(|()| file))
-            .map_err(|e| format!("cannot stage it: {e}"))
-            .and_then(|file| extract_at(file.path(), &declared, name, limits, depth + 1));
-        match read {
-            Ok(inner) => {
-                text.push_str(&inner.text);
-                text.push('\n');
-            }
-            Err(e) => text.push_str(&format!("(its text could not be read: {e})\n")),
-        }
+        let bytes = attachment.contents();
+        text.push_str(&format!("\nAttachment: {name} ({declared}, {} bytes)\n", bytes.len()));
+        family.write(&name, &declared, bytes.len() as u64, bytes);
     }
     text
 }
@@ -1136,6 +1149,8 @@ fn pieces(text: &str, c: Chunking) -> Vec<(usize, &str)> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -1556,7 +1571,7 @@ mod tests {
     }
 
     #[test]
-    fn an_email_is_read_with_its_headers_bodies_and_attachments() {
+    fn an_email_is_read_with_its_headers_and_bodies_and_its_attachments_are_members() {
         use crate::samples::{eml, pdf};
         let inner = eml("Ops <ops@example.org>", "Re: Tarnwick relay logs", "Logs from the relay.", &[]);
         let affidavit = pdf("Affidavit of Marguerite Olander");
@@ -1565,9 +1580,12 @@ mod tests {
             "=?UTF-8?Q?Dana_Whitfi=C3=A9ld?= <dana@example.org>",
             "=?UTF-8?B?w4lsw6hhbm9yJ3MgZXhoaWJpdA==?=",
             "Please find the signed exhibit attached.",
-            &[("exhibit-14.pdf", "application/pdf", affidavit), ("thread.eml", "message/rfc822", inner)],
+            &[("exhibit-14.pdf", "application/pdf", affidavit.clone()), ("thread.eml", "message/rfc822", inner)],
         );
-        let x = extract_with("mail.bin", &outer, &Limits::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let family = FamilyLimits { dir: dir.path().to_owned(), max_members: 10, max_bytes: 1 << 20 };
+        let limits = Limits { family: Some(family), ..Limits::default() };
+        let x = extract_with("mail.bin", &outer, &limits).unwrap();
         assert_eq!((x.media_type.as_str(), x.extractor.as_str(), x.reason), ("message/rfc822", "email", None), "{x:?}");
         let lines: Vec<&str> = x.text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         for line in [
@@ -1577,9 +1595,6 @@ mod tests {
             "Date: 2024-03-12T09:15:00+01:00",
             "Please find the signed exhibit attached.",
             &attached,
-            "Affidavit of Marguerite Olander",
-            "Subject: Re: Tarnwick relay logs",
-            "Logs from the relay.",
         ] {
             assert!(lines.contains(&line), "no line {line:?} in {lines:#?}");
         }
@@ -1588,9 +1603,58 @@ mod tests {
             !x.text.contains("b0undary") && !x.text.contains("JVBERi"),
             "MIME structure or base64 leaked: {lines:#?}"
         );
+        // The attachments are members, written out whole: the PDF as it was sent, the attached
+        // e-mail as its message. Their text is theirs, not the message's.
+        assert!(!x.text.contains("Olander") && !x.text.contains("Logs from the relay"), "{lines:#?}");
+        let members: Vec<(&str, &str)> = x.members.iter().map(|m| (m.path.as_str(), m.content_type.as_str())).collect();
+        assert_eq!(members, [("exhibit-14.pdf", "application/pdf"), ("thread.eml", "message/rfc822")]);
+        assert_eq!(std::fs::read(dir.path().join("0")).unwrap(), affidavit);
+        let thread = std::fs::read_to_string(dir.path().join("1")).unwrap();
+        assert!(
+            thread.contains("Subject: Re: Tarnwick relay logs") && thread.contains("Logs from the relay."),
+            "{thread}"
+        );
+        assert_eq!((x.members_left, x.family_note), (0, None));
         // Plain text that only mentions headers is not taken for an e-mail.
         let notes = extract_with("notes.txt", b"From: the witness\nwe heard nothing.\n", &Limits::default()).unwrap();
         assert_eq!(notes.extractor, "text");
+    }
+
+    #[test]
+    fn a_zip_lists_its_entries_and_writes_its_files_as_members() {
+        let inner = crate::samples::zip_of([("deep/readme.txt", &b"inner words"[..])]);
+        let bytes = crate::samples::zip_of([
+            ("exhibits/", &b""[..]),
+            ("exhibits/2024/ledger.csv", b"date,amount\n2024-03-01,120\n"),
+            ("inner.zip", &inner),
+            ("notes.txt", b"Quorvant was seen at the depot."),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let family = FamilyLimits { dir: dir.path().to_owned(), max_members: 2, max_bytes: 1 << 20 };
+        let limits = Limits { family: Some(family), ..Limits::default() };
+        let x = extract_with("bundle.zip", &bytes, &limits).unwrap();
+        assert_eq!((x.media_type.as_str(), x.extractor.as_str(), x.reason), ("application/zip", "zip", None), "{x:?}");
+        // Its text is its entries' paths (folders too) and their words, not the members' text.
+        assert_eq!(
+            x.text.lines().collect::<Vec<_>>(),
+            [
+                "exhibits/ (exhibits)",
+                "exhibits/2024/ledger.csv (exhibits 2024 ledger csv)",
+                "inner.zip (inner zip)",
+                "notes.txt (notes txt)"
+            ]
+        );
+        let paths: Vec<&str> = x.members.iter().map(|m| m.path.as_str()).collect();
+        assert_eq!(paths, ["exhibits/2024/ledger.csv", "inner.zip"]);
+        assert_eq!(std::fs::read(dir.path().join("1")).unwrap(), inner, "a nested archive is written whole");
+        assert_eq!(x.members_left, 1);
+        assert_eq!(
+            x.family_note.as_deref(),
+            Some("1 member(s) not made evidence: notes.txt (past the limit of 2 members)")
+        );
+        // Without a place to write them (the family is as deep as it may be) none is written.
+        let listed = extract_with("bundle.zip", &bytes, &Limits::default()).unwrap();
+        assert_eq!((listed.members.len(), listed.members_left, listed.family_note), (0, 3, None));
     }
 
     #[test]

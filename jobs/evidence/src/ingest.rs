@@ -2,6 +2,7 @@
 //! checksum, extract text in a sandboxed child process (unless the content is already known),
 //! and commit content, chunks and the evidence status in the job's fenced finishing transaction.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use sqlx::{PgConnection, PgPool};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
-use queue::{DiscardInfo, Handler, JobArgs, JobContext, JobError, KindOptions, Registry, RetryPolicy};
+use queue::{
+    DiscardInfo, Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, NewJob, Registry, RetryPolicy,
+};
 
 use crate::access::TenantId;
 use crate::config::IngestSettings;
@@ -20,6 +23,8 @@ use crate::extract::{EXTRACTOR_VERSION, Extracted, Failure, INDEX_CHUNKING, Text
 use crate::model::{EvidenceId, EvidenceStatus};
 use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store::{self, ContentSummary};
+
+mod family;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestEvidence {
@@ -47,6 +52,9 @@ pub struct IngestHandler {
     pub pool: PgPool,
     pub storage: Arc<Storage>,
     pub settings: Arc<IngestSettings>,
+    /// Where the ingest jobs of a container's members go, and how often they are tried.
+    pub jobs: JobTable,
+    pub max_attempts: i32,
 }
 
 /// A failed object-store call as a job error: an unreachable store is an outage (the attempt is
@@ -148,7 +156,19 @@ impl Handler for IngestHandler {
             self.store_verified(staging.path(), &stored_key, &downloaded).await?;
         }
 
-        // Known bytes need no extraction: the content row (and its text) already exists. Plain
+        // A container's members are written here by the extraction, and stored from here,
+        // unless this evidence is as deep in its family as members are opened.
+        let family = &self.settings.family;
+        let members_dir = match target.depth < family.max_depth {
+            true => Some(tempfile::tempdir_in(&self.settings.tmp_dir).map_err(|e| {
+                JobError::retryable(format!("cannot make a folder in {}: {e}", self.settings.tmp_dir.display()))
+            })?),
+            false => None,
+        };
+        let members_dir = members_dir.as_ref().map(|d| d.path());
+
+        // Known bytes need no extraction: the content row (and its text) already exists, except
+        // for a container, whose members each evidence of it has as children of its own. Plain
         // text costs less to extract than the query that would tell, so it skips the check and
         // lets the content insert's ON CONFLICT find the duplicate.
         let (path, declared, name) = (staging.path(), &target.content_type, &target.filename);
@@ -162,10 +182,13 @@ impl Handler for IngestHandler {
                 (extracted_with_summary(plain.unwrap_or_else(|f| metadata_only(declared, f))), failed)
             }
             None => match self.known_content(tenant, &downloaded.sha256).await? {
-                Some((known, version)) if version >= EXTRACTOR_VERSION => ((None, known), false),
-                // Bytes an older version of the extraction read: extract them again, and keep
-                // what that version made when this try fails (a limit, a crash under load).
-                Some((known, _)) => match self.run_extractor(path, declared, name).await? {
+                Some((known, version)) if version >= EXTRACTOR_VERSION && !crate::extract::is_container(&known.0) => {
+                    ((None, known), false)
+                }
+                // Bytes an older version of the extraction read (or a container): extract them
+                // again, and keep what was made before when this try fails (a limit, a crash
+                // under load).
+                Some((known, _)) => match self.run_extractor(path, declared, name, members_dir).await? {
                     Ok(x) => (extracted_with_summary(x), false),
                     Err(f) => {
                         tracing::warn!(
@@ -177,11 +200,21 @@ impl Handler for IngestHandler {
                     }
                 },
                 None => {
-                    let x = self.run_extractor(path, declared, name).await?;
+                    let x = self.run_extractor(path, declared, name, members_dir).await?;
                     let failed = x.is_err();
                     (extracted_with_summary(x.unwrap_or_else(|f| metadata_only(declared, f))), failed)
                 }
             },
+        };
+
+        // A container's members, stored before the transaction that makes them its children.
+        let (members, family_note) = match (&extracted, members_dir) {
+            (Some(x), Some(dir)) if !x.members.is_empty() => (
+                family::store_members(&self.storage, tenant, id, dir, &x.members).await?,
+                family::note(x, target.depth, family),
+            ),
+            (Some(x), _) => (Vec::new(), family::note(x, target.depth, family)),
+            (None, _) => (Vec::new(), None),
         };
 
         let mut tx = ctx.begin_finish().await?;
@@ -206,6 +239,10 @@ impl Handler for IngestHandler {
         if let Some(duplicate) = indexed {
             let actor = Actor::worker(ctx.id);
             let request_id = ctx.correlation_id.as_deref();
+            let children = self.make_children(&mut tx, tenant, id, &members, &actor, request_id).await?;
+            if extracted.as_ref().is_some_and(|x| crate::extract::is_container(&x.media_type)) {
+                store::set_family_note(&mut tx, tenant, id, family_note.as_deref()).await?;
+            }
             let verified = json!({
                 "sha256": downloaded.sha256, "sha1": downloaded.sha1, "md5": downloaded.md5,
                 "size_bytes": downloaded.size, "stored_key": stored_key, "read_from": target.object_key,
@@ -213,10 +250,14 @@ impl Handler for IngestHandler {
             let entry =
                 NewEntry { evidence: id.0, event: Event::Verified, actor: &actor, request_id, details: verified };
             store::append_custody(&mut tx, tenant, &entry).await?;
-            let indexed = json!({
+            let mut indexed = json!({
                 "duplicate": duplicate, "media_type": summary.0, "extractor": summary.1, "text_bytes": summary.2,
                 "reextracted": reextracted,
             });
+            if !members.is_empty() {
+                indexed["members"] = json!(members.len());
+                indexed["children_made"] = json!(children);
+            }
             let entry = NewEntry { evidence: id.0, event: Event::Indexed, actor: &actor, request_id, details: indexed };
             store::append_custody(&mut tx, tenant, &entry).await?;
         }
@@ -267,6 +308,51 @@ impl Handler for IngestHandler {
 }
 
 impl IngestHandler {
+    /// Make the stored `members` children of `parent` with their ingest jobs, in the parent's
+    /// finishing transaction; those that exist already (the parent read again) are left as
+    /// they are. Returns how many were made.
+    async fn make_children(
+        &self,
+        tx: &mut PgConnection,
+        tenant: &TenantId,
+        parent: EvidenceId,
+        members: &[store::NewMember],
+        actor: &Actor,
+        request_id: Option<&str>,
+    ) -> Result<usize, JobError> {
+        let children = store::insert_members(tx, tenant, parent, members, actor, request_id).await?;
+        if children.is_empty() {
+            return Ok(0);
+        }
+        let jobs = children
+            .iter()
+            .map(|child| {
+                let object = Some(store::IngestObject::of(child));
+                let args = IngestEvidence { evidence_id: child.id.0, tenant: tenant.clone(), object };
+                Ok(NewJob::from_args(&args)
+                    .map_err(JobError::permanent)?
+                    .unique_key(child.id.0.to_string())
+                    .max_attempts(self.max_attempts)
+                    .correlation_id(request_id.map(str::to_owned)))
+            })
+            .collect::<Result<Vec<_>, JobError>>()?;
+        let mut ids = queue::store::enqueue_many(&self.jobs, &mut *tx, &jobs).await?;
+        // New evidence has no job yet, so no unique key is taken: one job each. Their ids come
+        // from a sequence as the rows are inserted, in the order given: sorted, they pair with
+        // the children (the order of RETURNING is not promised).
+        ids.sort();
+        let children: Vec<EvidenceId> = children.iter().map(|c| c.id).collect();
+        if ids.len() != children.len() {
+            return Err(JobError::retryable(format!(
+                "{} children but {} jobs were enqueued",
+                children.len(),
+                ids.len()
+            )));
+        }
+        store::set_jobs(tx, tenant, &children, &ids).await?;
+        Ok(children.len())
+    }
+
     async fn ingest_target(
         &self,
         tenant: &TenantId,
@@ -312,6 +398,7 @@ impl IngestHandler {
             max_parse_bytes: s.max_parse_bytes,
             ocr_languages: None,
             deadline: None,
+            family: None,
         };
         let (owned_path, declared, name) = (path.to_owned(), declared_type.to_owned(), filename.to_owned());
         let started = std::time::Instant::now();
@@ -331,26 +418,30 @@ impl IngestHandler {
     /// Only a child that cannot be started at all (a broken installation) fails the attempt.
     async fn run_extractor(
         &self,
-        path: &std::path::Path,
+        path: &Path,
         declared_type: &str,
         filename: &str,
+        members_dir: Option<&Path>,
     ) -> Result<Result<Extracted, Failure>, JobError> {
         let started = std::time::Instant::now();
-        let extracted = self.run_extractor_child(path, declared_type, filename).await?;
+        let extracted = self.run_extractor_child(path, declared_type, filename, members_dir).await?;
         crate::telemetry::record_extraction(&extracted, started.elapsed());
         Ok(extracted)
     }
 
+    /// `members_dir`: where a container's members are written (none are without it).
     async fn run_extractor_child(
         &self,
-        path: &std::path::Path,
+        path: &Path,
         declared_type: &str,
         filename: &str,
+        members_dir: Option<&Path>,
     ) -> Result<Result<Extracted, Failure>, JobError> {
         let s = &self.settings;
         let scratch = tempfile::tempdir_in(&s.tmp_dir)
             .map_err(|e| JobError::retryable(format!("cannot make a folder in {}: {e}", s.tmp_dir.display())))?;
-        let mut child = tokio::process::Command::new(&s.extract_bin)
+        let mut command = tokio::process::Command::new(&s.extract_bin);
+        command
             .arg(path)
             .arg(declared_type)
             .arg(filename)
@@ -362,15 +453,22 @@ impl IngestHandler {
             .env("EXTRACT_OCR_LANGUAGES", s.ocr_languages.as_deref().unwrap_or("off"))
             // Where it finds pdftotext, pdftoppm and Tesseract.
             .env("PATH", &s.program_path)
-            // What the child stages (an e-mail's attachments) goes in a folder of this call's,
-            // removed when it returns, even when the child was killed.
+            // What the child and its programs stage (OCR's page images) goes in a folder of this
+            // call's, removed when it returns, even when the child was killed.
             .env("TMPDIR", scratch.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             // A process group of its own: the programs it runs are ended with it.
-            .process_group(0)
+            .process_group(0);
+        if let Some(dir) = members_dir {
+            command
+                .env("EXTRACT_MEMBERS_DIR", dir)
+                .env("EXTRACT_MAX_MEMBERS", s.family.max_members.to_string())
+                .env("EXTRACT_MAX_MEMBER_BYTES", s.family.max_bytes.to_string());
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| JobError::retryable(format!("cannot start {}: {e}", s.extract_bin.display())))?;
         let _group = ProcessGroup(child.id());

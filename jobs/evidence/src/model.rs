@@ -215,6 +215,13 @@ pub struct Evidence {
     pub extractor_version: Option<i32>,
     /// What the document says of itself, as extracted.
     pub properties: Option<sqlx::types::Json<crate::extract::Properties>>,
+    /// The container this evidence was found in (a ZIP archive, an e-mail), and where in it.
+    pub parent_id: Option<EvidenceId>,
+    pub member_path: Option<String>,
+    /// 0 for a file handed over; its parent's depth + 1 for a member.
+    pub depth: i32,
+    /// The members of this container that were not made evidence, and why.
+    pub family_note: Option<String>,
 }
 
 impl Evidence {
@@ -248,13 +255,13 @@ impl Evidence {
 
 /// Characters that reorder how text is shown (embeddings, overrides, isolates, marks): in a
 /// filename they can make `exe.txt` read as `txt.exe`.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// `type/subtype` with optional `; name=value` parameters (RFC 9110 media types: ASCII tokens,
 /// values a token or a quoted string), at most 255 characters. The reason when it is not.
-fn check_media_type(media_type: &str) -> Result<(), &'static str> {
+pub(crate) fn check_media_type(media_type: &str) -> Result<(), &'static str> {
     fn token(s: &str) -> bool {
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     }
@@ -302,6 +309,8 @@ pub struct ListFilter {
     pub md5: Option<String>,
     /// Evidence whose text is less than its file may hold, for this reason.
     pub text_reason: Option<crate::extract::TextReason>,
+    /// The members of this container (its children in its family).
+    pub parent_id: Option<EvidenceId>,
     /// Continue after this (created_at, id), as returned in the previous page's cursor.
     pub after: Option<(DateTime<Utc>, EvidenceId)>,
     pub limit: i64,

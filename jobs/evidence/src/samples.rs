@@ -108,7 +108,22 @@ pub fn all(marker: &str) -> Vec<Sample> {
                 "Please find the signed exhibit attached.",
                 &[("exhibit-14.pdf", "application/pdf", pdf("Affidavit of Marguerite Olander, notarised"))],
             ),
-            "Olander affidavit",
+            // Its own words: the attachment is evidence of its own (a member).
+            "signed exhibit attached",
+            true,
+        ),
+        sample(
+            "seized-archive.zip",
+            "application/zip",
+            zip_of([
+                ("statements/", &b""[..]),
+                (
+                    format!("statements/witness-statement-{marker}.txt").as_str(),
+                    format!("Statement {marker}: the van left the yard before midnight.").as_bytes(),
+                ),
+            ]),
+            // Its text is its entries' paths; the statement is a member, evidence of its own.
+            "witness statement",
             true,
         ),
         sample("crime-scene-photo.png", "image/png", png(marker), "crime scene photo", false),
@@ -192,7 +207,7 @@ pub fn docx(paragraphs: &[&str]) -> Vec<u8> {
             ),
         ),
     ];
-    zip_of(parts.iter().map(|(name, content)| (*name, content.as_str())))
+    zip_of(parts.iter().map(|(name, content)| (*name, content.as_bytes())))
 }
 
 /// A minimal XLSX: sheets of rows of cells. A cell is a shared string, unless it starts with
@@ -298,7 +313,7 @@ pub fn xlsx(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
             ),
         ),
     ]);
-    zip_of(parts.iter().map(|(name, content)| (name.as_str(), content.as_str())))
+    zip_of(parts.iter().map(|(name, content)| (name.as_str(), content.as_bytes())))
 }
 
 /// An e-mail (multipart/mixed) from `from` to two people, its body in plain text and HTML
@@ -328,12 +343,17 @@ pub fn eml(from: &str, subject: &str, body: &str, attachments: &[(&str, &str, Ve
 }
 
 /// A zip of these (name, content) entries, deflated.
-fn zip_of<'a>(parts: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+/// A ZIP archive of these entries (a name ending in `/` is a folder), deflated.
+pub fn zip_of<'a>(parts: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, content) in parts {
+        if name.ends_with('/') {
+            zip.add_directory(name, options).expect("zip folder");
+            continue;
+        }
         zip.start_file(name, options).expect("zip entry");
-        zip.write_all(content.as_bytes()).expect("zip write");
+        zip.write_all(content).expect("zip write");
     }
     zip.finish().expect("zip finish").into_inner()
 }

@@ -65,7 +65,8 @@ macro_rules! evidence_columns {
                 e.request_id, e.idempotency_key, e.created_at, e.updated_at, e.queued_at, e.indexed_at, e.upload_expires_at,
                 e.upload_id, e.upload_part_bytes,
                 e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
-                c.text_bytes, c.text_truncated, c.extract_note, c.text_reason, c.extractor_version, c.properties"
+                c.text_bytes, c.text_truncated, c.extract_note, c.text_reason, c.extractor_version, c.properties,
+                e.parent_id, e.member_path, e.depth, e.family_note"
     };
 }
 
@@ -167,6 +168,7 @@ pub async fn list<'e>(
            AND ($10::text IS NULL OR c.sha1 = $10)
            AND ($11::text IS NULL OR c.md5 = $11)
            AND ($12::text IS NULL OR c.text_reason = $12)
+           AND ($13::uuid IS NULL OR e.parent_id = $13)
          ORDER BY e.created_at DESC, e.id DESC
          LIMIT $6"
     )))
@@ -182,6 +184,7 @@ pub async fn list<'e>(
     .bind(&f.sha1)
     .bind(&f.md5)
     .bind(f.text_reason)
+    .bind(f.parent_id.map(|id| id.0))
     .fetch_all(exec)
     .await
 }
@@ -264,6 +267,13 @@ pub struct IngestObject {
     /// The sha256 the bytes were verified with, when they were: what they must still hash to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_sha256: Option<String>,
+    /// How deep in its family the evidence is (0: handed over; a container's member: 1, …).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 impl IngestObject {
@@ -276,6 +286,7 @@ impl IngestObject {
             content_type: e.content_type.clone(),
             filename: e.filename.clone(),
             verified_sha256: e.sha256.clone(),
+            depth: e.depth,
         }
     }
 }
@@ -501,6 +512,126 @@ pub async fn mark_indexed(
     .bind(stored_key)
     .fetch_optional(conn)
     .await
+}
+
+/// A container's member, as its parent's ingest makes it evidence: the bytes are already at
+/// their content key (`object_key`), and must still hash to `sha256` when its own ingest reads them.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub id: EvidenceId,
+    pub filename: String,
+    pub content_type: String,
+    pub member_path: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub object_key: String,
+}
+
+/// Make `members` children of `parent`, already `queued`, in its case with its tags and custody
+/// fields, each with its `created` custody entry (by `actor`, saying where it was found); a
+/// member whose id exists already (the parent read again) is skipped. Returns the children
+/// made: their ingest jobs are the caller's to enqueue (then [`set_jobs`]).
+pub async fn insert_members(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    parent: EvidenceId,
+    members: &[NewMember],
+    actor: &Actor,
+    request_id: Option<&str>,
+) -> Result<Vec<Evidence>, sqlx::Error> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tags: Vec<String> = sqlx::query_scalar("SELECT tags FROM evidence WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(parent)
+        .fetch_optional(&mut *conn)
+        .await?
+        .unwrap_or_default();
+    let column = |f: fn(&NewMember) -> String| members.iter().map(f).collect::<Vec<_>>();
+    let meta: Vec<String> = members.iter().map(|m| metadata_text(&m.filename, &tags, Some(&m.member_path))).collect();
+    sqlx::query_as::<_, Evidence>(concat!(
+        "WITH e AS (
+             INSERT INTO evidence (id, tenant_id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
+                                   object_key, request_id, custodian, collected_at, source, meta_tsv,
+                                   status, queued_at, parent_id, member_path, depth)
+             SELECT m.id, p.tenant_id, m.filename, m.content_type, m.size_bytes, m.sha256, p.case_id, p.tags,
+                    m.object_key, $10, p.custodian, p.collected_at, p.source, to_tsvector('english', m.meta),
+                    'queued', now(), p.id, m.path, p.depth + 1
+             FROM evidence p,
+                  unnest($3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[],
+                         $11::text[]) AS m(id, filename, content_type, size_bytes, sha256, object_key, path, meta)
+             WHERE p.tenant_id = $1 AND p.id = $2
+             ON CONFLICT (id) DO NOTHING
+             RETURNING *
+         ), entry AS (
+             INSERT INTO custody_entry (tenant_id, evidence_id, event, actor_kind, actor_id, actor_name, request_id,
+                                        details)
+             SELECT e.tenant_id, e.id, 'created', $12, $13, $14, $10,
+                    jsonb_build_object('parent_id', e.parent_id, 'member_path', e.member_path, 'depth', e.depth,
+                                       'filename', e.filename, 'content_type', e.content_type,
+                                       'size_bytes', e.size_bytes, 'sha256', e.declared_sha256)::text
+             FROM e
+         ) ",
+        evidence_columns!(),
+        " FROM e",
+        evidence_joins!(),
+        " ORDER BY e.member_path, e.id"
+    ))
+    .bind(tenant.as_str())
+    .bind(parent)
+    .bind(members.iter().map(|m| m.id.0).collect::<Vec<_>>())
+    .bind(column(|m| m.filename.clone()))
+    .bind(column(|m| m.content_type.clone()))
+    .bind(members.iter().map(|m| m.size_bytes).collect::<Vec<_>>())
+    .bind(column(|m| m.sha256.clone()))
+    .bind(column(|m| m.object_key.clone()))
+    .bind(column(|m| m.member_path.clone()))
+    .bind(request_id)
+    .bind(meta)
+    .bind(actor.kind)
+    .bind(&actor.id)
+    .bind(&actor.name)
+    .fetch_all(conn)
+    .await
+}
+
+/// Point each evidence at its ingest job (children made by [`insert_members`]).
+pub async fn set_jobs(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[EvidenceId],
+    jobs: &[JobId],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE evidence e SET job_id = j.job_id
+         FROM unnest($2::uuid[], $3::bigint[]) AS j(id, job_id)
+         WHERE e.tenant_id = $1 AND e.id = j.id",
+    )
+    .bind(tenant.as_str())
+    .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.0).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Record which members of the container `id` were not made evidence, and why (`None`: all were).
+pub async fn set_family_note(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: EvidenceId,
+    note: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE evidence SET family_note = $3 WHERE tenant_id = $1 AND id = $2 AND family_note IS DISTINCT FROM $3",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .bind(note)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// `queued → index_error` with the reason (the ingest job's discard hook).

@@ -21,6 +21,9 @@ const USAGE: &str = "usage:
   evidence search <words> [--case <case>] [--limit <n>] [--all]
       hits best first, n of them (20 by default); with --all, every hit, n a page (200)
   evidence status <evidence id>
+  evidence members <evidence id>
+      the members of a container (a ZIP's files, an e-mail's attachments), each made evidence
+      of its own: id, status, depth and path inside it; then the container's family note
   evidence download <evidence id> -o <file>
       the bytes, checked against the evidence's sha256 before <file> is written
   evidence reindex [--case <case>] [--outdated] [--per-second <n>]
@@ -174,6 +177,40 @@ async fn run(args: &[String]) -> anyhow::Result<bool> {
             let ev = a.api()?.get_json(&format!("/v1/evidence/{id}"), &[]).await?;
             println!("{}", serde_json::to_string_pretty(&ev)?);
             Ok(ev["status"] != "index_error")
+        }
+        "members" => {
+            let a = Args::parse(rest, &COMMON, &[])?;
+            let [id] = a.positional.as_slice() else { bail!("members needs one evidence id\n{USAGE}") };
+            let api = a.api()?;
+            let container = api.get_json(&format!("/v1/evidence/{id}"), &[]).await?;
+            let (mut cursor, mut shown) = (None::<String>, 0usize);
+            loop {
+                let mut query = vec![("parent_id", id.as_str()), ("limit", "200")];
+                if let Some(cursor) = &cursor {
+                    query.push(("cursor", cursor.as_str()));
+                }
+                let page = api.get_json("/v1/evidence", &query).await?;
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                for m in &items {
+                    println!(
+                        "{}  {:<11} {}  {}",
+                        m["id"].as_str().unwrap_or("-"),
+                        m["status"].as_str().unwrap_or("-"),
+                        m["depth"],
+                        m["member_path"].as_str().unwrap_or("-")
+                    );
+                }
+                shown += items.len();
+                cursor = page["next_cursor"].as_str().map(str::to_owned);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            eprintln!("evidence: {shown} member(s) of {}", container["filename"].as_str().unwrap_or(id));
+            if let Some(note) = container["family_note"].as_str() {
+                eprintln!("evidence: {note}");
+            }
+            Ok(true)
         }
         "download" => {
             let a = Args::parse(rest, &[&COMMON[..], &["-o", "--output"]].concat(), &[])?;

@@ -46,9 +46,15 @@ async fn main() -> anyhow::Result<()> {
     let mut registry = Registry::new();
     let (max_object_bytes, upload_expiry, upload_part_bytes) =
         (ingest.max_object_bytes, ingest.upload_expiry, ingest.upload_part_bytes);
-    let handler = IngestHandler { pool: pool.clone(), storage: storage.clone(), settings: Arc::new(ingest) };
-    evidence::register(&mut registry, handler, retry);
     let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
+    let handler = IngestHandler {
+        pool: pool.clone(),
+        storage: storage.clone(),
+        settings: Arc::new(ingest),
+        jobs: table.clone(),
+        max_attempts,
+    };
+    evidence::register(&mut registry, handler, retry);
     if let Some(settings) = &fixity {
         let handler = FixityHandler {
             pool: pool.clone(),
