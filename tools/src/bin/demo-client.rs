@@ -1,6 +1,8 @@
 //! The demo's client side, over HTTP only, as any user would do it: for each sample file ask
 //! for an upload, PUT the bytes to the presigned URL, complete, wait until every file is
-//! indexed, then search for each one. Prints a summary; exits 0 only if all of it worked.
+//! indexed, then search for each one, and list the members of the containers (an archive's
+//! file, an e-mail's attachment) once they are indexed. Prints a summary; exits 0 only if all
+//! of it worked.
 //!
 //! EVIDENCE_API_KEY (a key that may upload and search), DEMO_API_URL (default API_PUBLIC_URL,
 //! else http://127.0.0.1:8080), DEMO_TIMEOUT_SECS (60).
@@ -110,7 +112,39 @@ async fn main() -> anyhow::Result<()> {
     if let Some(snippet) = example["hits"][0]["snippet"].as_str() {
         println!("\nsearch \"breach\" → {}: {snippet}", example["hits"][0]["filename"].as_str().unwrap_or("?"));
     }
-    ensure!(failures == 0, "{failures} of {} files were not indexed and found", samples.len());
+    // Containers open into families: each member is evidence of its own, indexed in turn.
+    println!();
+    for (s, ev) in samples.iter().zip(&evidence) {
+        if !matches!(ev["extractor"].as_str(), Some("zip" | "email")) {
+            continue;
+        }
+        let id = ev["id"].as_str().context("evidence.id")?;
+        let members = loop {
+            let page: Value = http
+                .get(format!("{base}/v1/evidence"))
+                .query(&[("parent_id", id)])
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            let settled = items.iter().all(|m| matches!(m["status"].as_str(), Some("indexed" | "index_error")));
+            if settled || Instant::now() > deadline {
+                break items;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        for m in &members {
+            let status = m["status"].as_str().unwrap_or("?");
+            println!("{} › {} ({status})", s.filename, m["member_path"].as_str().unwrap_or("?"));
+        }
+        if members.is_empty() || members.iter().any(|m| m["status"] != "indexed") {
+            println!("{}: its members were not all indexed", s.filename);
+            failures += 1;
+        }
+    }
+    ensure!(failures == 0, "{failures} of {} files (or their members) were not indexed and found", samples.len());
     println!(
         "\ndemo: OK — {} files uploaded, verified, indexed and found in {:.2} s",
         samples.len(),
