@@ -34,7 +34,8 @@ pub use properties::Properties;
 /// images and PDF pages without text read by OCR, documents' properties.
 /// 4: ZIP archives' files and e-mails' attachments are members (evidence of their own) instead
 /// of text of the container: an archive's text is its entries' paths, an e-mail's its headers,
-/// bodies and a line per attachment.
+/// bodies and a line per attachment; an HTML page's title and author as its properties; a file
+/// without text found by its properties.
 pub const EXTRACTOR_VERSION: i32 = 4;
 
 /// What one file yielded.
@@ -346,7 +347,11 @@ fn extract_sniffed(
     let raw = match kind {
         // UTF-16 takes two bytes or more for each character of the text that is kept.
         Kind::Text => read_text(path, (limits.max_text_bytes + 1) * if is_utf16(encoding) { 2 } else { 1 }, encoding)?,
-        Kind::Html => html_to_text(&read_text(path, limits.max_parse_bytes as usize, encoding)?),
+        Kind::Html => {
+            let (text, properties) = html_document(&read_text(path, limits.max_parse_bytes as usize, encoding)?);
+            out.properties = properties;
+            text
+        }
         Kind::Rtf => {
             let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
             let (text, properties) =
@@ -989,20 +994,32 @@ fn office_text(path: &Path, parts: &[impl AsRef<str>], markup: &Markup, limits: 
     Ok(text)
 }
 
+/// Visible text of an HTML page (see [`html_document`]).
+pub fn html_to_text(html: &str) -> String {
+    html_document(html).0
+}
+
 /// Visible text of an HTML page, read by html5ever's tokenizer (the WHATWG one browsers use, so
 /// quoted attributes, comments, CDATA and every named character reference are read as a
 /// browser reads them): the text between tags, a space for each tag, and nothing of what
-/// script, style, noscript and the other raw-text elements hold.
-pub fn html_to_text(html: &str) -> String {
+/// script, style, noscript and the other raw-text elements hold. And what the page says of
+/// itself: its first `<title>` (also kept in the text, as a browser shows it in its tab) and
+/// `<meta name="author">`.
+fn html_document(html: &str) -> (String, Properties) {
     use html5ever::tendril::StrTendril;
     use html5ever::tokenizer::states::RawKind;
     use html5ever::tokenizer::{BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts};
     use std::cell::{Cell, RefCell};
 
+    #[derive(Default)]
     struct Text {
         out: RefCell<String>,
         /// Inside an element whose content is not shown.
         hidden: Cell<bool>,
+        /// Inside the first `<title>`: its text is gathered here too.
+        title: RefCell<Option<String>>,
+        in_title: Cell<bool>,
+        author: RefCell<Option<String>>,
     }
     impl TokenSink for Text {
         type Handle = ();
@@ -1012,6 +1029,21 @@ pub fn html_to_text(html: &str) -> String {
                     let mut out = self.out.borrow_mut();
                     if !out.ends_with(char::is_whitespace) {
                         out.push(' ');
+                    }
+                    let attr = |name: &str| tag.attrs.iter().find(|a| &*a.name.local == name).map(|a| &*a.value);
+                    if &*tag.name == "meta"
+                        && attr("name").is_some_and(|n| n.eq_ignore_ascii_case("author"))
+                        && self.author.borrow().is_none()
+                    {
+                        *self.author.borrow_mut() = attr("content").and_then(properties::value);
+                    }
+                    match (tag.kind, &*tag.name) {
+                        (TagKind::StartTag, "title") if self.title.borrow().is_none() && !tag.self_closing => {
+                            self.in_title.set(true);
+                            *self.title.borrow_mut() = Some(String::new());
+                        }
+                        (TagKind::EndTag, "title") => self.in_title.set(false),
+                        _ => {}
                     }
                     // The tokenizer reads an element's content as raw text only when told to,
                     // as a browser's tree builder tells it.
@@ -1032,7 +1064,14 @@ pub fn html_to_text(html: &str) -> String {
                         _ => {}
                     }
                 }
-                Token::CharacterTokens(text) if !self.hidden.get() => self.out.borrow_mut().push_str(&text),
+                Token::CharacterTokens(text) if !self.hidden.get() => {
+                    if self.in_title.get()
+                        && let Some(title) = self.title.borrow_mut().as_mut()
+                    {
+                        title.push_str(&text);
+                    }
+                    self.out.borrow_mut().push_str(&text)
+                }
                 _ => {}
             }
             TokenSinkResult::Continue
@@ -1041,12 +1080,19 @@ pub fn html_to_text(html: &str) -> String {
 
     let input = BufferQueue::default();
     input.push_back(StrTendril::from_slice(html));
-    let tokenizer =
-        Tokenizer::new(Text { out: RefCell::new(String::new()), hidden: Cell::new(false) }, TokenizerOpts::default());
+    let tokenizer = Tokenizer::new(Text::default(), TokenizerOpts::default());
     let _ = tokenizer.feed(&input);
     tokenizer.end();
-    // A no-break space (`&nbsp;`) separates words as a space does.
-    tokenizer.sink.out.take().replace('\u{a0}', " ")
+    let sink = tokenizer.sink;
+    // A no-break space (`&nbsp;`) separates words as a space does; a title's runs of white
+    // space are one space, as a browser shows it.
+    let title = sink.title.take().map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "));
+    let properties = Properties {
+        title: title.as_deref().and_then(properties::value),
+        author: sink.author.take(),
+        ..Properties::default()
+    };
+    (sink.out.take().replace('\u{a0}', " "), properties)
 }
 
 /// Drop NUL and other control characters (Postgres text cannot hold NUL) and cut the text at
@@ -1167,6 +1213,17 @@ mod tests {
                     <p>Caf&eacute; &euro;12 &#x41;&#66; <![CDATA[ignored]]> <img src=a/b.png>Signed</p>";
         let words: Vec<String> = html_to_text(html).split_whitespace().map(str::to_owned).collect();
         assert_eq!(words, ["Exhibit", "A", "Café", "€12", "AB", "Signed"], "{words:?}");
+        // What the page says of itself: its first title (white space as a browser shows it)
+        // and its author.
+        let page = "<html><head><title>Board\n  minutes &amp; votes</title><meta name=\"Author\" content=\" R. Quist \">\
+                    </head><body><title>second</title>x</body></html>";
+        let (text, properties) = html_document(page);
+        assert_eq!(
+            (properties.title.as_deref(), properties.author.as_deref()),
+            (Some("Board minutes & votes"), Some("R. Quist"))
+        );
+        assert!(text.contains("minutes & votes"), "the title is text too, as a browser shows it: {text}");
+        assert!(html_document("<p>no head</p>").1.is_empty());
     }
 
     #[test]

@@ -441,9 +441,15 @@ fn metadata_text(filename: &str, tags: &[String], description: Option<&str>) -> 
 }
 
 /// The chunk rows of extracted text: sequence numbers, texts, and the page each starts on
-/// (for paged text only; `NULL` otherwise).
+/// (for paged text only; `NULL` otherwise). A file without text that states a title, an
+/// author or addressees has one empty chunk, whose tsvector holds their words (see
+/// [`indexed_forms`]), so that search finds it by them as it finds a file with text.
 fn chunk_rows(x: &Extracted, chunking: crate::extract::Chunking) -> (Vec<i32>, Vec<&str>, Vec<Option<i32>>) {
-    let chunked = if x.text.trim().is_empty() { Vec::new() } else { crate::extract::paged_chunks(&x.text, chunking) };
+    let chunked = match x.text.trim().is_empty() {
+        true if x.properties.searchable_text().is_empty() => Vec::new(),
+        true => vec![("", 1)],
+        false => crate::extract::paged_chunks(&x.text, chunking),
+    };
     let seqs = (0..chunked.len() as i32).collect();
     let pages = chunked.iter().map(|(_, page)| x.paged.then_some(*page)).collect();
     (seqs, chunked.into_iter().map(|(chunk, _)| chunk).collect(), pages)
