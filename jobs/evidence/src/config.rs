@@ -170,7 +170,9 @@ pub struct FamilySettings {
     /// `INGEST_FAMILY_MAX_DEPTH` (3): the members of evidence this deep in its family are not
     /// made evidence (a handed-over file is at depth 0, its members at 1).
     pub max_depth: i32,
-    /// `INGEST_FAMILY_MAX_MEMBERS` (1,000): members made evidence per container, at most.
+    /// `INGEST_FAMILY_MAX_MEMBERS` (10,000): members made evidence in one family (the file
+    /// handed over and every level below it) at most, so that archives nested in archives
+    /// cannot multiply one upload into millions of rows.
     pub max_members: usize,
     /// `INGEST_FAMILY_MAX_BYTES` (1 GiB): bytes of one container's members together, as they
     /// are once inflated, at most (they are staged in `INGEST_TMP_DIR`).
@@ -194,7 +196,7 @@ impl FamilySettings {
 
 impl Default for FamilySettings {
     fn default() -> Self {
-        Self { max_depth: 3, max_members: 1000, max_bytes: 1 << 30 }
+        Self { max_depth: 3, max_members: 10_000, max_bytes: 1 << 30 }
     }
 }
 

@@ -72,6 +72,10 @@ pub struct Extracted {
     /// Which members were not written and why (`None` without [`Limits::family`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family_note: Option<String>,
+    /// Members could not be written to [`FamilyLimits::dir`] (a full disk): the machine's
+    /// fault, not the file's; the worker tries again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_error: Option<String>,
 }
 
 /// Whether a file of this (sniffed) type is a container whose members become evidence of their
@@ -167,6 +171,7 @@ impl Failure {
             members: Vec::new(),
             members_left: 0,
             family_note: None,
+            family_error: None,
         }
     }
 }
@@ -309,6 +314,7 @@ fn extract_sniffed(
         members: Vec::new(),
         members_left: 0,
         family_note: None,
+        family_error: None,
     };
     if encrypted {
         out.note = Some(
@@ -324,7 +330,16 @@ fn extract_sniffed(
         out.reason = Some(TextReason::UnsupportedType);
         return Ok(out);
     }
-    if kind != Kind::Text && size > limits.max_parse_bytes {
+    // An archive's entries are read from the file one at a time, each through the members'
+    // byte limit: it is opened whatever its size.
+    if !matches!(kind, Kind::Text | Kind::Archive) && size > limits.max_parse_bytes {
+        if kind == Kind::Email && limits.family.is_some() {
+            out.family_note = Some(format!(
+                "its attachments were not opened: the message is over the {} byte parsing limit \
+                 (INGEST_MAX_PARSE_BYTES)",
+                limits.max_parse_bytes
+            ));
+        }
         out.extractor = "none".into();
         out.note = Some(format!(
             "{media_type} of {size} bytes is over the {} byte parsing limit; indexed by filename, tags and description",
@@ -408,7 +423,7 @@ fn extract_sniffed(
         _ => {}
     }
     out.family_note = family.note();
-    (out.members, out.members_left) = (family.members, family.left_count);
+    (out.members, out.members_left, out.family_error) = (family.members, family.left_count, family.error);
     let (text, truncated) = clean(&raw, limits.max_text_bytes);
     out.text = text;
     out.truncated = truncated;
@@ -914,7 +929,7 @@ fn email_text(message: &mail_parser::Message, family: &mut family::Writer) -> St
         });
         let bytes = attachment.contents();
         text.push_str(&format!("\nAttachment: {name} ({declared}, {} bytes)\n", bytes.len()));
-        family.write(&name, &declared, bytes.len() as u64, bytes);
+        family.write(n, &name, &declared, bytes.len() as u64, bytes);
     }
     text
 }
@@ -1707,8 +1722,12 @@ mod tests {
         assert_eq!(x.members_left, 1);
         assert_eq!(
             x.family_note.as_deref(),
-            Some("1 member(s) not made evidence: notes.txt (past the limit of 2 members)")
+            Some(
+                "1 member(s) not made evidence: notes.txt (past the family's limit of members (INGEST_FAMILY_MAX_MEMBERS))"
+            )
         );
+        // Each knows its place in the archive (the folder entry is 0).
+        assert_eq!(x.members.iter().map(|m| m.index).collect::<Vec<_>>(), [1, 2]);
         // Without a place to write them (the family is as deep as it may be) none is written.
         let listed = extract_with("bundle.zip", &bytes, &Limits::default()).unwrap();
         assert_eq!((listed.members.len(), listed.members_left, listed.family_note), (0, 3, None));

@@ -156,8 +156,9 @@ impl Handler for IngestHandler {
             self.store_verified(staging.path(), &stored_key, &downloaded).await?;
         }
 
-        // A container's members are written here by the extraction, and stored from here,
-        // unless this evidence is as deep in its family as members are opened.
+        // A container's members are written here by the extraction, and stored from here, as
+        // many as its family has room for, unless this evidence is as deep in its family as
+        // members are opened.
         let family = &self.settings.family;
         let members_dir = match target.depth < family.max_depth {
             true => Some(tempfile::tempdir_in(&self.settings.tmp_dir).map_err(|e| {
@@ -165,7 +166,15 @@ impl Handler for IngestHandler {
             })?),
             false => None,
         };
-        let members_dir = members_dir.as_ref().map(|d| d.path());
+        let room = match (&members_dir, target.family_root) {
+            (None, _) => 0,
+            (Some(_), None) => family.max_members,
+            (Some(_), Some(root)) => {
+                let size = self.family_size(tenant, root).await?;
+                family.max_members.saturating_sub(size.max(0) as usize)
+            }
+        };
+        let members_dir = members_dir.as_ref().map(|d| (d.path(), room));
 
         // Known bytes need no extraction: the content row (and its text) already exists, except
         // for a container, whose members each evidence of it has as children of its own. Plain
@@ -207,14 +216,34 @@ impl Handler for IngestHandler {
             },
         };
 
-        // A container's members, stored before the transaction that makes them its children.
-        let (members, family_note) = match (&extracted, members_dir) {
-            (Some(x), Some(dir)) if !x.members.is_empty() => (
-                family::store_members(&self.storage, tenant, id, dir, &x.members).await?,
-                family::note(x, target.depth, family),
-            ),
-            (Some(x), _) => (Vec::new(), family::note(x, target.depth, family)),
-            (None, _) => (Vec::new(), None),
+        // A container's members, stored before the transaction that makes them its children;
+        // what is said of those left out (and of a container that could not be opened).
+        let mut note: Vec<String> = Vec::new();
+        let members = match (&extracted, members_dir) {
+            (Some(x), _) if x.family_error.is_some() => {
+                let error = x.family_error.as_deref().unwrap_or_default();
+                return Err(JobError::retryable(format!("the extraction could not write the members: {error}")));
+            }
+            (Some(x), Some((dir, room))) if !x.members.is_empty() => {
+                note.extend(family::note(x, target.depth, family));
+                let mut left = Vec::new();
+                let stored = family::store_members(&self.storage, tenant, id, dir, &x.members, room, &mut left)
+                    .await
+                    .map_err(|family::StoreError(context, e)| storage_failure(context, e))?;
+                if !left.is_empty() {
+                    note.push(format!("{} member(s) not made evidence: {}", left.len(), left.join("; ")));
+                }
+                stored
+            }
+            (Some(x), _) => {
+                note.extend(family::note(x, target.depth, family));
+                if failed && crate::extract::is_container(&x.media_type) {
+                    let why = x.note.as_deref().unwrap_or("the extraction failed");
+                    note.push(format!("its members were not opened: {why}; reindex to try again"));
+                }
+                Vec::new()
+            }
+            (None, _) => Vec::new(),
         };
 
         let mut tx = ctx.begin_finish().await?;
@@ -239,9 +268,17 @@ impl Handler for IngestHandler {
         if let Some(duplicate) = indexed {
             let actor = Actor::worker(ctx.id);
             let request_id = ctx.correlation_id.as_deref();
-            let children = self.make_children(&mut tx, tenant, id, &members, &actor, request_id).await?;
+            let (children, cut) = self.make_children(&mut tx, tenant, id, &members, &actor, request_id).await?;
+            if cut > 0 {
+                note.push(format!(
+                    "{cut} member(s) not made evidence: the family reached its limit of {} members \
+                     (INGEST_FAMILY_MAX_MEMBERS)",
+                    family.max_members
+                ));
+            }
             if extracted.as_ref().is_some_and(|x| crate::extract::is_container(&x.media_type)) {
-                store::set_family_note(&mut tx, tenant, id, family_note.as_deref()).await?;
+                let note = (!note.is_empty()).then(|| note.join(". "));
+                store::set_family_note(&mut tx, tenant, id, note.as_deref()).await?;
             }
             let verified = json!({
                 "sha256": downloaded.sha256, "sha1": downloaded.sha1, "md5": downloaded.md5,
@@ -310,7 +347,7 @@ impl Handler for IngestHandler {
 impl IngestHandler {
     /// Make the stored `members` children of `parent` with their ingest jobs, in the parent's
     /// finishing transaction; those that exist already (the parent read again) are left as
-    /// they are. Returns how many were made.
+    /// they are. Returns how many were made, and how many the family's limit cut.
     async fn make_children(
         &self,
         tx: &mut PgConnection,
@@ -319,10 +356,11 @@ impl IngestHandler {
         members: &[store::NewMember],
         actor: &Actor,
         request_id: Option<&str>,
-    ) -> Result<usize, JobError> {
-        let children = store::insert_members(tx, tenant, parent, members, actor, request_id).await?;
+    ) -> Result<(usize, usize), JobError> {
+        let max = self.settings.family.max_members;
+        let (children, cut) = store::insert_members(tx, tenant, parent, members, actor, request_id, max).await?;
         if children.is_empty() {
-            return Ok(0);
+            return Ok((0, cut));
         }
         let jobs = children
             .iter()
@@ -350,7 +388,15 @@ impl IngestHandler {
             )));
         }
         store::set_jobs(tx, tenant, &children, &ids).await?;
-        Ok(children.len())
+        Ok((children.len(), cut))
+    }
+
+    /// How many members the family of `root` has now.
+    async fn family_size(&self, tenant: &TenantId, root: Uuid) -> Result<i64, sqlx::Error> {
+        let mut tx = store::begin(&self.pool, tenant).await?;
+        let size = store::family_size(&mut *tx, tenant, root).await?;
+        store::end_read(tx);
+        Ok(size)
     }
 
     async fn ingest_target(
@@ -421,7 +467,7 @@ impl IngestHandler {
         path: &Path,
         declared_type: &str,
         filename: &str,
-        members_dir: Option<&Path>,
+        members_dir: Option<(&Path, usize)>,
     ) -> Result<Result<Extracted, Failure>, JobError> {
         let started = std::time::Instant::now();
         let extracted = self.run_extractor_child(path, declared_type, filename, members_dir).await?;
@@ -429,13 +475,14 @@ impl IngestHandler {
         Ok(extracted)
     }
 
-    /// `members_dir`: where a container's members are written (none are without it).
+    /// `members_dir`: where a container's members are written, and how many at most (none are
+    /// without it).
     async fn run_extractor_child(
         &self,
         path: &Path,
         declared_type: &str,
         filename: &str,
-        members_dir: Option<&Path>,
+        members_dir: Option<(&Path, usize)>,
     ) -> Result<Result<Extracted, Failure>, JobError> {
         let s = &self.settings;
         let scratch = tempfile::tempdir_in(&s.tmp_dir)
@@ -462,10 +509,10 @@ impl IngestHandler {
             .kill_on_drop(true)
             // A process group of its own: the programs it runs are ended with it.
             .process_group(0);
-        if let Some(dir) = members_dir {
+        if let Some((dir, room)) = members_dir {
             command
                 .env("EXTRACT_MEMBERS_DIR", dir)
-                .env("EXTRACT_MAX_MEMBERS", s.family.max_members.to_string())
+                .env("EXTRACT_MAX_MEMBERS", room.to_string())
                 .env("EXTRACT_MAX_MEMBER_BYTES", s.family.max_bytes.to_string());
         }
         let mut child = command

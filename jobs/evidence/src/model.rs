@@ -222,6 +222,8 @@ pub struct Evidence {
     pub depth: i32,
     /// The members of this container that were not made evidence, and why.
     pub family_note: Option<String>,
+    /// The file handed over that this member's family descends from (`None` for that file).
+    pub family_root: Option<EvidenceId>,
 }
 
 impl Evidence {

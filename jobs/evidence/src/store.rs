@@ -66,7 +66,7 @@ macro_rules! evidence_columns {
                 e.upload_id, e.upload_part_bytes,
                 e.job_id, e.stored_key, e.fixity_checked_at, e.fixity_ok, c.sha1, c.md5, c.media_type, c.extractor,
                 c.text_bytes, c.text_truncated, c.extract_note, c.text_reason, c.extractor_version, c.properties,
-                e.parent_id, e.member_path, e.depth, e.family_note"
+                e.parent_id, e.member_path, e.depth, e.family_note, e.family_root"
     };
 }
 
@@ -270,6 +270,9 @@ pub struct IngestObject {
     /// How deep in its family the evidence is (0: handed over; a container's member: 1, …).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub depth: i32,
+    /// The file handed over that a member's family descends from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_root: Option<Uuid>,
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -287,6 +290,7 @@ impl IngestObject {
             filename: e.filename.clone(),
             verified_sha256: e.sha256.clone(),
             depth: e.depth,
+            family_root: e.family_root.map(|id| id.0),
         }
     }
 }
@@ -534,9 +538,12 @@ pub struct NewMember {
 }
 
 /// Make `members` children of `parent`, already `queued`, in its case with its tags and custody
-/// fields, each with its `created` custody entry (by `actor`, saying where it was found); a
-/// member whose id exists already (the parent read again) is skipped. Returns the children
-/// made: their ingest jobs are the caller's to enqueue (then [`set_jobs`]).
+/// fields, each with its `created` custody entry (by `actor`, saying where it was found). A
+/// member whose id exists already (the parent read again) is skipped; of the others, no more
+/// are made than leave the family (the file handed over and every member below it) at most
+/// `max_family` members: the family's root row is locked first, so its containers finishing
+/// at once take turns. Returns the children made (their ingest jobs are the caller's to
+/// enqueue, then [`set_jobs`]) and how many members the family's limit cut.
 pub async fn insert_members(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -544,26 +551,48 @@ pub async fn insert_members(
     members: &[NewMember],
     actor: &Actor,
     request_id: Option<&str>,
-) -> Result<Vec<Evidence>, sqlx::Error> {
+    max_family: usize,
+) -> Result<(Vec<Evidence>, usize), sqlx::Error> {
     if members.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
-    let tags: Vec<String> = sqlx::query_scalar("SELECT tags FROM evidence WHERE tenant_id = $1 AND id = $2")
+    let family: Option<(Vec<String>, i64)> = sqlx::query_as(
+        "SELECT p.tags, (SELECT count(*) FROM evidence f WHERE f.tenant_id = $1 AND f.family_root = r.id)
+         FROM evidence p
+         JOIN evidence r ON r.tenant_id = p.tenant_id AND r.id = coalesce(p.family_root, p.id)
+         WHERE p.tenant_id = $1 AND p.id = $2
+         FOR UPDATE OF r",
+    )
+    .bind(tenant.as_str())
+    .bind(parent)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((tags, size)) = family else { return Ok((Vec::new(), 0)) };
+    let ids: Vec<Uuid> = members.iter().map(|m| m.id.0).collect();
+    let existing: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM evidence WHERE tenant_id = $1 AND id = ANY($2)")
         .bind(tenant.as_str())
-        .bind(parent)
-        .fetch_optional(&mut *conn)
-        .await?
-        .unwrap_or_default();
-    let column = |f: fn(&NewMember) -> String| members.iter().map(f).collect::<Vec<_>>();
-    let meta: Vec<String> = members.iter().map(|m| metadata_text(&m.filename, &tags, Some(&m.member_path))).collect();
-    sqlx::query_as::<_, Evidence>(concat!(
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    let new: Vec<&NewMember> = members.iter().filter(|m| !existing.contains(&m.id.0)).collect();
+    let room = max_family.saturating_sub(size.max(0) as usize);
+    let (made, cut) = new.split_at(new.len().min(room));
+    if made.is_empty() {
+        return Ok((Vec::new(), cut.len()));
+    }
+    let column = |f: fn(&NewMember) -> String| made.iter().map(|m| f(m)).collect::<Vec<_>>();
+    let meta: Vec<String> = made
+        .iter()
+        .map(|m| metadata_text(&m.filename, &tags, Some(&crate::extract::family::path_words(&m.member_path))))
+        .collect();
+    let children = sqlx::query_as::<_, Evidence>(concat!(
         "WITH e AS (
              INSERT INTO evidence (id, tenant_id, filename, content_type, size_bytes, declared_sha256, case_id, tags,
                                    object_key, request_id, custodian, collected_at, source, meta_tsv,
-                                   status, queued_at, parent_id, member_path, depth)
+                                   status, queued_at, parent_id, member_path, depth, family_root)
              SELECT m.id, p.tenant_id, m.filename, m.content_type, m.size_bytes, m.sha256, p.case_id, p.tags,
                     m.object_key, $10, p.custodian, p.collected_at, p.source, to_tsvector('english', m.meta),
-                    'queued', now(), p.id, m.path, p.depth + 1
+                    'queued', now(), p.id, m.path, p.depth + 1, coalesce(p.family_root, p.id)
              FROM evidence p,
                   unnest($3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[],
                          $11::text[]) AS m(id, filename, content_type, size_bytes, sha256, object_key, path, meta)
@@ -586,10 +615,10 @@ pub async fn insert_members(
     ))
     .bind(tenant.as_str())
     .bind(parent)
-    .bind(members.iter().map(|m| m.id.0).collect::<Vec<_>>())
+    .bind(made.iter().map(|m| m.id.0).collect::<Vec<_>>())
     .bind(column(|m| m.filename.clone()))
     .bind(column(|m| m.content_type.clone()))
-    .bind(members.iter().map(|m| m.size_bytes).collect::<Vec<_>>())
+    .bind(made.iter().map(|m| m.size_bytes).collect::<Vec<_>>())
     .bind(column(|m| m.sha256.clone()))
     .bind(column(|m| m.object_key.clone()))
     .bind(column(|m| m.member_path.clone()))
@@ -599,7 +628,17 @@ pub async fn insert_members(
     .bind(&actor.id)
     .bind(&actor.name)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok((children, cut.len()))
+}
+
+/// How many members the family of `root` has (see [`insert_members`]).
+pub async fn family_size<'e>(exec: impl PgExecutor<'e>, tenant: &TenantId, root: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM evidence WHERE tenant_id = $1 AND family_root = $2")
+        .bind(tenant.as_str())
+        .bind(root)
+        .fetch_one(exec)
+        .await
 }
 
 /// Point each evidence at its ingest job (children made by [`insert_members`]).
