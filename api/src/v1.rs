@@ -452,6 +452,10 @@ pub struct Hit {
     /// False when only the filename, tags or description matched.
     pub matched_text: bool,
     pub created_at: DateTime<Utc>,
+    /// For a member of a container (a ZIP's file, an e-mail's attachment): the container's id,
+    /// and where in it this was found.
+    pub parent_id: Option<Uuid>,
+    pub member_path: Option<String>,
 }
 
 impl From<SearchHit> for Hit {
@@ -467,6 +471,8 @@ impl From<SearchHit> for Hit {
             rank: h.rank,
             snippet: h.snippet,
             page: h.page,
+            parent_id: h.parent_id.map(|id| id.0),
+            member_path: h.member_path,
             matched_text: h.matched_text,
             created_at: h.created_at,
         }

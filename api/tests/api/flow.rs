@@ -1118,6 +1118,7 @@ async fn archives_and_emails_become_families_of_evidence(pool: PgPool) {
     );
     let hits = search(&app, "Olander").await;
     assert_eq!(hits.iter().map(|h| h["id"].clone()).collect::<Vec<_>>(), [pdf["id"].clone()], "{hits:?}");
+    assert_eq!((&hits[0]["parent_id"], &hits[0]["member_path"]), (&members[3]["id"], &json!("exhibit-14.pdf")));
     let hits = search(&app, "Zebulon").await;
     assert_eq!(hits.iter().map(|h| h["id"].clone()).collect::<Vec<_>>(), [inner_members[0]["id"].clone()]);
 

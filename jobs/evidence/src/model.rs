@@ -394,6 +394,9 @@ pub struct SearchHit {
     pub page: Option<i32>,
     pub matched_text: bool,
     pub created_at: DateTime<Utc>,
+    /// The container it was found in, and where in it (for a member).
+    pub parent_id: Option<EvidenceId>,
+    pub member_path: Option<String>,
 }
 
 #[cfg(test)]

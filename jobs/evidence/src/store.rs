@@ -763,6 +763,7 @@ macro_rules! search_hits {
          candidate AS (SELECT id FROM search_candidates($1[1]::tsquery) AS id),
          hit AS (
              SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at, e.custodian,
+                    e.parent_id, e.member_path,
                     (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
                                           WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q), 0)::numeric
                                 + 0.5 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
@@ -846,6 +847,7 @@ pub async fn search(
          )
          SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
                 best.seq IS NOT NULL AS matched_text, p.created_at, s.total, s.facets, best.page,
+                p.parent_id, p.member_path,
                 replace(ts_headline('english', best.body, $12::tsquery,
                                     'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2'), chr(12), ' ')
                     AS snippet
