@@ -1178,3 +1178,29 @@ async fn archives_and_emails_become_families_of_evidence(pool: PgPool) {
     );
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn raising_a_family_limit_and_reindexing_adds_only_the_members_missing(pool: PgPool) {
+    let small = evidence::config::FamilySettings { max_members: 2, ..Default::default() };
+    let app = TestApp::start(pool.clone(), Options { family: small, ..Options::default() }).await;
+    let files: Vec<(String, Vec<u8>)> =
+        (1..=4).map(|n| (format!("p{n}.txt"), format!("page {n}").into_bytes())).collect();
+    let archive = samples::zip_of(files.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())));
+    let id = app.upload(&zip_sample("pages.zip", archive), json!({})).await;
+    let first = members_of(&app, &id, 2).await;
+    let note = app.wait_status(&id, "indexed").await["family_note"].clone();
+    assert!(note.as_str().is_some_and(|n| n.starts_with("2 member(s) not made evidence: p3.txt")), "{note}");
+    let bucket = app.bucket.clone();
+    app.stop().await;
+
+    let large = evidence::config::FamilySettings { max_members: 10, ..Default::default() };
+    let app = TestApp::start(pool.clone(), Options { family: large, bucket: Some(bucket), ..Options::default() }).await;
+    let (status, body) = app.post(&format!("/v1/evidence/{id}/reindex"), json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let all = members_of(&app, &id, 4).await;
+    assert_eq!(&all[..2], &first[..], "the members made before are the same evidence, untouched");
+    let parent = app.wait_status(&id, "indexed").await;
+    assert!(parent["family_note"].is_null(), "{parent}");
+    assert_eq!(count(&pool, "SELECT count(*) FROM evidence").await, 5);
+    app.stop().await;
+}

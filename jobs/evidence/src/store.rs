@@ -156,9 +156,15 @@ pub async fn list<'e>(
     f: &ListFilter,
 ) -> Result<Vec<Evidence>, sqlx::Error> {
     let (after_ts, after_id) = f.after.map(|(ts, id)| (Some(ts), Some(id))).unwrap_or((None, None));
+    // A container's members: a statement of its own, whose plan (kept once generic) can use the
+    // partial index of children, which `$13 IS NULL OR parent_id = $13` would keep it from.
+    let parent = match f.parent_id {
+        Some(_) => "e.parent_id = $13",
+        None => "$13::uuid IS NULL",
+    };
     sqlx::query_as::<_, Evidence>(sqlx::AssertSqlSafe(format!(
         "{SELECT_EVIDENCE}
-         WHERE e.tenant_id = $8
+         WHERE e.tenant_id = $8 AND {parent}
            AND ($9::text[] IS NULL OR e.case_id = ANY($9))
            AND ($1::text IS NULL OR e.status = $1)
            AND ($2::text IS NULL OR e.case_id = $2)
@@ -168,7 +174,6 @@ pub async fn list<'e>(
            AND ($10::text IS NULL OR c.sha1 = $10)
            AND ($11::text IS NULL OR c.md5 = $11)
            AND ($12::text IS NULL OR c.text_reason = $12)
-           AND ($13::uuid IS NULL OR e.parent_id = $13)
          ORDER BY e.created_at DESC, e.id DESC
          LIMIT $6"
     )))
