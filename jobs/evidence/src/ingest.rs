@@ -156,64 +156,56 @@ impl Handler for IngestHandler {
             self.store_verified(staging.path(), &stored_key, &downloaded).await?;
         }
 
-        // A container's members are written here by the extraction, and stored from here, as
-        // many as its family has room for, unless this evidence is as deep in its family as
-        // members are opened.
-        let family = &self.settings.family;
-        let members_dir = match target.depth < family.max_depth {
-            true => Some(tempfile::tempdir_in(&self.settings.tmp_dir).map_err(|e| {
-                JobError::retryable(format!("cannot make a folder in {}: {e}", self.settings.tmp_dir.display()))
-            })?),
-            false => None,
-        };
-        let room = match (&members_dir, target.family_root) {
-            (None, _) => 0,
-            (Some(_), None) => family.max_members,
-            (Some(_), Some(root)) => {
-                let size = self.family_size(tenant, root).await?;
-                family.max_members.saturating_sub(size.max(0) as usize)
-            }
-        };
-        let members_dir = members_dir.as_ref().map(|d| (d.path(), room));
-
         // Known bytes need no extraction: the content row (and its text) already exists, except
         // for a container, whose members each evidence of it has as children of its own. Plain
         // text costs less to extract than the query that would tell, so it skips the check and
         // lets the content insert's ON CONFLICT find the duplicate.
         let (path, declared, name) = (staging.path(), &target.content_type, &target.filename);
+        let plain = self.extract_plain(path, declared, name).await;
+        let known = match plain {
+            Some(_) => None,
+            None => self.known_content(tenant, &downloaded.sha256).await?,
+        };
+        let current = known
+            .as_ref()
+            .is_some_and(|(k, version)| *version >= EXTRACTOR_VERSION && !crate::extract::is_container(&k.0));
+        // Where the child writes a container's members, and how many it may: only for a file
+        // the child reads.
+        let family = &self.settings.family;
+        let folder = match plain.is_none() && !current {
+            true => self.members_folder(tenant, &target).await?,
+            false => None,
+        };
+        let members_dir = folder.as_ref().map(|(dir, room)| (dir.path(), *room));
         // `summary` is what the custody entry says of the content: from the extraction, or the
         // known row.
         // `failed`: the extraction failed (the file is indexed by its metadata); such a result
         // never replaces what an older version made of known bytes.
-        let ((extracted, summary), failed) = match self.extract_plain(path, declared, name).await {
-            Some(plain) => {
+        let ((extracted, summary), failed) = match (plain, known) {
+            (Some(plain), _) => {
                 let failed = plain.is_err();
                 (extracted_with_summary(plain.unwrap_or_else(|f| metadata_only(declared, f))), failed)
             }
-            None => match self.known_content(tenant, &downloaded.sha256).await? {
-                Some((known, version)) if version >= EXTRACTOR_VERSION && !crate::extract::is_container(&known.0) => {
-                    ((None, known), false)
-                }
-                // Bytes an older version of the extraction read (or a container): extract them
-                // again, and keep what was made before when this try fails (a limit, a crash
-                // under load).
-                Some((known, _)) => match self.run_extractor(path, declared, name, members_dir).await? {
-                    Ok(x) => (extracted_with_summary(x), false),
-                    Err(f) => {
-                        tracing::warn!(
-                            reason = f.reason.as_str(),
-                            message = f.message,
-                            "extracting again failed; the older text is kept"
-                        );
-                        ((None, known), true)
-                    }
-                },
-                None => {
-                    let x = self.run_extractor(path, declared, name, members_dir).await?;
-                    let failed = x.is_err();
-                    (extracted_with_summary(x.unwrap_or_else(|f| metadata_only(declared, f))), failed)
+            (None, Some((known, _))) if current => ((None, known), false),
+            // Bytes an older version of the extraction read (or a container): extract them
+            // again, and keep what was made before when this try fails (a limit, a crash under
+            // load).
+            (None, Some((known, _))) => match self.run_extractor(path, declared, name, members_dir).await? {
+                Ok(x) => (extracted_with_summary(x), false),
+                Err(f) => {
+                    tracing::warn!(
+                        reason = f.reason.as_str(),
+                        message = f.message,
+                        "extracting again failed; the older text is kept"
+                    );
+                    ((None, known), true)
                 }
             },
+            (None, None) => {
+                let x = self.run_extractor(path, declared, name, members_dir).await?;
+                let failed = x.is_err();
+                (extracted_with_summary(x.unwrap_or_else(|f| metadata_only(declared, f))), failed)
+            }
         };
 
         // A container's members, stored before the transaction that makes them its children;
@@ -391,12 +383,29 @@ impl IngestHandler {
         Ok((children.len(), cut))
     }
 
-    /// How many members the family of `root` has now.
-    async fn family_size(&self, tenant: &TenantId, root: Uuid) -> Result<i64, sqlx::Error> {
-        let mut tx = store::begin(&self.pool, tenant).await?;
-        let size = store::family_size(&mut *tx, tenant, root).await?;
-        store::end_read(tx);
-        Ok(size)
+    /// A folder for the members the child may write, and how many its family still has room
+    /// for; `None` when the evidence is as deep in its family as members are opened.
+    async fn members_folder(
+        &self,
+        tenant: &TenantId,
+        target: &store::IngestObject,
+    ) -> Result<Option<(tempfile::TempDir, usize)>, JobError> {
+        let (s, family) = (&self.settings, &self.settings.family);
+        if target.depth >= family.max_depth {
+            return Ok(None);
+        }
+        let folder = tempfile::tempdir_in(&s.tmp_dir)
+            .map_err(|e| JobError::retryable(format!("cannot make a folder in {}: {e}", s.tmp_dir.display())))?;
+        let size = match target.family_root {
+            None => 0,
+            Some(root) => {
+                let mut tx = store::begin(&self.pool, tenant).await?;
+                let size = store::family_size(&mut *tx, tenant, root).await?;
+                store::end_read(tx);
+                size.max(0) as usize
+            }
+        };
+        Ok(Some((folder, family.max_members.saturating_sub(size))))
     }
 
     async fn ingest_target(
@@ -412,11 +421,10 @@ impl IngestHandler {
 
     /// Put the verified bytes at their content key, unless this tenant has them there already.
     async fn store_verified(&self, staging: &std::path::Path, key: &str, bytes: &Downloaded) -> Result<(), JobError> {
-        let storage_error = |e| storage_failure(format!("storing the verified bytes at {key}"), e);
-        if self.storage.head(key).await.map_err(storage_error)? == Some(bytes.size) {
-            return Ok(());
-        }
-        self.storage.upload_file(key, staging, bytes.size, &bytes.md5).await.map_err(storage_error)
+        self.storage
+            .upload_file_once(key, staging, bytes.size, &bytes.md5)
+            .await
+            .map_err(|e| storage_failure(format!("storing the verified bytes at {key}"), e))
     }
 
     async fn known_content(

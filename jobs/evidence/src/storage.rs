@@ -387,6 +387,21 @@ impl Storage {
         }
     }
 
+    /// [`Storage::upload_file`], unless `key` holds `size` bytes already: content keys are named
+    /// by their sha256, so bytes stored there before (a duplicate, a retried attempt) are these.
+    pub async fn upload_file_once(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        md5: &str,
+    ) -> Result<(), StorageError> {
+        if self.head(key).await? == Some(size) {
+            return Ok(());
+        }
+        self.upload_file(key, path, size, md5).await
+    }
+
     /// Upload bytes directly (tests, demo fixtures); clients use presigned URLs instead.
     pub async fn put(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<(), StorageError> {
         self.bucket.put_object_with_content_type(key, bytes, content_type).await?;

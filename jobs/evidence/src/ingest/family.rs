@@ -81,9 +81,7 @@ pub async fn store_members(
         };
         let key = storage::content_key(tenant, &sha256);
         let failed = |e| StoreError(format!("storing member {path:?} at {key}"), e);
-        if storage.head(&key).await.map_err(failed)? != Some(size) {
-            storage.upload_file(&key, &file, size, &md5).await.map_err(failed)?;
-        }
+        storage.upload_file_once(&key, &file, size, &md5).await.map_err(failed)?;
         let content_type = match crate::model::check_media_type(&member.content_type) {
             Ok(()) => member.content_type.to_ascii_lowercase(),
             Err(_) => "application/octet-stream".to_owned(),
