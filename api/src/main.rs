@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         upload_expiry: ingest.upload_expiry,
         upload_part_bytes: ingest.upload_part_bytes,
         max_attempts,
-        searches: SearchLimits::new(api.search_concurrency, api.search_timeout),
+        searches: SearchLimits::new(api.search_concurrency, api.search_timeout, api.search_max_hits),
         known_keys: Default::default(),
         operator_tenant: api.operator_tenant,
     };

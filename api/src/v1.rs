@@ -483,14 +483,19 @@ impl From<SearchHit> for Hit {
 #[oai(skip_serializing_if_is_none)]
 pub struct SearchResults {
     pub query: String,
-    /// Every hit of the query (with its filters), on all pages.
+    /// The hits of the query (with its filters) on all pages: every one when `total_exact`;
+    /// otherwise more than `API_SEARCH_MAX_HITS` match and this is how many of them, the first
+    /// found, are ranked, paged and counted in the facets ("at least `total`"). Narrow the
+    /// query (a case, a type, a tag, another word) to see the rest.
     pub total: i64,
+    /// Whether `total` counts every hit (true) or is a lower bound (false).
+    pub total_exact: bool,
     /// Best first.
     pub hits: Vec<Hit>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<String>,
-    /// Of all the hits: how many are in each case, of each type, with each tag and from each
-    /// custodian (the 20 commonest of each, most first).
+    /// Of the hits counted in `total`: how many are in each case, of each type, with each tag and
+    /// from each custodian (the 20 commonest of each, most first).
     pub facets: SearchFacets,
 }
 
@@ -890,7 +895,7 @@ impl EvidenceApi {
             after: cursor.0.as_deref().map(decode_search_cursor).transpose()?,
             limit: limit + 1,
         };
-        let SearchPage { mut hits, total, facets } = state.service.search(&caller, &search).await?;
+        let SearchPage { mut hits, total, total_exact, facets } = state.service.search(&caller, &search).await?;
         let next_cursor = if hits.len() as i64 > limit {
             hits.truncate(limit as usize);
             hits.last().map(|h| format!("{}_{}_{}", h.rank.to_bits(), h.created_at.timestamp_micros(), h.id))
@@ -898,6 +903,6 @@ impl EvidenceApi {
             None
         };
         let hits = hits.into_iter().map(Into::into).collect();
-        Ok(Json(SearchResults { query, total, hits, next_cursor, facets: facets.into() }))
+        Ok(Json(SearchResults { query, total, total_exact, hits, next_cursor, facets: facets.into() }))
     }
 }

@@ -152,7 +152,7 @@ async fn the_upload_url_takes_exactly_the_declared_bytes(pool: PgPool) {
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_burst_of_searches_is_refused_without_starving_uploads_or_ready(pool: PgPool) {
-    let searches = SearchLimits::new(2, Duration::from_secs(30));
+    let searches = SearchLimits::new(2, Duration::from_secs(30), 1000);
     let app = TestApp::start(pool.clone(), Options { searches, ..Options::default() }).await;
     let s = evidence::samples::named("burst", "interview-notes.txt");
     let indexed = app.upload(&s, json!({})).await;
@@ -204,7 +204,7 @@ async fn a_burst_of_searches_is_refused_without_starving_uploads_or_ready(pool: 
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_search_past_its_time_is_cancelled_by_the_server(pool: PgPool) {
-    let searches = SearchLimits::new(4, Duration::from_millis(300));
+    let searches = SearchLimits::new(4, Duration::from_millis(300), 1000);
     let app = TestApp::start(pool.clone(), Options { searches, ..Options::default() }).await;
     let mut holder = pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE content_chunk IN ACCESS EXCLUSIVE MODE").execute(&mut *holder).await.unwrap();

@@ -2,6 +2,9 @@
 //! metadata, satisfy one query together; an excluded word anywhere in it excludes it; phrases
 //! across a chunk cut, prefixes, and queries with nothing to search for.
 
+use std::time::Duration;
+
+use evidence::SearchLimits;
 use evidence::samples::Sample;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -181,6 +184,106 @@ async fn results_carry_a_total_and_page_by_cursor_in_rank_order(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn past_its_bound_a_search_ranks_the_first_hits_found_and_says_there_are_more(pool: PgPool) {
+    let searches = SearchLimits::new(4, Duration::from_secs(5), 3);
+    let app = TestApp::start(pool, Options { searches, ..Options::default() }).await;
+    // Five hold `courier` in their text, the first three `satchel` too; one has `courier` in
+    // its filename only.
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let satchel = if n < 3 { "satchel " } else { "" };
+        ids.push(indexed(&app, &text(&format!("parcel-{n}.txt"), format!("courier {satchel}{}", filler(200)))).await);
+    }
+    let named = indexed(&app, &text("courier-route.txt", filler(200))).await;
+    let total = |body: &Value| (body["total"].as_i64(), body["total_exact"].as_bool());
+
+    // Six match, three are counted and ranked: a metadata match among them (found first).
+    let (status, body) = search(&app, "courier").await;
+    assert_eq!((status, total(&body)), (200, (Some(3), Some(false))), "{body}");
+    let hits: Vec<&str> = body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(hits.len(), 3, "{body}");
+    assert!(hits.contains(&named.as_str()), "{body}");
+    let faceted: i64 = body["facets"]["type"].as_array().unwrap().iter().map(|f| f["count"].as_i64().unwrap()).sum();
+    assert_eq!(faceted, 3, "facets count the hits counted: {body}");
+    // Pages of two make the same three.
+    let req = app.http.get(format!("{}/v1/search", app.base)).query(&[("q", "courier"), ("limit", "2")]);
+    let (_, first) = app.send(req).await;
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_owned();
+    let req =
+        app.http.get(format!("{}/v1/search", app.base)).query(&[("q", "courier"), ("limit", "2"), ("cursor", &cursor)]);
+    let (_, second) = app.send(req).await;
+    let paged: Vec<&str> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["hits"].as_array().unwrap())
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!((paged, total(&second)), (hits.clone(), (Some(3), Some(false))), "{second}");
+
+    // Exactly the bound is exact; so are fewer, whichever clause leads.
+    for (q, want) in [
+        ("satchel", &ids[..3]),
+        ("courier satchel", &ids[..3]),
+        ("satchel courier", &ids[..3]),
+        ("courier -satchel", &[ids[3].clone(), ids[4].clone(), named.clone()][..]),
+        ("route", &[named.clone()][..]),
+    ] {
+        let (status, body) = search(&app, q).await;
+        assert_eq!((status, total(&body)), (200, (Some(want.len() as i64), Some(true))), "{q}: {body}");
+        let mut hits: Vec<&str> = body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+        let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+        hits.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(hits, want, "{q}");
+    }
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_case_of_few_evidence_against_a_common_word_is_read_newest_first(pool: PgPool) {
+    let searches = SearchLimits::new(4, Duration::from_secs(5), 3);
+    let app = TestApp::start(pool, Options { searches, ..Options::default() }).await;
+    // `courier` in every chunk of a long file of case c2 (about 100 chunks), and in four short
+    // ones of case c1, uploaded one after the other; a fifth of c1 lacks it.
+    let long = "courier ".to_owned() + &filler(4000);
+    let big = app.upload(&text("big.txt", long.repeat(200)), json!({"case_id": "c2"})).await;
+    let mut c1 = Vec::new();
+    for n in 0..4 {
+        let sample = text(&format!("note-{n}.txt"), format!("courier {n} {}", filler(200)));
+        let id = app.upload(&sample, json!({"case_id": "c1"})).await;
+        app.wait_status(&id, "indexed").await;
+        c1.push(id);
+    }
+    let other = app.upload(&text("other.txt", filler(300)), json!({"case_id": "c1"})).await;
+    app.wait_status(&other, "indexed").await;
+    app.wait_status(&big, "indexed").await;
+    let search = |q: &'static str, case: &'static str| {
+        let req = app.http.get(format!("{}/v1/search", app.base)).query(&[("q", q), ("case_id", case)]);
+        app.send(req)
+    };
+    let ids = |body: &Value| -> Vec<String> {
+        let mut ids: Vec<String> =
+            body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect();
+        ids.sort_unstable();
+        ids
+    };
+    // Five evidence in c1 against a word in over a hundred chunks: the case is read, newest
+    // first, and the bound keeps the three newest.
+    let (status, body) = search("courier", "c1").await;
+    let mut newest = c1[1..].to_vec();
+    newest.sort_unstable();
+    assert_eq!((status, body["total"].as_i64(), body["total_exact"].as_bool()), (200, Some(3), Some(false)), "{body}");
+    assert_eq!(ids(&body), newest, "{body}");
+    // All of a case within the bound, with another clause each way.
+    let (status, body) = search("courier 2", "c1").await;
+    assert_eq!((status, ids(&body), body["total_exact"].as_bool()), (200, vec![c1[2].clone()], Some(true)), "{body}");
+    let (status, body) = search("courier", "c2").await;
+    assert_eq!((status, ids(&body), body["total_exact"].as_bool()), (200, vec![big.clone()], Some(true)), "{body}");
+    let (status, body) = search("auditor -courier", "c1").await;
+    assert_eq!((status, ids(&body)), (200, vec![other]), "{body}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn the_index_lookup_past_row_security_finds_only_the_tenant_the_transaction_set(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     let id = indexed(&app, &text("notes.txt", "the courier left the parcel".into())).await;
@@ -191,8 +294,12 @@ async fn the_index_lookup_past_row_security_finds_only_the_tenant_the_transactio
         if let Some(tenant) = tenant {
             sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant).execute(&mut *tx).await.unwrap();
         }
-        let found: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT search_candidates('courier')").fetch_all(&mut *tx).await.unwrap();
+        let found: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT evidence_id FROM search_matches('{courier}', '{false}', NULL, NULL, NULL, NULL, 10)",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
         let found: Vec<String> = found.iter().map(ToString::to_string).collect();
         assert_eq!(found, want, "tenant {tenant:?}");
     }

@@ -360,6 +360,9 @@ pub struct ApiSettings {
     pub search_concurrency: usize,
     /// Server-side limit of one search (`API_SEARCH_TIMEOUT_MS`).
     pub search_timeout: Duration,
+    /// Hits one search ranks, counts and facets at most (`API_SEARCH_MAX_HITS`); past them its
+    /// total is a lower bound.
+    pub search_max_hits: u32,
     /// Origins allowed by CORS (`API_CORS_ORIGINS`, comma-separated); empty: no CORS headers.
     pub cors_origins: Vec<String>,
     /// Where `/ready` and `/metrics` are served instead of `bind` (`API_OPS_BIND`); `None`: on
@@ -381,6 +384,10 @@ impl ApiSettings {
         if search_timeout.is_zero() {
             return Err(ConfigError::out_of_range("API_SEARCH_TIMEOUT_MS", 0, "must be greater than zero"));
         }
+        let search_max_hits: u32 = var("API_SEARCH_MAX_HITS", 1000)?;
+        if !(1..=1_000_000).contains(&search_max_hits) {
+            return Err(ConfigError::out_of_range("API_SEARCH_MAX_HITS", search_max_hits, "must be 1 to 1000000"));
+        }
         let origins: String = var("API_CORS_ORIGINS", String::new())?;
         let cors_origins: Vec<String> =
             origins.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
@@ -398,6 +405,7 @@ impl ApiSettings {
             public_url: (!public_url.is_empty()).then_some(public_url),
             search_concurrency,
             search_timeout,
+            search_max_hits,
             cors_origins,
             ops_bind: match var("API_OPS_BIND", String::new())? {
                 ops if ops.is_empty() => None,

@@ -358,7 +358,9 @@ pub struct SearchQuery {
 #[derive(Debug, Clone)]
 pub struct SearchPage {
     pub hits: Vec<SearchHit>,
+    /// Hits counted: all of them when `total_exact`, else the first `API_SEARCH_MAX_HITS` found.
     pub total: i64,
+    pub total_exact: bool,
     pub facets: Facets,
 }
 

@@ -90,17 +90,19 @@ pub struct Service {
 pub struct SearchLimits {
     permits: Arc<tokio::sync::Semaphore>,
     pub timeout: Duration,
+    /// Hits a search ranks, counts and facets at most (`API_SEARCH_MAX_HITS`).
+    pub max_hits: u32,
 }
 
 impl SearchLimits {
-    pub fn new(concurrency: usize, timeout: Duration) -> Self {
-        Self { permits: Arc::new(tokio::sync::Semaphore::new(concurrency)), timeout }
+    pub fn new(concurrency: usize, timeout: Duration, max_hits: u32) -> Self {
+        Self { permits: Arc::new(tokio::sync::Semaphore::new(concurrency)), timeout, max_hits }
     }
 }
 
 impl Default for SearchLimits {
     fn default() -> Self {
-        Self::new(4, Duration::from_secs(5))
+        Self::new(4, Duration::from_secs(5), 1000)
     }
 }
 
@@ -361,7 +363,17 @@ impl Service {
         };
         let mut tx = self.begin(caller).await?;
         let clauses = searchable(&mut tx, &query.q).await?;
-        match store::search(&mut tx, &caller.tenant, cases.as_deref(), query, &clauses, self.searches.timeout).await {
+        match store::search(
+            &mut tx,
+            &caller.tenant,
+            cases.as_deref(),
+            query,
+            &clauses,
+            self.searches.max_hits,
+            self.searches.timeout,
+        )
+        .await
+        {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(store::QUERY_CANCELED) => {
                 metrics::counter!("evidence_searches_refused_total", "reason" => "timeout").increment(1);
                 Err(EvidenceError::SearchBusy)

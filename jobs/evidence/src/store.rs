@@ -750,51 +750,45 @@ pub async fn term_tsqueries(conn: &mut PgConnection, clauses: &[Clause]) -> Resu
 
 /// The hits of a search, as CTEs that end in `hit` (one row per matching evidence, with its
 /// rank): per evidence, every required clause occurs in some chunk of its text or in its
-/// metadata, and no excluded clause occurs in either. The lead clause (the first of $1) finds the
-/// candidates through the GIN indexes (`search_candidates`, in the tenant the transaction set);
-/// every other clause is then checked per candidate against its chunks by primary key. Rank: for each required
-/// clause, its best chunk's `ts_rank_cd` plus half its metadata's, summed over the clauses in
-/// `numeric` (exact, so a rank is the same float on every page).
+/// metadata, and no excluded clause occurs in either. `search_matches` (in the tenant the
+/// transaction set, through the GIN indexes; see its migration) finds at most $8 of them and
+/// one more if there are more: `hit` holds the first $8 found, and `more` says whether there
+/// were others, which are then neither ranked, counted nor faceted. The key's cases are checked
+/// again here, under the policies. Rank: for each required clause, its best chunk's
+/// `ts_rank_cd` plus half its metadata's, summed over the clauses in `numeric` (exact, so a rank
+/// is the same float on every page).
 /// Parameters: $1, $2 the clauses' tsqueries and whether each is excluded, $3 the tenant, $4 the
-/// key's cases, $5 case, $6 tag, $7 type.
+/// key's cases, $5 case, $6 tag, $7 type, $8 the bound.
 macro_rules! search_hits {
     () => {
         "WITH clause AS (
              SELECT c.n, c.excluded, c.q::tsquery AS q
              FROM unnest($1::text[], $2::bool[]) WITH ORDINALITY AS c(q, excluded, n)
          ),
-         -- Through the GIN indexes, which row-level security would keep this statement from
-         -- using for `@@` (see the search_candidates migration).
-         candidate AS (SELECT id FROM search_candidates($1[1]::tsquery) AS id),
+         found AS (
+             SELECT evidence_id, found_at FROM search_matches($1, $2, $4, $5, $6, $7, $8::int4)
+         ),
          hit AS (
              SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at, e.custodian,
                     e.parent_id, e.member_path,
+                    -- A chunk without the clause ranks 0 (a clause holds no negation), so no
+                    -- `@@` here: each chunk's tsvector is decompressed once, not twice.
                     (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
-                                          WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q), 0)::numeric
+                                          WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256), 0)::numeric
                                 + 0.5 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
                      FROM clause r WHERE NOT r.excluded)::float4 AS rank
-             FROM candidate
-             JOIN evidence e ON e.id = candidate.id
+             FROM (SELECT evidence_id FROM found WHERE found_at <= $8) f
+             JOIN evidence e ON e.id = f.evidence_id
              LEFT JOIN content c ON c.tenant_id = e.tenant_id AND c.sha256 = e.sha256
-             WHERE e.tenant_id = $3 AND e.status = 'indexed'
-               AND ($4::text[] IS NULL OR e.case_id = ANY($4))
-               AND ($5::text IS NULL OR e.case_id = $5)
-               AND ($6::text IS NULL OR e.tags @> ARRAY[$6])
-               AND ($7::text IS NULL OR e.content_type = $7 OR c.media_type = $7)
-               -- No clause fails: a required one that occurs nowhere, an excluded one that occurs.
-               -- The lead clause (the first) holds for every candidate.
-               AND NOT EXISTS (
-                   SELECT 1 FROM clause r
-                   WHERE r.n > 1 AND r.excluded = (e.meta_tsv @@ r.q OR EXISTS (
-                       SELECT 1 FROM content_chunk ch
-                       WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q))
-               )
-         )"
+             WHERE e.tenant_id = $3 AND ($4::text[] IS NULL OR e.case_id = ANY($4))
+         ),
+         more AS (SELECT EXISTS (SELECT 1 FROM found WHERE found_at > $8) AS more)"
     };
 }
 
-/// What `search` says of all the hits, as a CTE after `search_hits!`: their number and, for
-/// facets, the 20 commonest cases, types (sniffed, else declared), tags and custodians among them.
+/// What `search` says of the hits it holds, as a CTE after `search_hits!`: their number, whether
+/// there were more, and, for facets, the 20 commonest cases, types (sniffed, else declared), tags
+/// and custodians among them.
 macro_rules! search_summary {
     () => {
         ",
@@ -809,7 +803,7 @@ macro_rules! search_summary {
              FROM facet_value WHERE v IS NOT NULL GROUP BY facet, v
          ),
          summary AS (
-             SELECT (SELECT count(*) FROM hit) AS total,
+             SELECT (SELECT count(*) FROM hit) AS total, (SELECT more FROM more) AS more,
                     '{\"case_id\": [], \"media_type\": [], \"tag\": [], \"custodian\": []}'::jsonb
                     || coalesce((SELECT jsonb_object_agg(facet, counts) FROM (
                            SELECT facet, jsonb_agg(jsonb_build_object('value', v, 'count', n) ORDER BY place) AS counts
@@ -819,19 +813,20 @@ macro_rules! search_summary {
 }
 
 /// Ranked full-text search over one tenant's evidence, within `cases` when given (see
-/// `search_hits!` for what matches and how it ranks): the page after `s.after`, best first,
-/// the number of hits in all and their facets. `clauses` hold at least one required clause (the first is the
-/// lead). The snippet comes from the chunk that best matches any required clause, for the
-/// returned page only (ts_headline is the expensive part). Plans are made for each search's
-/// own values (`plan_cache_mode`), and the server cancels the search after `timeout`
-/// (`statement_timeout`): both for the rest of the caller's transaction, which should hold the
-/// search alone.
+/// `search_hits!` for what matches and how it ranks): of the first `bound` hits found, the page
+/// after `s.after`, best first, their number and facets, and whether more than `bound` match.
+/// `clauses` hold at least one required clause. The snippet comes from the chunk that best
+/// matches any required clause, for the returned page only (ts_headline is the expensive part).
+/// Plans are made for each search's own values (`plan_cache_mode`), and the server cancels the
+/// search after `timeout` (`statement_timeout`): both for the rest of the caller's transaction,
+/// which should hold the search alone.
 pub async fn search(
     conn: &mut PgConnection,
     tenant: &TenantId,
     cases: Option<&[String]>,
     s: &SearchQuery,
     clauses: &[ClauseQuery],
+    bound: u32,
     timeout: std::time::Duration,
 ) -> Result<SearchPage, sqlx::Error> {
     sqlx::query(
@@ -846,27 +841,27 @@ pub async fn search(
         ",
          page AS (
              SELECT * FROM hit
-             WHERE $9::float4 IS NULL OR rank < $9
-                OR (rank = $9 AND (created_at < $10 OR (created_at = $10 AND id > $11)))
-             ORDER BY rank DESC, created_at DESC, id LIMIT $8
+             WHERE $10::float4 IS NULL OR rank < $10
+                OR (rank = $10 AND (created_at < $11 OR (created_at = $11 AND id > $12)))
+             ORDER BY rank DESC, created_at DESC, id LIMIT $9
          )
          SELECT p.id, p.filename, p.content_type, p.media_type, p.case_id, p.tags, p.sha256, p.rank,
-                best.seq IS NOT NULL AS matched_text, p.created_at, s.total, s.facets, best.page,
+                best.seq IS NOT NULL AS matched_text, p.created_at, s.total, s.more, s.facets, best.page,
                 p.parent_id, p.member_path,
-                replace(ts_headline('english', best.body, $12::tsquery,
+                replace(ts_headline('english', best.body, $13::tsquery,
                                     'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2'), chr(12), ' ')
                     AS snippet
          FROM page p
          CROSS JOIN summary s
          LEFT JOIN LATERAL (
              SELECT ch.seq, ch.body, ch.page FROM content_chunk ch
-             WHERE ch.tenant_id = $3 AND ch.sha256 = p.sha256 AND ch.tsv @@ $12::tsquery
-             ORDER BY ts_rank_cd(ch.tsv, $12::tsquery) DESC, ch.seq LIMIT 1
+             WHERE ch.tenant_id = $3 AND ch.sha256 = p.sha256 AND ch.tsv @@ $13::tsquery
+             ORDER BY ts_rank_cd(ch.tsv, $13::tsquery) DESC, ch.seq LIMIT 1
          ) best ON true
          ORDER BY p.rank DESC, p.created_at DESC, p.id"
     );
     let required: Vec<&str> = clauses.iter().filter(|c| !c.excluded).map(|c| c.tsquery.as_str()).collect();
-    let mut args = hit_arguments(tenant, cases, s, clauses)?;
+    let mut args = hit_arguments(tenant, cases, s, clauses, bound)?;
     let (rank, created_at, id) = s.after.map_or((None, None, None), |(r, c, i)| (Some(r), Some(c), Some(i)));
     (|| {
         args.add(s.limit)?;
@@ -876,38 +871,40 @@ pub async fn search(
         args.add(query::any_of(&required))
     })()
     .map_err(sqlx::Error::Encode)?;
-    type Summary = (i64, Json<Facets>);
+    type Summary = (i64, bool, Json<Facets>);
     let rows: Vec<(Summary, SearchHit)> = sqlx::query_with(page, args)
-        .try_map(|row: PgRow| Ok(((row.try_get("total")?, row.try_get("facets")?), SearchHit::from_row(&row)?)))
+        .try_map(|row: PgRow| {
+            let summary = (row.try_get("total")?, row.try_get("more")?, row.try_get("facets")?);
+            Ok((summary, SearchHit::from_row(&row)?))
+        })
         .fetch_all(&mut *conn)
         .await?;
-    let (total, Json(facets)) = match rows.first() {
+    let (total, more, Json(facets)) = match rows.first() {
         Some((summary, _)) => summary.clone(),
         // A page past the last hit: the summary alone.
         None => {
-            let args = hit_arguments(tenant, cases, s, clauses)?;
+            let args = hit_arguments(tenant, cases, s, clauses, bound)?;
             sqlx::query_as_with::<_, Summary, _>(
-                concat!(search_hits!(), search_summary!(), " SELECT total, facets FROM summary"),
+                concat!(search_hits!(), search_summary!(), " SELECT total, more, facets FROM summary"),
                 args,
             )
             .fetch_one(&mut *conn)
             .await?
         }
     };
-    Ok(SearchPage { hits: rows.into_iter().map(|(_, hit)| hit).collect(), total, facets })
+    Ok(SearchPage { hits: rows.into_iter().map(|(_, hit)| hit).collect(), total, total_exact: !more, facets })
 }
 
-/// $1–$7 of `search_hits!`.
+/// $1–$8 of `search_hits!`.
 fn hit_arguments(
     tenant: &TenantId,
     cases: Option<&[String]>,
     s: &SearchQuery,
     clauses: &[ClauseQuery],
+    bound: u32,
 ) -> Result<PgArguments, sqlx::Error> {
-    // The lead (the first required clause) first: `search_hits!` need not check it again.
-    let lead = clauses.iter().position(|c| !c.excluded);
-    let in_order = lead.into_iter().chain((0..clauses.len()).filter(|&i| Some(i) != lead)).map(|i| &clauses[i]);
-    let (tsqueries, excluded): (Vec<&str>, Vec<bool>) = in_order.map(|c| (c.tsquery.as_str(), c.excluded)).unzip();
+    let (tsqueries, excluded): (Vec<&str>, Vec<bool>) =
+        clauses.iter().map(|c| (c.tsquery.as_str(), c.excluded)).unzip();
     let mut args = PgArguments::default();
     (|| {
         args.add(tsqueries)?;
@@ -916,7 +913,8 @@ fn hit_arguments(
         args.add(cases.map(<[String]>::to_vec))?;
         args.add(s.case_id.clone())?;
         args.add(s.tag.clone())?;
-        args.add(s.media_type.clone())
+        args.add(s.media_type.clone())?;
+        args.add(i32::try_from(bound).unwrap_or(i32::MAX))
     })()
     .map_err(sqlx::Error::Encode)?;
     Ok(args)

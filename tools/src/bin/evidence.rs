@@ -165,7 +165,8 @@ async fn run(args: &[String]) -> anyhow::Result<bool> {
                 shown += hits.len();
                 cursor = found["next_cursor"].as_str().map(str::to_owned);
                 if !a.has("--all") || cursor.is_none() {
-                    break found["total"].as_i64().unwrap_or(shown as i64);
+                    let total = found["total"].as_i64().unwrap_or(shown as i64);
+                    break if found["total_exact"] == false { format!("at least {total}") } else { total.to_string() };
                 }
             };
             eprintln!("evidence: {shown} of {total} hits");
