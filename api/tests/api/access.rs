@@ -246,6 +246,34 @@ async fn a_key_limited_to_cases_reaches_only_those(pool: PgPool) {
     app.stop().await;
 }
 
+/// A function that runs with its owner's rights reads the tables it was written for, never a
+/// temporary table of its caller's with the same name (PostgreSQL searches the session's
+/// temporary schema first unless the function's search path puts it last).
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_temporary_table_of_the_callers_cannot_stand_in_for_the_keys(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let mut tx = app.app_pool.begin().await.unwrap();
+    sqlx::query(
+        "CREATE TEMP TABLE api_key (id uuid, tenant_id text, prefix text, secret_sha256 bytea, name text,
+                                    role text, case_ids text[], created_by uuid, created_at timestamptz,
+                                    last_used_at timestamptz, revoked_at timestamptz) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO api_key VALUES (gen_random_uuid(), 'victim', 'forged', '\\x00', 'forged', 'admin')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let tenant: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM authenticate_api_key('forged', '\\x00')")
+        .fetch_optional(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(tenant, None, "the forged row in the caller's temporary table was taken for a key");
+    drop(tx);
+    app.stop().await;
+}
+
 /// Row-level security is the second wall: as the application role, a query that names no tenant
 /// still sees one tenant's rows only, and none at all when the transaction names no tenant.
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
