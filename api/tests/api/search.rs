@@ -239,6 +239,35 @@ async fn past_its_bound_a_search_ranks_the_first_hits_found_and_says_there_are_m
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn past_its_bound_a_search_reads_more_of_the_index_until_it_has_enough(pool: PgPool) {
+    let searches = SearchLimits::new(4, Duration::from_secs(5), 1);
+    let app = TestApp::start(pool, Options { searches, ..Options::default() }).await;
+    // Six files with `courier` and `satchel` first, then two with `courier` alone (the second
+    // in case c9): the first chunks the index gives for `courier` are all excluded by `satchel`.
+    for n in 0..6 {
+        indexed(&app, &text(&format!("bag-{n}.txt"), format!("courier satchel {n} {}", filler(200)))).await;
+    }
+    let alone = indexed(&app, &text("alone.txt", format!("courier {}", filler(300)))).await;
+    let sample = text("c9.txt", format!("courier {}", filler(400)));
+    let in_c9 = app.upload(&sample, json!({"case_id": "c9"})).await;
+    app.wait_status(&in_c9, "indexed").await;
+    let (status, body) = search(&app, "courier -satchel").await;
+    let total = (body["total"].as_i64(), body["total_exact"].as_bool());
+    assert_eq!((status, total), (200, (Some(1), Some(false))), "{body}");
+    let hit = body["hits"][0]["id"].as_str().unwrap_or_default();
+    assert!(hit == alone || hit == in_c9, "{body}");
+    // Narrowed to a case, found through its text.
+    let req = app.http.get(format!("{}/v1/search", app.base)).query(&[("q", "courier"), ("case_id", "c9")]);
+    let (status, body) = app.send(req).await;
+    assert_eq!(
+        (status, body["hits"][0]["id"].as_str(), body["total_exact"].as_bool()),
+        (200, Some(in_c9.as_str()), Some(true)),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_case_of_few_evidence_against_a_common_word_is_read_newest_first(pool: PgPool) {
     let searches = SearchLimits::new(4, Duration::from_secs(5), 3);
     let app = TestApp::start(pool, Options { searches, ..Options::default() }).await;

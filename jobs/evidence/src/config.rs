@@ -384,7 +384,7 @@ impl ApiSettings {
         if search_timeout.is_zero() {
             return Err(ConfigError::out_of_range("API_SEARCH_TIMEOUT_MS", 0, "must be greater than zero"));
         }
-        let search_max_hits: u32 = var("API_SEARCH_MAX_HITS", 1000)?;
+        let search_max_hits: u32 = var("API_SEARCH_MAX_HITS", 500)?;
         if !(1..=1_000_000).contains(&search_max_hits) {
             return Err(ConfigError::out_of_range("API_SEARCH_MAX_HITS", search_max_hits, "must be 1 to 1000000"));
         }

@@ -102,7 +102,7 @@ impl SearchLimits {
 
 impl Default for SearchLimits {
     fn default() -> Self {
-        Self::new(4, Duration::from_secs(5), 1000)
+        Self::new(4, Duration::from_secs(5), 500)
     }
 }
 

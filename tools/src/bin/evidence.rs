@@ -19,7 +19,8 @@ const USAGE: &str = "usage:
       exits 1 when any file failed or ended in index_error. A second run over the same files
       sends none of them again.
   evidence search <words> [--case <case>] [--limit <n>] [--all]
-      hits best first, n of them (20 by default); with --all, every hit, n a page (200)
+      hits best first, n of them (20 by default); with --all, every hit the search holds
+      (API_SEARCH_MAX_HITS at most), n a page (200)
   evidence status <evidence id>
   evidence members <evidence id>
       the members of a container (a ZIP's files, an e-mail's attachments), each made evidence
