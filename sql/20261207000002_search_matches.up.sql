@@ -67,24 +67,30 @@ DECLARE
     tenant constant text := current_setting('app.tenant_id', true);
     required constant integer := coalesce(cardinality(array_positions(excluded, false)), 0);
     narrowed constant boolean := key_cases IS NOT NULL OR only_case IS NOT NULL OR only_tag IS NOT NULL;
-    -- An evidence passes: indexed, within the filters, and no clause but the lead ($1) fails
-    -- (a required one that occurs nowhere, an excluded one that occurs). Parameters: $1 the
-    -- lead's place, $2 clauses, $3 excluded, $4 tenant, $5 key_cases, $6 only_case,
-    -- $7 only_tag, $8 only_type, $9 the lead, $10 bound, $11 for each clause whether its
-    -- chunks are already accounted for (an excluded clause whose contents were all taken out
-    -- beforehand: only the metadata is left to check), then each way's own.
-    passes constant text := $p$
+    -- The statements below are run with EXECUTE, all with the same parameters: $1 the lead's
+    -- place, $2 clauses, $3 excluded, $4 tenant, $5 key_cases, $6 only_case, $7 only_tag,
+    -- $8 only_type, $9 the lead, $10 bound, $11 for each clause whether its chunks are already
+    -- accounted for (an excluded clause whose contents were all taken out beforehand: only the
+    -- metadata is left to check), $12 budget, then each way's own.
+    -- An evidence is within the filters that have an index to start from: indexed, in the key's
+    -- cases, the case, with the tag.
+    within constant text := $w$
         e.status = 'indexed'
         AND ($5::text[] IS NULL OR e.case_id = ANY($5)) AND ($6::text IS NULL OR e.case_id = $6)
         AND ($7::text IS NULL OR e.tags @> ARRAY[$7])
-        AND ($8::text IS NULL OR e.content_type = $8 OR EXISTS (
+    $w$;
+    -- ... and of the type, and no clause but the lead fails (a required one that occurs nowhere,
+    -- an excluded one that occurs).
+    rest constant text := $r$
+        ($8::text IS NULL OR e.content_type = $8 OR EXISTS (
             SELECT 1 FROM content c WHERE c.tenant_id = $4 AND c.sha256 = e.sha256 AND c.media_type = $8))
         AND NOT EXISTS (
             SELECT 1 FROM unnest($2, $3) WITH ORDINALITY AS r(q, x, i)
             WHERE r.i <> $1 AND r.x = (e.meta_tsv @@ r.q::tsquery OR (NOT coalesce(($11::boolean[])[r.i], false) AND EXISTS (
                 SELECT 1 FROM content_chunk ch
                 WHERE ch.tenant_id = $4 AND ch.sha256 = e.sha256 AND ch.tsv @@ r.q::tsquery))))
-    $p$;
+    $r$;
+    passes constant text := within || ' AND ' || rest;
     -- What it costs to go through a clause's matching chunks, per chunk: a phrase's matches are
     -- read (every tsvector the index offers, decompressed, checked for the positions), a word's
     -- are taken from the index as they are; reading costs about what checking an evidence does.
@@ -106,7 +112,7 @@ DECLARE
     found text[];
     keep text[];          -- contents that may hold every other required clause (NULL: any)
     drop text[] := '{}';  -- contents known to hold an excluded clause
-    known boolean[];      -- $11 of `passes`
+    known boolean[];      -- $11 of the statements run with EXECUTE
     newest_first boolean;
     hits uuid[];
 BEGIN
@@ -114,12 +120,11 @@ BEGIN
         RETURN;
     END IF;
     IF narrowed THEN
-        SELECT count(*) INTO filtered FROM (
-            SELECT 1 FROM evidence e
-            WHERE e.tenant_id = tenant AND e.status = 'indexed'
-              AND (key_cases IS NULL OR e.case_id = ANY(key_cases)) AND (only_case IS NULL OR e.case_id = only_case)
-              AND (only_tag IS NULL OR e.tags @> ARRAY[only_tag])
-            LIMIT budget + 1) AS f;
+        EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM evidence e WHERE e.tenant_id = $4 AND %s LIMIT $12 + 1) f',
+                       within)
+        INTO filtered
+        USING lead_at, clauses, excluded, tenant, key_cases, only_case, only_tag, only_type, lead, bound, known,
+              budget;
     END IF;
     IF required = 1 AND NOT narrowed THEN
         lead_at := array_position(excluded, false);
@@ -149,17 +154,14 @@ BEGIN
         EXECUTE format($q$
             SELECT array_agg(h.id ORDER BY h.created_at DESC, h.id DESC) FROM (
                 SELECT e.id, e.created_at FROM (
-                    SELECT * FROM evidence e
-                    WHERE e.tenant_id = $4 AND e.status = 'indexed'
-                      AND ($5::text[] IS NULL OR e.case_id = ANY($5)) AND ($6::text IS NULL OR e.case_id = $6)
-                      AND ($7::text IS NULL OR e.tags @> ARRAY[$7])
+                    SELECT * FROM evidence e WHERE e.tenant_id = $4 AND %s
                     ORDER BY e.created_at DESC, e.id DESC LIMIT $12) AS e
                 WHERE %s
                   AND (e.meta_tsv @@ $9 OR EXISTS (
                       SELECT 1 FROM content_chunk ch
                       WHERE ch.tenant_id = $4 AND ch.sha256 = e.sha256 AND ch.tsv @@ $9))
                 LIMIT $10::bigint + 1) AS h
-        $q$, passes)
+        $q$, within, rest)
         INTO hits
         USING lead_at, clauses, excluded, tenant, key_cases, only_case, only_tag, only_type, lead, bound, known,
               budget;
@@ -199,7 +201,7 @@ BEGIN
                     UNION ALL
                     -- Each content's evidence by evidence_sha256_idx (OFFSET 0 keeps the
                     -- planner from comparing every sha256 with every evidence of a case).
-                    SELECT e.id FROM unnest($12) AS s(sha256)
+                    SELECT e.id FROM unnest($13) AS s(sha256)
                     CROSS JOIN LATERAL (
                         SELECT * FROM evidence e WHERE e.tenant_id = $4 AND e.sha256 = s.sha256 OFFSET 0) AS e
                     WHERE NOT e.meta_tsv @@ $9 AND %1$s
@@ -207,7 +209,7 @@ BEGIN
             $q$, passes)
             INTO hits
             USING lead_at, clauses, excluded, tenant, key_cases, only_case, only_tag, only_type, lead, bound, known,
-                  shas;
+                  budget, shas;
             EXIT WHEN coalesce(cardinality(hits), 0) > bound OR sampled < sample;
             sample := sample * 4;
         END LOOP;

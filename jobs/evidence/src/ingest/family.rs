@@ -68,7 +68,8 @@ pub async fn store_members(
             let (file, size) = (file.clone(), member.size);
             tokio::task::spawn_blocking(move || hash_file(&file, size)).await
         };
-        let (size, sha256, md5) = match hashed {
+        let size = member.size;
+        let (sha256, md5) = match hashed {
             Ok(Ok(hashed)) => hashed,
             Ok(Err(e)) => {
                 left.push(format!("{path} (not as the extraction said it wrote it: {e})"));
@@ -105,9 +106,9 @@ pub async fn store_members(
     Ok(stored)
 }
 
-/// Size, sha256 and MD5 (for the store's check of what it received) of a regular file of
-/// `size` bytes, opened without following a link and without waiting on a pipe.
-fn hash_file(path: &Path, size: u64) -> std::io::Result<(u64, String, String)> {
+/// sha256 and MD5 (for the store's check of what it received) of a regular file of `size`
+/// bytes, opened without following a link and without waiting on a pipe.
+fn hash_file(path: &Path, size: u64) -> std::io::Result<(String, String)> {
     use rustix::fs::{FileType, Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = rustix::fs::open(path, flags, Mode::empty())?;
@@ -131,7 +132,7 @@ fn hash_file(path: &Path, size: u64) -> std::io::Result<(u64, String, String)> {
     if read != size {
         return Err(std::io::Error::other(format!("{read} bytes, not {size}")));
     }
-    Ok((size, hex::encode(sha256.finalize()), hex::encode(md5.finalize())))
+    Ok((hex::encode(sha256.finalize()), hex::encode(md5.finalize())))
 }
 
 /// What the container's `family_note` says: the extraction's own (members past a limit or
@@ -180,8 +181,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("0");
         std::fs::write(&file, b"four").unwrap();
-        let (size, sha256, _) = hash_file(&file, 4).unwrap();
-        assert_eq!((size, sha256.as_str()), (4, "04efaf080f5a3e74e1c29d1ca6a48569382cbbcd324e8d59d2b83ef21c039f00"));
+        let (sha256, _) = hash_file(&file, 4).unwrap();
+        assert_eq!(sha256, "04efaf080f5a3e74e1c29d1ca6a48569382cbbcd324e8d59d2b83ef21c039f00");
         assert!(hash_file(&file, 3).is_err(), "another size than the child reported");
         // A link the child could have left there, to a file the worker may read.
         let link = dir.path().join("1");
