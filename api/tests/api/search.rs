@@ -357,6 +357,22 @@ async fn identifiers_and_hashes_match_whole(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn a_file_is_found_by_its_name_with_or_without_the_extension(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let invoice = indexed(&app, &text("INV-2024-0042.txt", filler(300))).await;
+    let parcel = indexed(&app, &text("parcel-4.csv", filler(300))).await;
+    for (q, id) in
+        [("INV-2024-0042", &invoice), ("INV-2024-0042.txt", &invoice), ("parcel-4", &parcel), ("parcel-4.csv", &parcel)]
+    {
+        assert_eq!(found(&app, q).await, [id.as_str()], "{q}");
+    }
+    for q in ["INV-2024-0043", "parcel-5"] {
+        assert!(found(&app, q).await.is_empty(), "{q}");
+    }
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_run_of_japanese_or_chinese_is_found_by_any_part_of_it(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
     // Written without spaces, as these scripts are; the last run is past the 2 KiB a word of

@@ -440,12 +440,18 @@ pub async fn replace_content(
     Ok(true)
 }
 
-/// What an evidence's metadata tsvector is made from: the filename as written and with its
-/// punctuation as spaces (so `board-minutes_2024.pdf` is found by `minutes`), the tags, the
-/// description, in [`query::index_form`] as the text is.
+/// What an evidence's metadata tsvector is made from: the filename as written, without its
+/// extension (so `INV-2024-0042.pdf` is found by `INV-2024-0042`, as that identifier in a text
+/// is: the whole name is one token), and with its punctuation as spaces (so
+/// `board-minutes_2024.pdf` is found by `minutes`); the tags, the description; in
+/// [`query::index_form`] as the text is. A name's words are thus in it twice, as a name
+/// without an extension always was (as written, and split); the rank counts the metadata a
+/// quarter. Migration 20261207000005 added the name without its extension to the evidence
+/// made before.
 fn metadata_text(filename: &str, tags: &[String], description: Option<&str>) -> String {
+    let stem = filename.rsplit_once('.').map_or("", |(stem, _)| stem);
     let split: String = filename.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    let text = format!("{filename} {split} {} {}", tags.join(" "), description.unwrap_or_default());
+    let text = format!("{filename} {stem} {split} {} {}", tags.join(" "), description.unwrap_or_default());
     query::index_form(&text).into_owned()
 }
 
@@ -755,7 +761,7 @@ pub async fn term_tsqueries(conn: &mut PgConnection, clauses: &[Clause]) -> Resu
 /// one more if there are more: `hit` holds the first $8 found, and `more` says whether there
 /// were others, which are then neither ranked, counted nor faceted. The key's cases are checked
 /// again here, under the policies. Rank: for each required clause, its best chunk's
-/// `ts_rank_cd` plus half its metadata's, summed over the clauses in `numeric` (exact, so a rank
+/// `ts_rank_cd` plus a quarter of its metadata's, summed over the clauses in `numeric` (exact, so a rank
 /// is the same float on every page).
 /// Parameters: $1, $2 the clauses' tsqueries and whether each is excluded, $3 the tenant, $4 the
 /// key's cases, $5 case, $6 tag, $7 type, $8 the bound.
@@ -772,10 +778,12 @@ macro_rules! search_hits {
              SELECT e.id, e.filename, e.content_type, c.media_type, e.case_id, e.tags, e.sha256, e.created_at, e.custodian,
                     e.parent_id, e.member_path,
                     -- A chunk without the clause ranks 0 (a clause holds no negation), so no
-                    -- `@@` here: each chunk's tsvector is decompressed once, not twice.
+                    -- `@@` here: each chunk's tsvector is decompressed once, not twice. The
+                    -- metadata counts a quarter: a name's words are in it twice (see
+                    -- metadata_text), so each counts half a word of the text.
                     (SELECT sum(coalesce((SELECT max(ts_rank_cd(ch.tsv, r.q)) FROM content_chunk ch
                                           WHERE ch.tenant_id = $3 AND ch.sha256 = e.sha256), 0)::numeric
-                                + 0.5 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
+                                + 0.25 * ts_rank_cd(e.meta_tsv, r.q)::numeric)
                      FROM clause r WHERE NOT r.excluded)::float4 AS rank
              FROM (SELECT evidence_id FROM found WHERE found_at <= $8) f
              JOIN evidence e ON e.id = f.evidence_id
