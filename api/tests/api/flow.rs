@@ -577,6 +577,29 @@ async fn at_its_time_limit_the_extraction_ends_with_every_program_it_started(poo
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn at_its_memory_limit_the_extraction_ends_and_says_the_file_is_too_large(pool: PgPool) {
+    // 32 MB of HTML (which the child reads; plain text the worker reads itself) under a 16 MiB
+    // address-space cap: the child cannot hold what it reads, the kernel refuses the
+    // allocation, and the evidence is indexed by its metadata with the reason.
+    let options = Options { extract_memory_bytes: Some(16 << 20), ..Options::default() };
+    let app = TestApp::start(pool, options).await;
+    let paragraph = "<p>ledger entry reconciled by the auditor on the closing day</p>\n";
+    let html = format!("<html><body>{}</body></html>", paragraph.repeat((32 << 20) / paragraph.len()));
+    let big = Sample {
+        filename: "ledger-export.html".into(),
+        content_type: "text/html".into(),
+        bytes: html.into_bytes(),
+        find_with: "ledger".into(),
+        has_text: false,
+    };
+    let id = app.upload(&big, json!({"case_id": "limits"})).await;
+    let ev = app.wait_status(&id, "indexed").await;
+    assert_eq!(ev["text_reason"], "too_large", "{ev}");
+    assert!(ev["extract_note"].as_str().unwrap().contains("ran out of its memory limit (16777216 bytes)"), "{ev}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn the_listing_finds_evidence_by_why_its_text_is_missing(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
     let encrypted = Sample {

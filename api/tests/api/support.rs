@@ -90,6 +90,8 @@ pub struct Options {
     pub bucket: Option<String>,
     /// `INGEST_EXTRACT_TIMEOUT_SECS` (default: the environment's, 60 s).
     pub extract_timeout: Option<Duration>,
+    /// `INGEST_EXTRACT_MEMORY_BYTES` (default: the environment's, 1 GiB).
+    pub extract_memory_bytes: Option<u64>,
     /// `INGEST_TMP_DIR` (default: the environment's), where staged files and the extract
     /// child's own folder go.
     pub tmp_dir: Option<PathBuf>,
@@ -110,6 +112,7 @@ impl Default for Options {
             extract_bin: None,
             bucket: None,
             extract_timeout: None,
+            extract_memory_bytes: None,
             tmp_dir: None,
             family: Default::default(),
         }
@@ -149,6 +152,7 @@ impl TestApp {
         let mut ingest = IngestSettings::from_env().unwrap();
         ingest.extract_bin = options.extract_bin.clone().unwrap_or_else(extract_bin);
         ingest.extract_timeout = options.extract_timeout.unwrap_or(ingest.extract_timeout);
+        ingest.extract_memory_bytes = options.extract_memory_bytes.unwrap_or(ingest.extract_memory_bytes);
         ingest.tmp_dir = options.tmp_dir.clone().unwrap_or(ingest.tmp_dir);
         ingest.family = options.family;
         // The fixity sweep is registered but runs only when a test schedules it.

@@ -582,18 +582,22 @@ impl Drop for ProcessGroup {
 
 /// Why the `extract` child ended without a result, from how it ended: its own report of a
 /// parse failure (exit 65), a limit the kernel enforced (SIGXCPU: its CPU time; an allocation
-/// refused under its address-space cap), or a crash. `cpu_secs` and `memory_bytes`: its limits.
+/// refused under its address-space cap, which aborts the child, or which a reader reports as
+/// "out of memory" and the child as a failure to read), or a crash. `cpu_secs` and
+/// `memory_bytes`: its limits.
 fn child_failure(status: std::process::ExitStatus, message: String, cpu_secs: u64, memory_bytes: u64) -> Failure {
     use std::os::unix::process::ExitStatusExt;
     const EX_DATAERR: i32 = 65;
     const SIGXCPU: i32 = 24;
+    let out_of_memory =
+        || Failure::new(TextReason::TooLarge, format!("ran out of its memory limit ({memory_bytes} bytes)"));
     match (status.code(), status.signal()) {
+        // `std::io::ErrorKind::OutOfMemory`, as the child words a read it could not make.
+        (Some(EX_DATAERR), _) if message.ends_with(": out of memory") => out_of_memory(),
         (Some(EX_DATAERR), _) => Failure::new(TextReason::Corrupt, message),
         (Some(code), _) => Failure::new(TextReason::Corrupt, format!("extractor exited with {code}: {message}")),
         (None, Some(SIGXCPU)) => Failure::new(TextReason::Timeout, format!("used up its CPU time ({cpu_secs} s)")),
-        _ if message.contains("memory allocation") => {
-            Failure::new(TextReason::TooLarge, format!("ran out of its memory limit ({memory_bytes} bytes)"))
-        }
+        _ if message.contains("memory allocation") => out_of_memory(),
         _ if message.contains("overflowed its stack") => {
             Failure::new(TextReason::Corrupt, "the parser ran out of stack (a structure nested too deeply)")
         }
@@ -640,6 +644,8 @@ mod tests {
             (memory.reason, memory.message.as_str()),
             (TextReason::TooLarge, "ran out of its memory limit (1073741824 bytes)")
         );
+        // A read refused under the cap is the limit too, not a corrupt file.
+        assert_eq!(failure(65 << 8, "cannot read the file: out of memory").reason, TextReason::TooLarge);
         assert_eq!(failure(6, "thread 'main' has overflowed its stack").reason, TextReason::Corrupt);
         assert_eq!(failure(11, "").message, "the extractor crashed (signal 11)");
         // Exits that say the child could not run are not about the file at all.
