@@ -20,6 +20,7 @@ pub mod operations;
 pub mod query;
 #[cfg(any(test, feature = "testing"))]
 pub mod samples;
+pub mod scratch;
 mod service;
 pub mod startup;
 pub mod storage;

@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let (worker_config, bind) = config::worker_from_env()?;
     let database = DatabaseSettings::from_env()?;
     let s3 = S3Settings::from_env()?;
-    let ingest = IngestSettings::from_env()?;
+    let mut ingest = IngestSettings::from_env()?;
     let (max_attempts, retry) = config::ingest_retry_from_env()?;
     let longest_job = evidence::ingest_job_timeout(&ingest).max(fixity::JOB_TIMEOUT);
     let metrics = evidence::telemetry::init(
@@ -41,6 +41,11 @@ async fn main() -> anyhow::Result<()> {
     );
     evidence::extract::programs::check_installation(ingest.ocr_languages.as_deref(), &ingest.program_path)
         .map_err(anyhow::Error::msg)?;
+    // What the ingest stages goes in a folder of this worker's own, which the next worker to
+    // start deletes if this one is killed (evidence::scratch).
+    let scratch = evidence::scratch::Scratch::create(&ingest.tmp_dir)
+        .with_context(|| format!("cannot make a scratch folder in INGEST_TMP_DIR {}", ingest.tmp_dir.display()))?;
+    ingest.tmp_dir = scratch.path().to_owned();
 
     let fixity = config::fixity_from_env()?;
     let mut registry = Registry::new();
@@ -113,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
     sealer.await?;
     http.await??;
     gauges.await?;
+    drop(scratch);
     Ok(())
 }
 
