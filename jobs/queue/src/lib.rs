@@ -29,7 +29,7 @@ pub use job::{
     ClaimPosition, ClaimedJob, DiscardInfo, Job, JobArgs, JobId, JobState, JobSummary, NewJob, PausedQueue,
     QueueOverview,
 };
-pub use maintenance::{MAINTENANCE_LOCK, MaintenanceReport, run_maintenance};
+pub use maintenance::{MAINTENANCE_LOCK, MaintenanceReport, begin_round, run_maintenance};
 pub use state::{Failure, RetryPolicy};
 pub use status::WorkerStatus;
 pub use store::{Error, JobFilter};

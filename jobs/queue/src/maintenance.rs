@@ -1,13 +1,15 @@
 //! Queue upkeep that must run in one worker at a time: rescuing expired leases and pruning old
 //! finished jobs. Each round takes a transaction-scoped advisory lock, so any number of worker
-//! processes can call it and at most one does the work; nothing is left held if a worker dies.
+//! processes can call it and at most one does the work; nothing is left held if a worker dies,
+//! and a worker that stalls inside a round (stopped, cut off) loses it after a bound (the
+//! server ends its transaction), so that the others' rounds rescue its jobs.
 //! The worker's maintenance loop also publishes the queue-depth gauges.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
@@ -30,19 +32,30 @@ pub struct MaintenanceReport {
     pub pruned: u64,
 }
 
+/// A maintenance round's transaction, holding the round's lock; `None` while another worker
+/// is in a round. Bounded as a finish is ([`store::bound_transaction`]): a round that waits
+/// `bound` for a row lock fails, and one whose worker stalls inside it for `bound` is ended by
+/// the server, which lets go of the lock.
+pub async fn begin_round(pool: &PgPool, bound: Duration) -> Result<Option<Transaction<'static, Postgres>>, Error> {
+    let mut tx = pool.begin().await?;
+    store::bound_transaction(&mut tx, bound, bound).await?;
+    Ok(store::try_maintenance_lock(&mut tx, MAINTENANCE_LOCK).await?.then_some(tx))
+}
+
 /// One round: rescue expired leases of the registry's kinds (retry with backoff, or discard with
 /// the kind's hook once attempts are spent), then prune finished jobs older than `retention`.
-/// Everything commits together: a failing discard hook rolls the whole round back.
+/// Everything commits together: a failing discard hook rolls the whole round back. `bound`:
+/// see [`begin_round`] (the worker's lease).
 pub async fn run_maintenance(
     pool: &PgPool,
     table: &JobTable,
     registry: &Registry,
     retention: Duration,
+    bound: Duration,
 ) -> Result<MaintenanceReport, Error> {
-    let mut tx = pool.begin().await?;
-    if !store::try_maintenance_lock(&mut tx, MAINTENANCE_LOCK).await? {
+    let Some(mut tx) = begin_round(pool, bound).await? else {
         return Ok(MaintenanceReport::default());
-    }
+    };
     let mut report = MaintenanceReport { ran: true, ..Default::default() };
 
     let expired = store::lock_expired(table, &mut tx, &registry.kinds(), RESCUE_BATCH).await?;
@@ -89,7 +102,7 @@ pub(crate) async fn maintain(pool: PgPool, registry: Arc<Registry>, config: Work
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match run_maintenance(&pool, &config.table, &registry, config.retention).await {
+        match run_maintenance(&pool, &config.table, &registry, config.retention, config.lease).await {
             Ok(r) if r.rescued > 0 || r.pruned > 0 => {
                 tracing::info!(rescued = r.rescued, discarded = r.discarded, pruned = r.pruned, "maintenance")
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use queue::{
     ClaimPosition, DiscardInfo, Handler, JobArgs, JobContext, JobError, JobId, JobState, KindOptions, NewJob, Registry,
-    RetryPolicy, run_maintenance, store,
+    RetryPolicy, begin_round, run_maintenance, store,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -280,7 +280,7 @@ async fn worker_whose_lease_was_taken_over_cannot_finish(pool: PgPool) {
     // advisory lock, or be the one that rescues the job: whichever round runs, the job must
     // come back. A cannot take it again: its one slot is held by the stalled attempt.
     wait_until(WAIT, "the rescuer hands the job back", || async {
-        run_maintenance(&pool, &T, &registry, Duration::from_secs(3600)).await.unwrap();
+        run_maintenance(&pool, &T, &registry, Duration::from_secs(3600), WAIT).await.unwrap();
         job(&pool, id).await.state == JobState::Available
     })
     .await;
@@ -463,7 +463,7 @@ async fn a_heartbeat_that_lands_first_beats_the_rescuer(pool: PgPool) {
         store::heartbeat(&T, &mut *beat, &[id], &[token], Duration::from_secs(60)).await.unwrap().held,
         vec![id]
     );
-    let during = tokio::time::timeout(WAIT, run_maintenance(&pool, &T, &registry, Duration::from_secs(3600)))
+    let during = tokio::time::timeout(WAIT, run_maintenance(&pool, &T, &registry, Duration::from_secs(3600), WAIT))
         .await
         .expect("the rescuer does not wait for the heartbeat's row")
         .unwrap();
@@ -471,7 +471,7 @@ async fn a_heartbeat_that_lands_first_beats_the_rescuer(pool: PgPool) {
     beat.commit().await.unwrap();
 
     // Committed, the renewed lease is no longer expired: the next round leaves it too.
-    let after = run_maintenance(&pool, &T, &registry, Duration::from_secs(3600)).await.unwrap();
+    let after = run_maintenance(&pool, &T, &registry, Duration::from_secs(3600), WAIT).await.unwrap();
     assert_eq!(after.rescued, 0);
     let row = job(&pool, id).await;
     assert_eq!((row.state, row.lease_token), (JobState::Running, Some(token)), "the worker still holds its job");
@@ -524,7 +524,7 @@ async fn a_failing_discard_hook_rolls_the_discard_back(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    assert!(run_maintenance(&pool, &T, &registry, Duration::from_secs(3600)).await.is_err());
+    assert!(run_maintenance(&pool, &T, &registry, Duration::from_secs(3600), WAIT).await.is_err());
     assert_eq!(job(&pool, id).await.state, JobState::Running);
 }
 
@@ -582,11 +582,11 @@ async fn rescuer_retries_expired_leases_and_discards_spent_ones(pool: PgPool) {
     let claimed =
         store::claim(&T, &pool, "default", &registry.kinds(), 10, "crashed", Duration::from_secs(60)).await.unwrap();
     assert_eq!(claimed.len(), 2);
-    let before = run_maintenance(&pool, &T, &registry, Duration::from_secs(3600)).await.unwrap();
+    let before = run_maintenance(&pool, &T, &registry, Duration::from_secs(3600), WAIT).await.unwrap();
     assert_eq!(before.rescued, 0, "leases still valid are left alone");
     sqlx::query("UPDATE job SET locked_until = now() - interval '1 second'").execute(&pool).await.unwrap();
 
-    let report = run_maintenance(&pool, &T, &registry, Duration::from_secs(3600)).await.unwrap();
+    let report = run_maintenance(&pool, &T, &registry, Duration::from_secs(3600), WAIT).await.unwrap();
     assert_eq!((report.ran, report.rescued, report.discarded), (true, 2, 1));
     let row = job(&pool, retried).await;
     assert_eq!(row.state, JobState::Available);
@@ -606,10 +606,26 @@ async fn maintenance_runs_in_one_worker_at_a_time(pool: PgPool) {
         .await
         .unwrap();
     assert!(held);
-    let report = run_maintenance(&pool, &T, &registry(), Duration::from_secs(1)).await.unwrap();
+    let report = run_maintenance(&pool, &T, &registry(), Duration::from_secs(1), WAIT).await.unwrap();
     assert!(!report.ran, "another holder of the lock means this round does nothing");
     holder.rollback().await.unwrap();
-    assert!(run_maintenance(&pool, &T, &registry(), Duration::from_secs(1)).await.unwrap().ran);
+    assert!(run_maintenance(&pool, &T, &registry(), Duration::from_secs(1), WAIT).await.unwrap().ran);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_worker_stalled_inside_a_maintenance_round_holds_it_for_one_bound_at_most(pool: PgPool) {
+    // A worker stopped (SIGSTOP) or cut off inside its round leaves its transaction idle, with
+    // the round's lock: the server ends it after the bound, and the other workers' rounds run.
+    let bound = Duration::from_millis(500);
+    let stalled = begin_round(&pool, bound).await.unwrap().expect("no other round");
+    let report = run_maintenance(&pool, &T, &registry(), Duration::from_secs(1), bound).await.unwrap();
+    assert!(!report.ran, "the stalled round holds the lock");
+    wait_until(WAIT, "another worker's round runs", || {
+        let pool = pool.clone();
+        async move { run_maintenance(&pool, &T, &registry(), Duration::from_secs(1), bound).await.unwrap().ran }
+    })
+    .await;
+    drop(stalled);
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -627,7 +643,7 @@ async fn pruner_deletes_only_old_finished_jobs(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let report = run_maintenance(&pool, &T, &registry(), Duration::from_secs(3600)).await.unwrap();
+    let report = run_maintenance(&pool, &T, &registry(), Duration::from_secs(3600), WAIT).await.unwrap();
     assert_eq!(report.pruned, 1);
     assert!(store::get(&T, &pool, old).await.unwrap().is_none());
     assert!(store::get(&T, &pool, recent).await.unwrap().is_some());
