@@ -361,12 +361,18 @@ async fn a_file_is_found_by_its_name_with_or_without_the_extension(pool: PgPool)
     let app = TestApp::start(pool, Options::default()).await;
     let invoice = indexed(&app, &text("INV-2024-0042.txt", filler(300))).await;
     let parcel = indexed(&app, &text("parcel-4.csv", filler(300))).await;
-    for (q, id) in
-        [("INV-2024-0042", &invoice), ("INV-2024-0042.txt", &invoice), ("parcel-4", &parcel), ("parcel-4.csv", &parcel)]
-    {
+    let backup = indexed(&app, &text("backup-2024.tar.gz", filler(300))).await;
+    for (q, id) in [
+        ("INV-2024-0042", &invoice),
+        ("INV-2024-0042.txt", &invoice),
+        ("parcel-4", &parcel),
+        ("parcel-4.csv", &parcel),
+        ("backup-2024", &backup),
+        ("backup-2024.tar.gz", &backup),
+    ] {
         assert_eq!(found(&app, q).await, [id.as_str()], "{q}");
     }
-    for q in ["INV-2024-0043", "parcel-5"] {
+    for q in ["INV-2024-0043", "parcel-5", "backup-2025"] {
         assert!(found(&app, q).await.is_empty(), "{q}");
     }
     app.stop().await;

@@ -442,16 +442,22 @@ pub async fn replace_content(
 
 /// What an evidence's metadata tsvector is made from: the filename as written, without its
 /// extension (so `INV-2024-0042.pdf` is found by `INV-2024-0042`, as that identifier in a text
-/// is: the whole name is one token), and with its punctuation as spaces (so
+/// is: the whole name is one token) and, for a name with several, without all of them (so
+/// `backup-2024.tar.gz` is found by `backup-2024`), and with its punctuation as spaces (so
 /// `board-minutes_2024.pdf` is found by `minutes`); the tags, the description; in
 /// [`query::index_form`] as the text is. A name's words are thus in it twice, as a name
 /// without an extension always was (as written, and split); the rank counts the metadata a
-/// quarter. Migration 20261207000005 added the name without its extension to the evidence
-/// made before.
+/// quarter. Migrations 20261207000005 and 20261207000006 added the names without their
+/// extensions to the evidence made before.
 fn metadata_text(filename: &str, tags: &[String], description: Option<&str>) -> String {
-    let stem = filename.rsplit_once('.').map_or("", |(stem, _)| stem);
+    let without_last = filename.rsplit_once('.').map_or("", |(stem, _)| stem);
+    let without_all = filename.split_once('.').map_or("", |(stem, _)| stem);
+    let stems = match without_all == without_last {
+        true => without_last.to_owned(),
+        false => format!("{without_last} {without_all}"),
+    };
     let split: String = filename.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    let text = format!("{filename} {stem} {split} {} {}", tags.join(" "), description.unwrap_or_default());
+    let text = format!("{filename} {stems} {split} {} {}", tags.join(" "), description.unwrap_or_default());
     query::index_form(&text).into_owned()
 }
 
