@@ -447,15 +447,13 @@ pub async fn replace_content(
 /// `board-minutes_2024.pdf` is found by `minutes`); the tags, the description; in
 /// [`query::index_form`] as the text is. A name's words are thus in it twice, as a name
 /// without an extension always was (as written, and split); the rank counts the metadata a
-/// quarter. Migrations 20261207000005 and 20261207000006 added the names without their
-/// extensions to the evidence made before.
+/// quarter. Migration 20261207000005 added the names without their extensions to the
+/// evidence made before.
 fn metadata_text(filename: &str, tags: &[String], description: Option<&str>) -> String {
     let without_last = filename.rsplit_once('.').map_or("", |(stem, _)| stem);
     let without_all = filename.split_once('.').map_or("", |(stem, _)| stem);
-    let stems = match without_all == without_last {
-        true => without_last.to_owned(),
-        false => format!("{without_last} {without_all}"),
-    };
+    let stems =
+        if without_all == without_last { without_last.to_owned() } else { format!("{without_last} {without_all}") };
     let split: String = filename.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     let text = format!("{filename} {stems} {split} {} {}", tags.join(" "), description.unwrap_or_default());
     query::index_form(&text).into_owned()
