@@ -810,6 +810,33 @@ async fn a_batch_completion_looks_its_jobs_up_by_id_whatever_the_statistics_say(
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn batch_completions_and_heartbeats_are_planned_for_their_own_batch(pool: PgPool) {
+    // A prepared statement that has run five times may be given a generic plan, in which
+    // `lease_token = ANY($2)` compares each row with every token of the batch.
+    let jobs: Vec<NewJob> = (0..4_000).map(|_| NewJob::from_args(&Noop {}).unwrap()).collect();
+    store::enqueue_many(&T, &pool, &jobs).await.unwrap();
+    let kinds = [Noop::KIND.to_owned()];
+    let mut conn = pool.acquire().await.unwrap();
+    for _ in 0..10 {
+        let claimed = store::claim(&T, &pool, "default", &kinds, 400, "w", Duration::from_secs(60)).await.unwrap();
+        let ids: Vec<JobId> = claimed.iter().map(|j| j.id).collect();
+        let tokens: Vec<uuid::Uuid> = claimed.iter().map(|j| j.lease_token).collect();
+        store::heartbeat(&T, &mut *conn, &ids, &tokens, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store::complete_many_if_running(&T, &mut *conn, &ids, &tokens).await.unwrap().len(), 400);
+    }
+    // This session's prepared statements that match tokens, and how they were planned (the
+    // pattern is cut in two so that this statement does not match itself).
+    let generic: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT statement, generic_plans FROM pg_prepared_statements
+         WHERE statement LIKE '%lease_token' || ' = ANY%' AND generic_plans > 0",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert!(generic.is_empty(), "generic plans: {generic:#?}");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn jobs_that_sort_before_a_resumed_claim_are_still_claimed(pool: PgPool) {
     let mut registry = Registry::new();
     registry.register(SleepyHandler, KindOptions::default());
