@@ -445,9 +445,9 @@ pub async fn replace_content(
 /// is: the whole name is one token) and, for a name with several, without all of them (so
 /// `backup-2024.tar.gz` is found by `backup-2024`), and with its punctuation as spaces (so
 /// `board-minutes_2024.pdf` is found by `minutes`); the tags, the description; in
-/// [`query::index_form`] as the text is. A name's words are thus in it twice, as a name
-/// without an extension always was (as written, and split); the rank counts the metadata a
-/// quarter. Migration 20261207000005 added the names without their extensions to the
+/// [`query::index_form`] as the text is. A name's words are thus in it twice (three times with
+/// several extensions), as a name without an extension always was (as written, and split); the
+/// rank counts the metadata a quarter. Migration 20261207000005 added the names without their extensions to the
 /// evidence made before.
 fn metadata_text(filename: &str, tags: &[String], description: Option<&str>) -> String {
     let without_last = filename.rsplit_once('.').map_or("", |(stem, _)| stem);
