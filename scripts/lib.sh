@@ -103,9 +103,12 @@ wait_for_port() { # host port what
 }
 
 # Start s3s-fs at S3_ENDPOINT unless something already answers there (MinIO, another run's
-# server). Data lives in .run/s3 (a bucket is a folder). Sets S3_STARTED_PID when it started one.
-start_s3() {
-  local host port
+# server). Data lives in .run/s3 (a bucket is a folder), or, given a folder name, in
+# .run/<folder> emptied first: a scratch store for a benchmark, whose runs would otherwise each
+# add to the files of all runs before (s3s-fs keeps two metadata files per object, all in its
+# top folder). Sets S3_STARTED_PID when it started one.
+start_s3() { # [scratch folder]
+  local host port data="$RUN_DIR/${1:-s3}"
   host=$(url_host "$S3_ENDPOINT"); port=$(url_port "$S3_ENDPOINT")
   S3_STARTED_PID=
   if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
@@ -113,12 +116,13 @@ start_s3() {
     return 0
   fi
   command -v s3s-fs >/dev/null || die "s3s-fs is not installed: run scripts/install-tools"
-  mkdir -p "$RUN_DIR/s3"
+  [[ -z "${1:-}" ]] || rm -rf "$data"
+  mkdir -p "$data"
   s3s-fs --host "$host" --port "$port" --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" \
-    "$RUN_DIR/s3" >"$RUN_DIR/s3.log" 2>&1 &
+    "$data" >"$RUN_DIR/s3.log" 2>&1 &
   S3_STARTED_PID=$!
   wait_for_port "$host" "$port" "s3s-fs"
-  log "started s3s-fs at $S3_ENDPOINT (pid $S3_STARTED_PID, data in .run/s3, log in .run/s3.log)"
+  log "started s3s-fs at $S3_ENDPOINT (pid $S3_STARTED_PID, data in ${data#"$ROOT"/}, log in .run/s3.log)"
 }
 
 stop_pid() { # pid

@@ -5,7 +5,7 @@
 //! 3. one large file (its worker's peak RSS is read by the script).
 //!
 //! Prints figures; asserts nothing. BENCH_DOCS (2000), BENCH_DOC_BYTES (4096), BENCH_CLIENTS (32),
-//! BENCH_RATE (20/s), BENCH_RATE_DOCS (400), BENCH_BIG_BYTES (1 GiB; 0 skips), DEMO_API_URL,
+//! BENCH_RATE (20/s), BENCH_RATE_DOCS (400; 0 skips), BENCH_BIG_BYTES (1 GiB; 0 skips), DEMO_API_URL,
 //! EVIDENCE_API_KEY.
 
 use std::sync::Arc;
@@ -94,30 +94,32 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lat, 0.99)
     );
 
-    // 2. Latency at a steady rate.
-    let case = format!("bench-{run}-steady");
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..rate_docs {
-        tick.tick().await;
-        let (http, store, base, case) = (http.clone(), store.clone(), base.clone(), case.clone());
-        let bytes = document(docs + i, doc_bytes, &run);
-        tasks.spawn(async move {
-            ingest_one(&http, &store, &base, &case, format!("steady-{i}.txt"), bytes, "text/plain").await
-        });
+    // 2. Latency at a steady rate (BENCH_RATE_DOCS=0 skips it).
+    if rate_docs > 0 {
+        let case = format!("bench-{run}-steady");
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..rate_docs {
+            tick.tick().await;
+            let (http, store, base, case) = (http.clone(), store.clone(), base.clone(), case.clone());
+            let bytes = document(docs + i, doc_bytes, &run);
+            tasks.spawn(async move {
+                ingest_one(&http, &store, &base, &case, format!("steady-{i}.txt"), bytes, "text/plain").await
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        wait_indexed(&pool, &case, rate_docs as i64, Duration::from_secs(120)).await?;
+        let lat = latencies_ms(&pool, &case).await?;
+        println!(
+            "steady {rate:.0} items/s ({rate_docs} documents): complete→indexed p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.95),
+            percentile(&lat, 0.99),
+            percentile(&lat, 1.0)
+        );
     }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
-    wait_indexed(&pool, &case, rate_docs as i64, Duration::from_secs(120)).await?;
-    let lat = latencies_ms(&pool, &case).await?;
-    println!(
-        "steady {rate:.0} items/s ({rate_docs} documents): complete→indexed p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.95),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0)
-    );
 
     // 3. One large file, streamed from disk by the client as well.
     if big > 0 {
