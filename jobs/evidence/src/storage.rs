@@ -77,6 +77,11 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Files up to this size are stored with one PUT (below rust-s3's multipart threshold).
 const SINGLE_PUT_BYTES: u64 = 8 << 20;
 
+/// Files up to this size are stored at their content key without a HEAD to ask whether they are
+/// there already: for so few bytes the PUT costs about what the HEAD does (one request each), and
+/// most bytes stored are new, so the HEAD would be a request more for nearly every file.
+const PUT_WITHOUT_ASKING_BYTES: u64 = 256 << 10;
+
 /// What a finished download saw: the size and the three hashes of the bytes, from one pass.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
@@ -389,6 +394,9 @@ impl Storage {
 
     /// [`Storage::upload_file`], unless `key` holds `size` bytes already: content keys are named
     /// by their sha256, so bytes stored there before (a duplicate, a retried attempt) are these.
+    /// Files up to [`PUT_WITHOUT_ASKING_BYTES`] are put without asking first: the PUT writes the
+    /// same bytes again at worst, and stores replace an object whole (s3s-fs writes a new file
+    /// and renames it over the old), so a reader never sees a mix.
     pub async fn upload_file_once(
         &self,
         key: &str,
@@ -396,7 +404,7 @@ impl Storage {
         size: u64,
         md5: &str,
     ) -> Result<(), StorageError> {
-        if self.head(key).await? == Some(size) {
+        if size > PUT_WITHOUT_ASKING_BYTES && self.head(key).await? == Some(size) {
             return Ok(());
         }
         self.upload_file(key, path, size, md5).await
