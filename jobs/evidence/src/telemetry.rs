@@ -142,22 +142,53 @@ struct ProcStat {
 
 impl ProcStat {
     fn read() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name, which is in parentheses and may hold spaces; the
-        // first of them is field 3 (state).
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+        let stat = ProcStatLine::read("self")?;
+        let field = |n: usize| stat.field(n);
         let ticks = rustix::param::clock_ticks_per_second() as f64;
         let page = rustix::param::page_size() as f64;
         let boot = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok()));
         Some(Self {
-            cpu_seconds: (field(14)? + field(15)?) / ticks,
+            cpu_seconds: stat.cpu_seconds(false)?,
             resident_bytes: field(24)? * page,
             virtual_bytes: field(23)?,
             start_time_seconds: boot.zip(field(22)).map(|(boot, since)| boot + since / ticks),
         })
+    }
+}
+
+/// One process's line of `/proc/<pid>/stat` (proc(5)): its command name and the fields after it.
+pub struct ProcStatLine {
+    pub comm: String,
+    /// From field 3 (state) on.
+    fields: Vec<String>,
+}
+
+impl ProcStatLine {
+    /// `pid` is a number or `self`; `None` when the process is gone (or there is no `/proc`).
+    pub fn read(pid: &str) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may hold spaces: the fields are counted after
+        // its `)`.
+        let (head, rest) = stat.rsplit_once(')')?;
+        Some(Self {
+            comm: head.split_once('(')?.1.to_owned(),
+            fields: rest.split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+
+    /// Field `n` as proc(5) numbers them (from 3).
+    pub fn field(&self, n: usize) -> Option<f64> {
+        self.fields.get(n.checked_sub(3)?)?.parse().ok()
+    }
+
+    /// User and system CPU time, with that of the children it has waited for when asked
+    /// (for a server whose exited workers' time its parent holds).
+    pub fn cpu_seconds(&self, with_children: bool) -> Option<f64> {
+        let own = self.field(14)? + self.field(15)?;
+        let children = if with_children { self.field(16)? + self.field(17)? } else { 0.0 };
+        Some((own + children) / rustix::param::clock_ticks_per_second() as f64)
     }
 }
 
@@ -242,5 +273,15 @@ mod tests {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
         let start = stat.start_time_seconds.expect("btime");
         assert!(start <= now + 1.0 && start > now - 86400.0, "started {start}, now {now}");
+    }
+
+    #[test]
+    fn a_process_line_names_its_command_and_counts_its_cpu() {
+        let line = ProcStatLine::read(&std::process::id().to_string()).expect("this process's stat");
+        assert!(!line.comm.is_empty() && !line.comm.contains(')'), "{}", line.comm);
+        assert_eq!(line.field(4), Some(std::os::unix::process::parent_id() as f64), "ppid is field 4");
+        let own = line.cpu_seconds(false).expect("cpu");
+        assert!(line.cpu_seconds(true).expect("cpu") >= own && own >= 0.0);
+        assert!(ProcStatLine::read("0").is_none(), "no process 0 in /proc");
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use evidence::telemetry::ProcStatLine;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
@@ -38,25 +39,17 @@ async fn wait_indexed(pool: &PgPool, case_id: &str, n: i64, limit: Duration) -> 
     }
 }
 
-/// CPU time (user + system) used so far by each process of the stack, in clock ticks: those named
-/// in BENCH_CPU_PIDS, every `postgres` process of this machine (with the time of backends that
-/// have exited, which their parent's counters of waited-for children hold) and this benchmark,
-/// whose clients load the same cores. A process that is gone counts nothing.
-fn cpu_ticks() -> Vec<(String, u64)> {
-    fn ticks(pid: &str, with_children: bool) -> Option<(String, u64)> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // `pid (comm) state …`: comm may hold spaces, so the fields are counted after its `)`.
-        let (head, rest) = stat.rsplit_once(')')?;
-        let comm = head.split_once('(')?.1.to_owned();
-        let f: Vec<u64> = rest.split_whitespace().skip(11).take(4).map_while(|x| x.parse().ok()).collect();
-        let own = f.first()? + f.get(1)?;
-        Some((comm, own + if with_children { f.get(2)? + f.get(3)? } else { 0 }))
-    }
+/// CPU seconds (user + system) used so far by each process of the stack: those named in
+/// BENCH_CPU_PIDS, every `postgres` process of this machine (with the time of backends that have
+/// exited, which their parent holds) and this benchmark, whose clients load the same cores. A
+/// process that is gone counts nothing.
+fn cpu_seconds() -> Vec<(String, f64)> {
+    let used = |pid: &str, with_children: bool| ProcStatLine::read(pid).and_then(|s| s.cpu_seconds(with_children));
     let named: String = var_or("BENCH_CPU_PIDS", String::new());
-    let mut out: Vec<(String, u64)> = named
+    let mut out: Vec<(String, f64)> = named
         .split_whitespace()
         .filter_map(|p| p.split_once('='))
-        .map(|(name, pid)| (name.to_owned(), ticks(pid, false).map_or(0, |t| t.1)))
+        .map(|(name, pid)| (name.to_owned(), used(pid, false).unwrap_or(0.0)))
         .collect();
     let postgres = std::fs::read_dir("/proc")
         .into_iter()
@@ -64,30 +57,23 @@ fn cpu_ticks() -> Vec<(String, u64)> {
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|pid| ticks(&pid, true))
-        .filter(|(comm, _)| comm == "postgres")
-        .map(|(_, t)| t)
+        .filter_map(|pid| ProcStatLine::read(&pid))
+        .filter(|stat| stat.comm == "postgres")
+        .filter_map(|stat| stat.cpu_seconds(true))
         .sum();
     out.push(("postgres".to_owned(), postgres));
-    out.push(("clients".to_owned(), ticks("self", false).map_or(0, |t| t.1)));
+    out.push(("clients".to_owned(), used("self", false).unwrap_or(0.0)));
     out
 }
 
-/// What each process used between two `cpu_ticks` readings, and all of it per item: where the
+/// What each process used between two `cpu_seconds` readings, and all of it per item: where the
 /// time of a run goes, when the stack keeps every core busy.
-fn cpu_report(before: &[(String, u64)], after: &[(String, u64)], items: usize) -> String {
-    // /proc counts in USER_HZ, 100 per second on Linux.
-    let secs = |t: u64| t as f64 / 100.0;
-    let used: Vec<(&str, u64)> =
-        before.iter().zip(after).map(|((name, b), (_, a))| (name.as_str(), a.saturating_sub(*b))).collect();
-    let total: u64 = used.iter().map(|(_, t)| t).sum();
-    let parts: Vec<String> = used.iter().map(|(name, t)| format!("{name} {:.2}", secs(*t))).collect();
-    format!(
-        "CPU s: {}; all {:.2} s = {:.2} ms per item",
-        parts.join(", "),
-        secs(total),
-        secs(total) * 1000.0 / items as f64
-    )
+fn cpu_report(before: &[(String, f64)], after: &[(String, f64)], items: usize) -> String {
+    let used: Vec<(&str, f64)> =
+        before.iter().zip(after).map(|((name, b), (_, a))| (name.as_str(), (a - b).max(0.0))).collect();
+    let total: f64 = used.iter().map(|(_, t)| t).sum();
+    let parts: Vec<String> = used.iter().map(|(name, t)| format!("{name} {t:.2}")).collect();
+    format!("CPU s: {}; all {total:.2} s = {:.2} ms per item", parts.join(", "), total * 1000.0 / items as f64)
 }
 
 async fn latencies_ms(pool: &PgPool, case_id: &str) -> anyhow::Result<Vec<f64>> {
@@ -117,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     // 1. Throughput.
     let case = format!("bench-{run}-throughput");
     let sem = Arc::new(Semaphore::new(clients));
-    let cpu_before = cpu_ticks();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..docs {
@@ -136,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
     let uploaded = started.elapsed().as_secs_f64();
     wait_indexed(&pool, &case, docs as i64, Duration::from_secs(600)).await?;
     let total = started.elapsed().as_secs_f64();
-    let cpu = cpu_report(&cpu_before, &cpu_ticks(), docs);
+    let cpu = cpu_report(&cpu_before, &cpu_seconds(), docs);
     let lat = latencies_ms(&pool, &case).await?;
     println!(
         "throughput: {docs} × {doc_bytes} B documents, {clients} clients: uploaded+completed in {uploaded:.2} s, all indexed in {total:.2} s = {:.0} items/s end to end",
