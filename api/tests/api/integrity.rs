@@ -5,9 +5,14 @@ use evidence::samples::{self, Sample};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use std::sync::Arc;
 
-use crate::support::{Options, TENANT, TestApp, hex};
+use evidence::UploadDeleter;
+use evidence::storage::Storage;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Options, TENANT, TestApp, WAIT, hex, poll_for, s3_settings};
 
 fn sample(name: &str) -> Sample {
     samples::named("1ntegr1ty", name)
@@ -35,6 +40,14 @@ async fn upload_key(app: &TestApp, id: &str) -> String {
         .unwrap()
 }
 
+/// Wait until the worker has deleted the upload at `key` (after its commit, in a batch).
+async fn upload_deleted(app: &TestApp, key: &str) {
+    poll_for(WAIT, &format!("the upload {key} to be deleted"), || async {
+        app.storage.head(key).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn bytes_put_again_through_the_old_url_change_nothing_served_or_searched(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
@@ -46,11 +59,11 @@ async fn bytes_put_again_through_the_old_url_change_nothing_served_or_searched(p
     let indexed = app.wait_status(&id, "indexed").await;
     let sha256 = indexed["sha256"].as_str().unwrap().to_owned();
 
-    // The verified bytes are at the tenant's content key; the upload is gone.
+    // The verified bytes are at the tenant's content key; the upload is deleted soon after.
     let content_key = format!("{TENANT}/content/{sha256}");
     assert_eq!(app.storage.head(&content_key).await.unwrap(), Some(s.bytes.len() as u64));
     let upload = upload_key(&app, &id).await;
-    assert_eq!(app.storage.head(&upload).await.unwrap(), None, "the upload is deleted once stored");
+    upload_deleted(&app, &upload).await;
 
     // The upload URL still works for its 15 minutes: other bytes of the same size go in...
     let mut other = b"replacement forgery ".to_vec();
@@ -74,8 +87,54 @@ async fn bytes_put_again_through_the_old_url_change_nothing_served_or_searched(p
     let second = app.upload(&s, json!({"filename": "copy.txt"})).await;
     let copy = app.wait_status(&second, "indexed").await;
     assert_eq!((copy["sha256"].as_str(), &copy["duplicate"]), (Some(sha256.as_str()), &json!(true)));
-    assert_eq!(app.storage.head(&upload_key(&app, &second).await).await.unwrap(), None);
+    upload_deleted(&app, &upload_key(&app, &second).await).await;
     assert_eq!(download(&app, &second).await, s.bytes);
+    app.stop().await;
+}
+
+/// Uploads are deleted many to a request: a batch naming keys already gone deletes the rest and
+/// reports nothing refused, and a burst of uploads leaves none of them behind.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn uploads_are_deleted_in_batches_and_a_key_already_gone_is_no_error(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let keys: Vec<String> = (0..3).map(|i| format!("{TENANT}/uploads/batch-{i}")).collect();
+    for key in &keys[1..] {
+        app.storage.put(key, b"bytes", "text/plain").await.unwrap();
+    }
+    assert_eq!(app.storage.delete_many(&keys).await.unwrap(), Vec::new(), "nothing refused");
+    for key in &keys {
+        assert_eq!(app.storage.head(key).await.unwrap(), None, "{key} is deleted");
+    }
+
+    let s = sample("interview-notes.txt");
+    let uploads = (0..12).map(|i| app.upload(&s, json!({"filename": format!("copy-{i}.txt")})));
+    let ids = futures_util::future::join_all(uploads).await;
+    for id in &ids {
+        app.wait_status(id, "indexed").await;
+        upload_deleted(&app, &upload_key(&app, id).await).await;
+    }
+    app.stop().await;
+}
+
+/// An upload handed over while the store is unreachable is kept in hand and deleted once the
+/// store answers again; the deleter's task ends when its last handle is dropped.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn an_upload_handed_over_during_a_store_outage_is_deleted_once_it_answers(pool: PgPool) {
+    let app = TestApp::start(pool, Options { proxy: true, ..Options::default() }).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    let key = format!("{TENANT}/uploads/outage");
+    app.storage.put(&key, b"bytes", "text/plain").await.unwrap();
+    // Its own store client: a connection the app's worker opened would still go through.
+    let through_proxy = Storage::new(&s3_settings(&app.bucket, Some(format!("http://{}", proxy.addr)))).unwrap();
+    proxy.set_up(false);
+    let (deleter, deleting) = UploadDeleter::start(Arc::new(through_proxy), CancellationToken::new());
+    deleter.delete(key.clone());
+    poll_for(WAIT, "the deleter to find the store unreachable", || async { (proxy.refused() > 0).then_some(()) }).await;
+    assert_eq!(app.storage.head(&key).await.unwrap(), Some(5), "not deleted while the store is down");
+    proxy.set_up(true);
+    upload_deleted(&app, &key).await;
+    drop(deleter);
+    tokio::time::timeout(WAIT, deleting).await.expect("the deleter ends with its last handle").unwrap();
     app.stop().await;
 }
 
@@ -150,7 +209,7 @@ async fn the_fixity_sweep_rehashes_stored_bytes_and_flags_a_mismatch(pool: PgPoo
     bytes[10] ^= 0x01;
     app.storage.put(&format!("{TENANT}/content/{b_sha}"), &bytes, "application/octet-stream").await.unwrap();
     evidence::fixity::schedule_fixity(&app.app_pool, &Default::default()).await.unwrap();
-    crate::support::poll_for(crate::support::WAIT, "the fixity sweep to finish", || async {
+    poll_for(WAIT, "the fixity sweep to finish", || async {
         let done: i64 =
             sqlx::query_scalar("SELECT count(*) FROM job WHERE kind = 'fixity_sweep' AND state = 'completed'")
                 .fetch_one(&pool)

@@ -14,7 +14,7 @@ use evidence::fixity::{FixityHandler, FixitySettings, register_fixity};
 use evidence::keys::NewKey;
 use evidence::samples::Sample;
 use evidence::storage::Storage;
-use evidence::{IngestHandler, Role, SearchLimits, Service, TenantId, register};
+use evidence::{IngestHandler, Role, SearchLimits, Service, TenantId, UploadDeleter, register};
 pub use queue::testing::poll_for;
 use queue::{Registry, RetryPolicy, Worker, WorkerConfig};
 use serde_json::{Value, json};
@@ -162,12 +162,15 @@ impl TestApp {
             jobs: Default::default(),
             settings: Arc::new(FixitySettings { interval: Duration::from_secs(24 * 3600), bytes_per_sec: 1 << 40 }),
         };
+        let (uploads, deleting) = UploadDeleter::start(worker_storage.clone(), shutdown.clone());
+        tasks.push(deleting);
         let handler = IngestHandler {
             pool: pool.clone(),
             storage: worker_storage.clone(),
             settings: Arc::new(ingest),
             jobs: Default::default(),
             max_attempts: options.max_attempts,
+            uploads,
         };
         let mut registry = Registry::new();
         register(
@@ -346,6 +349,8 @@ pub struct Proxy {
     up: Arc<AtomicBool>,
     /// Bytes per second from the server to the client; 0: as fast as they come.
     rate: Arc<AtomicU64>,
+    /// Connections dropped while down.
+    refused: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -354,10 +359,12 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (up, rate) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)));
-        let (flag, limit) = (up.clone(), rate.clone());
+        let refused = Arc::new(AtomicU64::new(0));
+        let (flag, limit, dropped) = (up.clone(), rate.clone(), Arc::clone(&refused));
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !flag.load(Ordering::Acquire) {
+                    dropped.fetch_add(1, Ordering::AcqRel);
                     drop(inbound);
                     continue;
                 }
@@ -376,7 +383,12 @@ impl Proxy {
                 });
             }
         });
-        Self { addr, up, rate }
+        Self { addr, up, rate, refused }
+    }
+
+    /// How many connections were dropped because the proxy was down.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Acquire)
     }
 
     /// Send the server's answers at most `bytes_per_sec` (0: unlimited) from now on.

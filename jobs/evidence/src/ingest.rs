@@ -25,6 +25,9 @@ use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store::{self, ContentSummary};
 
 mod family;
+mod uploads;
+
+pub use uploads::UploadDeleter;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestEvidence {
@@ -55,6 +58,8 @@ pub struct IngestHandler {
     /// Where the ingest jobs of a container's members go, and how often they are tried.
     pub jobs: JobTable,
     pub max_attempts: i32,
+    /// Deletes uploads once their bytes are stored at their content key.
+    pub uploads: UploadDeleter,
 }
 
 /// A failed object-store call as a job error: an unreachable store is an outage (the attempt is
@@ -294,9 +299,7 @@ impl Handler for IngestHandler {
         if indexed.is_some() && target.object_key != stored_key {
             // The upload (or the old place of bytes verified before content keys) is not read
             // again; a PUT to its URL from now on changes nothing that is served or searched.
-            if let Err(e) = self.storage.delete(&target.object_key).await {
-                tracing::warn!(evidence_id = %id, key = target.object_key, error = %e, "could not delete the upload");
-            }
+            self.uploads.delete(target.object_key);
         }
         if let Some(duplicate) = indexed {
             tracing::info!(evidence_id = %id, sha256 = downloaded.sha256, bytes = downloaded.size, duplicate, "evidence indexed");

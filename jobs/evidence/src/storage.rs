@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use md5::Md5;
 use s3::creds::Credentials;
 use s3::error::S3Error;
+use s3::serde_types::ObjectIdentifier;
 use s3::{Bucket, BucketConfiguration, Region};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -425,6 +426,16 @@ impl Storage {
                 other => Err(other),
             },
         }
+    }
+
+    /// Delete many objects with one request per thousand keys (`DeleteObjects`); keys already
+    /// gone are not errors. Returns the keys the store did not delete, each with its reason.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, String)>, StorageError> {
+        let objects: Vec<ObjectIdentifier> = keys.iter().map(ObjectIdentifier::new).collect();
+        let result = self.bucket.delete_objects(objects).await?;
+        // S3 reports a missing key as deleted; a store that says `NoSuchKey` means the same.
+        let refused = result.errors.into_iter().filter(|e| e.code != "NoSuchKey");
+        Ok(refused.map(|e| (e.key, format!("{}: {}", e.code, e.message))).collect())
     }
 }
 

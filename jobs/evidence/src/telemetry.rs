@@ -74,6 +74,11 @@ fn describe_metrics() {
         "Stored bytes found to differ from their recorded sha256, by check (reindex, fixity)."
     );
     describe_counter!(
+        "evidence_uploads_left_total",
+        Unit::Count,
+        "Uploads left in the bucket after their bytes were stored at their content key: the store refused their deletion (logged with the keys)."
+    );
+    describe_counter!(
         "evidence_searches_refused_total",
         Unit::Count,
         "Searches answered 503, by reason (busy: every search slot taken; timeout: over API_SEARCH_TIMEOUT_MS)."

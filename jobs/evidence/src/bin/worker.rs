@@ -10,7 +10,7 @@ use evidence::config::{self, DatabaseSettings, IngestSettings, LogSettings, S3Se
 use evidence::expiry::{self, ExpiryHandler};
 use evidence::fixity::{self, FixityHandler};
 use evidence::health::{Probe, WorkerFacts};
-use evidence::{IngestHandler, SearchLimits, Service, startup};
+use evidence::{IngestHandler, SearchLimits, Service, UploadDeleter, startup};
 use queue::{Registry, Worker};
 use tokio_util::sync::CancellationToken;
 
@@ -52,12 +52,15 @@ async fn main() -> anyhow::Result<()> {
     let (max_object_bytes, upload_expiry, upload_part_bytes) =
         (ingest.max_object_bytes, ingest.upload_expiry, ingest.upload_part_bytes);
     let (table, queue) = (worker_config.table.clone(), worker_config.queue.clone());
+    let shutdown = CancellationToken::new();
+    let (uploads, deleting) = UploadDeleter::start(storage.clone(), shutdown.clone());
     let handler = IngestHandler {
         pool: pool.clone(),
         storage: storage.clone(),
         settings: Arc::new(ingest),
         jobs: table.clone(),
         max_attempts,
+        uploads,
     };
     evidence::register(&mut registry, handler, retry);
     if let Some(settings) = &fixity {
@@ -90,7 +93,6 @@ async fn main() -> anyhow::Result<()> {
         evidence::with_store_check(Worker::new(pool.clone(), registry, worker_config)?, service.storage.clone());
     let probe = Probe::worker(service, WorkerFacts { status: worker.status(), table: table.clone(), queue });
 
-    let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("WORKER_BIND {bind}"))?;
     tracing::info!(bind = %listener.local_addr()?, "worker health endpoints listening");
     let http = tokio::spawn(evidence::health::serve(listener, probe, metrics, shutdown.clone()));
@@ -115,6 +117,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutdown requested");
     shutdown.cancel();
     run.await?;
+    // The jobs have ended and dropped their handles: the uploads they handed over are deleted.
+    deleting.await?;
     sealer.await?;
     http.await??;
     gauges.await?;
