@@ -103,12 +103,13 @@ wait_for_port() { # host port what
 }
 
 # Start s3s-fs at S3_ENDPOINT unless something already answers there (MinIO, another run's
-# server). Data lives in .run/s3 (a bucket is a folder), or, given a folder name, in
-# .run/<folder> emptied first: a scratch store for a benchmark, whose runs would otherwise each
-# add to the files of all runs before (s3s-fs keeps two metadata files per object, all in its
-# top folder). Sets S3_STARTED_PID when it started one.
+# server). Data lives in .run/s3 (a bucket is a folder), or, given a folder (a name under .run,
+# or an absolute path), in that folder emptied first: a scratch store for a benchmark, whose
+# runs would otherwise each add to the files of all runs before (s3s-fs keeps two metadata files
+# per object, all in its top folder). Sets S3_STARTED_PID when it started one.
 start_s3() { # [scratch folder]
-  local host port data="$RUN_DIR/${1:-s3}"
+  local host port data="${1:-s3}"
+  [[ $data == /* ]] || data="$RUN_DIR/$data"
   host=$(url_host "$S3_ENDPOINT"); port=$(url_port "$S3_ENDPOINT")
   S3_STARTED_PID=
   if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
@@ -116,7 +117,7 @@ start_s3() { # [scratch folder]
     return 0
   fi
   command -v s3s-fs >/dev/null || die "s3s-fs is not installed: run scripts/install-tools"
-  [[ -z "${1:-}" ]] || rm -rf "$data"
+  [[ -z "${1:-}" ]] || { [[ $data == */?* && $data != "$ROOT" ]] || die "refusing to empty $data"; rm -rf "$data"; }
   mkdir -p "$data"
   s3s-fs --host "$host" --port "$port" --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" \
     "$data" >"$RUN_DIR/s3.log" 2>&1 &
