@@ -1,6 +1,7 @@
 //! The custody log: every event of every evidence, one hash-chained, append-only log per tenant,
-//! each entry written in the same transaction as the change it records (the `custody_append`
-//! function of the custody migration), then put in its chain by the sealer ([`run_sealer`]). Verifying a chain needs nothing but its entries: each
+//! each entry written in the same transaction as the change it records (`store::append_custody`,
+//! or the `custody_append` function of the custody migration in SQL triggers), then put in its
+//! chain by the sealer ([`run_sealer`]). Verifying a chain needs nothing but its entries: each
 //! entry's hash is SHA-256 over [`encoding`], which starts with the previous entry's hash.
 
 use chrono::{DateTime, Utc};

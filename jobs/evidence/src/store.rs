@@ -1197,24 +1197,30 @@ pub async fn record_fixity(
 // --- Custody
 
 /// Write `entry` in the caller's transaction, so the entry and the change it records commit or
-/// roll back together; the sealer gives it its place in the tenant's chain once committed.
+/// roll back together; the sealer gives it its place in the tenant's chain once committed. The
+/// statement is `custody_append`'s (which SQL triggers call), here as a statement of its own:
+/// a prepared statement keeps its plan, the function's body is planned at every call.
 pub async fn append_custody(
     conn: &mut PgConnection,
     tenant: &TenantId,
     entry: &NewEntry<'_>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT custody_append($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(tenant.as_str())
-        .bind(entry.evidence)
-        .bind(entry.event.as_str())
-        .bind(entry.actor.kind)
-        .bind(&entry.actor.id)
-        .bind(&entry.actor.name)
-        .bind(entry.request_id)
-        .bind(&entry.details)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "INSERT INTO custody_entry
+             (tenant_id, evidence_id, event, actor_kind, actor_id, actor_name, request_id, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb::text)",
+    )
+    .bind(tenant.as_str())
+    .bind(entry.evidence)
+    .bind(entry.event.as_str())
+    .bind(entry.actor.kind)
+    .bind(&entry.actor.id)
+    .bind(&entry.actor.name)
+    .bind(entry.request_id)
+    .bind(&entry.details)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 const CUSTODY_COLUMNS: &str =
