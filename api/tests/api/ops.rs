@@ -520,3 +520,35 @@ async fn the_worker_metrics_follow_a_pause_and_a_cancel_made_through_the_api(poo
     metrics_show(r#"jobs_queue_paused{queue="default"} 0"#).await;
     wait_indexed(&http, &p.api_url, &id).await;
 }
+
+/// Where autovacuum is off, the workers analyze an evidence table once it has changed by 50 rows
+/// and a tenth since its last analyze (a plan made while it was empty would otherwise stay), as
+/// the application role.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn evidence_tables_that_changed_are_analyzed_by_the_workers(pool: PgPool) {
+    let app_pool = evidence::startup::app_pool(
+        (*pool.connect_options()).clone(),
+        Some("evidence_app".into()),
+        2,
+        std::time::Duration::from_secs(10),
+    );
+    sqlx::raw_sql(
+        "INSERT INTO tenant (id) VALUES ('t1');
+         INSERT INTO evidence (id, tenant_id, filename, content_type, size_bytes, object_key, meta_tsv)
+         SELECT gen_random_uuid(), 't1', 'f' || i, 'text/plain', 1, 't1/uploads/' || i, ''::tsvector
+         FROM generate_series(1, 200) i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let keeper = tokio::spawn(evidence::keep_statistics(app_pool, std::time::Duration::from_millis(100), stop.clone()));
+    let analyzed = "SELECT last_analyze IS NOT NULL AND n_mod_since_analyze = 0 FROM pg_stat_user_tables
+                    WHERE relname = 'evidence'";
+    poll_for(WAIT, "the evidence table to be analyzed", || async {
+        sqlx::query_scalar::<_, bool>(analyzed).fetch_one(&pool).await.unwrap().then_some(())
+    })
+    .await;
+    stop.cancel();
+    keeper.await.unwrap();
+}

@@ -32,7 +32,7 @@ pub use access::{Action, Caller, Role, TenantId};
 pub use error::EvidenceError;
 pub use ingest::{IngestEvidence, IngestHandler, UploadDeleter, ingest_job_timeout, register, with_store_check};
 pub use model::*;
-pub use service::{Created, DownloadUrl, SearchLimits, Service, UploadPlan, report_status_counts};
+pub use service::{Created, DownloadUrl, SearchLimits, Service, UploadPlan, keep_statistics, report_status_counts};
 pub use store::IngestObject;
 
 /// Every migration in `sql/` (the queue's and the evidence schema), embedded at compile time;

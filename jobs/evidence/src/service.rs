@@ -684,15 +684,40 @@ fn key_scope(caller: &Caller) -> store::KeyScope<'_> {
     store::KeyScope { tenant: Some(&caller.tenant), within: caller.cases.as_deref() }
 }
 
-/// Publish `evidence_by_status{status}` every `every` until `stop`; one process's view of a
-/// global count (aggregate with max() across processes).
-pub async fn report_status_counts(pool: PgPool, every: Duration, stop: CancellationToken) {
+/// Keep the evidence tables' statistics current where autovacuum does not: every `every`,
+/// analyze those that changed by a tenth since their last analyze, so that no connection keeps
+/// a plan made while they were empty (`analyze_stale_tables` in …0007_analyze_stale).
+pub async fn keep_statistics(pool: PgPool, every: Duration, stop: CancellationToken) {
+    repeat(every, stop, || async {
+        match store::analyze_stale_tables(&pool).await {
+            Ok(tables) if tables.is_empty() => {}
+            Ok(tables) => tracing::info!(?tables, "analyzed tables that had changed since their statistics"),
+            Err(e) => tracing::warn!(error = %e, "analyzing the evidence tables failed"),
+        }
+    })
+    .await
+}
+
+/// Run `task` every `every` (the first at once) until `stop`.
+async fn repeat<F, Fut>(every: Duration, stop: CancellationToken, mut task: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        task().await;
+    }
+}
+
+/// Publish `evidence_by_status{status}` every `every` until `stop`; one process's view of a
+/// global count (aggregate with max() across processes).
+pub async fn report_status_counts(pool: PgPool, every: Duration, stop: CancellationToken) {
+    repeat(every, stop, || async {
         match store::status_counts(&pool).await {
             Ok(counts) => {
                 for status in EvidenceStatus::ALL {
@@ -702,5 +727,6 @@ pub async fn report_status_counts(pool: PgPool, every: Duration, stop: Cancellat
             }
             Err(e) => tracing::warn!(error = %e, "evidence status counts failed"),
         }
-    }
+    })
+    .await
 }

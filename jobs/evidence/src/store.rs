@@ -932,6 +932,12 @@ fn hit_arguments(
     Ok(args)
 }
 
+/// Analyze the evidence tables that changed by 50 rows and a tenth since their last analyze
+/// (`analyze_stale_tables`, for servers without autovacuum); the names of those analyzed.
+pub async fn analyze_stale_tables(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT analyze_stale_tables()").fetch_one(pool).await
+}
+
 /// Evidence per status over every tenant (for the `evidence_by_status` gauge), through the
 /// view that the application role may read (it sees counts, not rows).
 pub async fn status_counts<'e>(exec: impl PgExecutor<'e>) -> Result<Vec<(EvidenceStatus, i64)>, sqlx::Error> {

@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(bind = %listener.local_addr()?, "worker health endpoints listening");
     let http = tokio::spawn(evidence::health::serve(listener, probe, metrics, shutdown.clone()));
     let gauges = tokio::spawn(evidence::report_status_counts(pool.clone(), Duration::from_secs(15), shutdown.clone()));
+    let statistics = tokio::spawn(evidence::keep_statistics(pool.clone(), Duration::from_secs(60), shutdown.clone()));
     if fixity.is_some() {
         let (pool, table) = (pool.clone(), table.clone());
         schedule_sweep("fixity", shutdown.clone(), move || {
@@ -122,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
     sealer.await?;
     http.await??;
     gauges.await?;
+    statistics.await?;
     drop(scratch);
     Ok(())
 }
