@@ -97,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(bind = %listener.local_addr()?, "worker health endpoints listening");
     let http = tokio::spawn(evidence::health::serve(listener, probe, metrics, shutdown.clone()));
     let gauges = tokio::spawn(evidence::report_status_counts(pool.clone(), Duration::from_secs(15), shutdown.clone()));
-    let statistics = tokio::spawn(evidence::keep_statistics(pool.clone(), Duration::from_secs(60), shutdown.clone()));
+    // Every 5 s: a table that grew since its statistics is analyzed within seconds, before
+    // pooled connections settle on plans made while it was empty; a check that finds nothing
+    // to do is one read of pg_stat_user_tables.
+    let statistics = tokio::spawn(evidence::keep_statistics(pool.clone(), Duration::from_secs(5), shutdown.clone()));
     if fixity.is_some() {
         let (pool, table) = (pool.clone(), table.clone());
         schedule_sweep("fixity", shutdown.clone(), move || {
