@@ -163,7 +163,9 @@ impl TestApp {
             settings: Arc::new(FixitySettings { interval: Duration::from_secs(24 * 3600), bytes_per_sec: 1 << 40 }),
         };
         let (uploads, deleting) = UploadDeleter::start(worker_storage.clone(), shutdown.clone());
-        tasks.push(deleting);
+        tasks.push(tokio::spawn(async move {
+            deleting.await.expect("the upload deleter");
+        }));
         let handler = IngestHandler {
             pool: pool.clone(),
             storage: worker_storage.clone(),

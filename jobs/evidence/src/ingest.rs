@@ -27,7 +27,7 @@ use crate::store::{self, ContentSummary};
 mod family;
 mod uploads;
 
-pub use uploads::UploadDeleter;
+pub use uploads::{UploadDeleter, UploadsDeleted};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestEvidence {

@@ -30,7 +30,9 @@ pub mod telemetry;
 
 pub use access::{Action, Caller, Role, TenantId};
 pub use error::EvidenceError;
-pub use ingest::{IngestEvidence, IngestHandler, UploadDeleter, ingest_job_timeout, register, with_store_check};
+pub use ingest::{
+    IngestEvidence, IngestHandler, UploadDeleter, UploadsDeleted, ingest_job_timeout, register, with_store_check,
+};
 pub use model::*;
 pub use service::{Created, DownloadUrl, SearchLimits, Service, UploadPlan, keep_statistics, report_status_counts};
 pub use store::IngestObject;

@@ -122,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     run.await?;
     // The jobs have ended and dropped their handles: the uploads they handed over are deleted.
-    deleting.await?;
+    let deleted = deleting.await?;
+    tracing::info!(keys = deleted.keys, requests = deleted.requests, left = deleted.left, "upload deleter stopped");
     sealer.await?;
     http.await??;
     gauges.await?;

@@ -21,6 +21,18 @@ const MAX_BATCH: usize = 1000;
 /// While the store is unreachable a batch is tried again, waiting from 1 s up to this.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// What a deleter did, from its start until its task ended: said in the worker's log at stop.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UploadsDeleted {
+    /// Keys handed over.
+    pub keys: u64,
+    /// `DeleteObjects` requests the store answered.
+    pub requests: u64,
+    /// Keys left in the bucket: refused by the store, or in a request that failed for good (at
+    /// stop, or for a reason that waiting would not mend).
+    pub left: u64,
+}
+
 /// Where the ingest job leaves an upload to delete; cloned into each handler.
 #[derive(Debug, Clone)]
 pub struct UploadDeleter {
@@ -32,7 +44,7 @@ impl UploadDeleter {
     /// the keys handed over before are deleted: the worker awaits it after its jobs have ended.
     /// While the store is unreachable a batch waits for it, until `stop`; from then on a batch
     /// is tried once.
-    pub fn start(storage: Arc<Storage>, stop: CancellationToken) -> (Self, JoinHandle<()>) {
+    pub fn start(storage: Arc<Storage>, stop: CancellationToken) -> (Self, JoinHandle<UploadsDeleted>) {
         let (keys, receiver) = mpsc::unbounded_channel();
         (Self { keys }, tokio::spawn(delete_in_batches(storage, receiver, stop)))
     }
@@ -50,13 +62,17 @@ async fn delete_in_batches(
     storage: Arc<Storage>,
     mut receiver: mpsc::UnboundedReceiver<String>,
     stop: CancellationToken,
-) {
+) -> UploadsDeleted {
+    let mut done = UploadsDeleted::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        done.keys += batch.len() as u64;
         let mut wait = Duration::from_secs(1);
         loop {
             match storage.delete_many(&batch).await {
                 Ok(refused) => {
+                    done.requests += 1;
+                    done.left += refused.len() as u64;
                     for (key, reason) in refused {
                         left_behind(&[key], &reason);
                     }
@@ -70,12 +86,16 @@ async fn delete_in_batches(
                     wait = (wait * 2).min(MAX_WAIT);
                     continue;
                 }
-                Err(e) => left_behind(&batch, &e.to_string()),
+                Err(e) => {
+                    done.left += batch.len() as u64;
+                    left_behind(&batch, &e.to_string());
+                }
             }
             break;
         }
         batch.clear();
     }
+    done
 }
 
 /// Say which uploads stay in the bucket, and count them.
