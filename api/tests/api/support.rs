@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::AppState;
+use evidence::config::FixitySettings;
 use evidence::config::{IngestSettings, S3Settings};
 use evidence::expiry::ExpiryHandler;
-use evidence::fixity::{FixityHandler, FixitySettings, register_fixity};
+use evidence::fixity::{FixityHandler, register_fixity};
 use evidence::keys::NewKey;
 use evidence::samples::Sample;
 use evidence::storage::Storage;
@@ -197,7 +198,7 @@ impl TestApp {
         let worker = evidence::with_store_check(worker, worker_storage);
         let worker_status = worker.status();
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
-        let sealing = evidence::custody::run_sealer(pool.clone(), Duration::from_millis(20), shutdown.clone());
+        let sealing = evidence::run_sealer(pool.clone(), Duration::from_millis(20), shutdown.clone());
         tasks.push(tokio::spawn(sealing));
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -333,7 +334,7 @@ impl TestApp {
 pub async fn make_key(owner: &PgPool, tenant: &str, role: Role, cases: Option<Vec<String>>) -> String {
     let tenant = TenantId::new(tenant).unwrap();
     let new = NewKey { name: format!("test {role}"), role, cases };
-    evidence::keys::create(owner, &tenant, &new).await.expect("create a key").secret
+    evidence::admin::create_key(owner, &tenant, &new).await.expect("create a key").secret
 }
 
 /// An HTTP client that sends `key` with every request.

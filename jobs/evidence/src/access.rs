@@ -6,49 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::EvidenceError;
-use crate::model::Invalid;
-
-/// A tenant's id: 1 to 63 characters of `a-z`, `0-9` and `-`, starting with a letter or digit.
-/// It is also the first segment of the tenant's object keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TenantId(String);
-
-impl TenantId {
-    pub fn new(id: &str) -> Result<Self, Invalid> {
-        let valid = (1..=63).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !id.starts_with('-');
-        if valid {
-            Ok(Self(id.to_owned()))
-        } else {
-            Err(Invalid(format!("tenant `{id}` must be 1 to 63 characters of a-z, 0-9 and -, not starting with -")))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for TenantId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for TenantId {
-    type Error = Invalid;
-    fn try_from(s: String) -> Result<Self, Invalid> {
-        Self::new(&s)
-    }
-}
-
-impl From<TenantId> for String {
-    fn from(t: TenantId) -> String {
-        t.0
-    }
-}
+use crate::model::TenantId;
 
 /// What a key is for. Stored as text (`api_key.role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
@@ -211,16 +169,6 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tenant_ids_are_narrow() {
-        for ok in ["acme", "a", "case-2024", "0x"] {
-            assert!(TenantId::new(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "-a", "Acme", "a/b", "a b", "ä", &"a".repeat(64)] {
-            assert!(TenantId::new(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn scoped_keys_reach_only_their_cases() {

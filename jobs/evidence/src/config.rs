@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use queue::{RetryPolicy, WorkerConfig};
 
-use crate::access::TenantId;
 use crate::extract::{FamilyLimits, Limits};
+use crate::model::TenantId;
 
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?} is invalid: {reason}")]
@@ -152,7 +152,7 @@ pub struct IngestSettings {
     pub upload_expiry: Option<Duration>,
     /// Uploads larger than this go to the store in parts of this size (`UPLOAD_PART_BYTES`,
     /// 5 MiB to 5 GiB, S3's bounds for a part); larger when the file would need more than
-    /// [`crate::storage::MAX_PARTS`] parts.
+    /// [`MAX_PARTS`] parts.
     pub upload_part_bytes: u64,
     /// The languages OCR reads images and PDF pages without text in (`INGEST_OCR_LANGUAGES`,
     /// Tesseract's form: `eng`, `deu+eng`); `None` (`off`): no OCR.
@@ -260,10 +260,16 @@ fn upload_expiry_from_env() -> Result<Option<Duration>, ConfigError> {
     Ok((!expiry.is_zero()).then_some(expiry))
 }
 
+/// S3's bounds for a multipart upload: every part but the last at least 5 MiB, none above
+/// 5 GiB, at most 10,000 parts.
+pub const MIN_PART_BYTES: u64 = 5 << 20;
+pub const MAX_PART_BYTES: u64 = 5 << 30;
+pub const MAX_PARTS: u64 = 10_000;
+
 /// `UPLOAD_PART_BYTES`: 64 MiB unless set, within S3's bounds for a part.
 fn upload_part_bytes_from_env() -> Result<u64, ConfigError> {
     let bytes = var("UPLOAD_PART_BYTES", 64u64 << 20)?;
-    let (min, max) = (crate::storage::MIN_PART_BYTES, crate::storage::MAX_PART_BYTES);
+    let (min, max) = (MIN_PART_BYTES, MAX_PART_BYTES);
     if !(min..=max).contains(&bytes) {
         return Err(ConfigError::out_of_range(
             "UPLOAD_PART_BYTES",
@@ -318,14 +324,23 @@ pub fn worker_from_env() -> Result<(WorkerConfig, SocketAddr), ConfigError> {
     Ok((config, var("WORKER_BIND", "127.0.0.1:9091".parse().expect("literal address"))?))
 }
 
+/// The periodic fixity check (`fixity`).
+#[derive(Debug, Clone)]
+pub struct FixitySettings {
+    /// How old a check may get before the bytes are checked again.
+    pub interval: Duration,
+    /// Average read rate of the checks, per worker.
+    pub bytes_per_sec: u64,
+}
+
 /// The periodic fixity check: `None` when `FIXITY_INTERVAL_SECS` is 0 (off).
-pub fn fixity_from_env() -> Result<Option<crate::fixity::FixitySettings>, ConfigError> {
+pub fn fixity_from_env() -> Result<Option<FixitySettings>, ConfigError> {
     let interval = secs("FIXITY_INTERVAL_SECS", 7 * 24 * 3600)?;
     let bytes_per_sec: u64 = var("FIXITY_BYTES_PER_SEC", 20 << 20)?;
     if bytes_per_sec == 0 {
         return Err(ConfigError::out_of_range("FIXITY_BYTES_PER_SEC", 0, "must be at least 1"));
     }
-    Ok((!interval.is_zero()).then_some(crate::fixity::FixitySettings { interval, bytes_per_sec }))
+    Ok((!interval.is_zero()).then_some(FixitySettings { interval, bytes_per_sec }))
 }
 
 /// Retries of the ingest job: attempts, first backoff and its cap.

@@ -1,15 +1,15 @@
 //! The custody log: every event of every evidence, one hash-chained, append-only log per tenant,
 //! each entry written in the same transaction as the change it records (`store::append_custody`,
 //! or the `custody_append` function of the custody migration in SQL triggers), then put in its
-//! chain by the sealer ([`run_sealer`]). Verifying a chain needs nothing but its entries: each
-//! entry's hash is SHA-256 over [`encoding`], which starts with the previous entry's hash.
+//! chain by the sealer (`service::run_sealer`). Verifying a chain needs nothing but its entries:
+//! each entry's hash is SHA-256 over [`encoding`], which starts with the previous entry's hash.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::access::{Caller, TenantId};
+use crate::access::Caller;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,34 +221,6 @@ impl Verifier {
         }
         Verdict::Intact { count: self.count, head: self.last_hash, pending }
     }
-}
-
-/// Seal committed entries into their chains until `stop`: at once while there are more than a
-/// batch, else every `every`. Each worker runs one; sealers of different workers skip a tenant
-/// another is sealing.
-pub async fn run_sealer(pool: sqlx::PgPool, every: std::time::Duration, stop: tokio_util::sync::CancellationToken) {
-    const BATCH: i32 = 1000;
-    loop {
-        let wait = match crate::store::seal_custody(&pool, BATCH).await {
-            Ok(sealed) if sealed >= BATCH as i64 => std::time::Duration::ZERO,
-            Ok(_) => every,
-            Err(e) => {
-                tracing::warn!(error = %e, "sealing custody entries failed; retrying");
-                every * 20
-            }
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// `api custody verify`: recompute `tenant`'s chain from a database connection, as the owner
-/// (no API key, no service: what an auditor with read access to the database can run).
-pub async fn verify_tenant(pool: &sqlx::PgPool, tenant: &TenantId) -> Result<Verdict, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    crate::store::verify_custody(&mut conn, tenant).await
 }
 
 #[cfg(test)]

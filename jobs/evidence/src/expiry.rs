@@ -16,9 +16,9 @@ use sqlx::PgPool;
 
 use queue::{Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, Registry};
 
-use crate::access::TenantId;
 use crate::custody::{Actor, Event, NewEntry};
 use crate::model::EvidenceId;
+use crate::model::TenantId;
 use crate::storage::Storage;
 use crate::{store, sweep};
 

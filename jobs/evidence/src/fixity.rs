@@ -15,8 +15,9 @@ use sqlx::PgPool;
 
 use queue::{Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, Registry};
 
-use crate::access::TenantId;
+use crate::config::FixitySettings;
 use crate::custody::{Actor, Event, NewEntry};
+use crate::model::TenantId;
 use crate::storage::{self, Storage, StorageError};
 use crate::{store, sweep};
 
@@ -31,14 +32,6 @@ pub struct FixitySweep {}
 
 impl JobArgs for FixitySweep {
     const KIND: &'static str = "fixity_sweep";
-}
-
-#[derive(Debug, Clone)]
-pub struct FixitySettings {
-    /// How old a check may get before the bytes are checked again.
-    pub interval: Duration,
-    /// Average read rate of the checks, per worker.
-    pub bytes_per_sec: u64,
 }
 
 #[derive(Debug, Clone)]

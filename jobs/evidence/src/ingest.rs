@@ -16,10 +16,10 @@ use queue::{
     DiscardInfo, Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, NewJob, Registry, RetryPolicy,
 };
 
-use crate::access::TenantId;
 use crate::config::IngestSettings;
 use crate::custody::{Actor, Event, NewEntry};
 use crate::extract::{EXTRACTOR_VERSION, Extracted, Failure, INDEX_CHUNKING, TextReason};
+use crate::model::TenantId;
 use crate::model::{EvidenceId, EvidenceStatus};
 use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store::{self, ContentSummary};

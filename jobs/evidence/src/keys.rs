@@ -3,7 +3,8 @@
 //! whole key is stored; the key itself is shown once, when it is made.
 //!
 //! Keys are made and revoked by admin keys through the API (within their tenant) or by an
-//! operator with `api keys …` (any tenant), which runs as the database owner like migrations.
+//! operator with `api keys …` (any tenant, `admin`), which runs as the database owner like
+//! migrations.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,13 +12,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::access::{Caller, Role, TenantId};
-use crate::error::EvidenceError;
+use crate::access::{Caller, Role};
 use crate::model::Invalid;
-use crate::store;
 
 const SCHEME: &str = "evk_";
 
@@ -124,28 +122,6 @@ pub(crate) fn parse(key: &str) -> Option<(&str, Vec<u8>)> {
     let hex_of =
         |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     (hex_of(prefix, 12) && hex_of(secret, 64)).then(|| (prefix, Sha256::digest(key.as_bytes()).to_vec()))
-}
-
-/// `api keys create`: a key for `tenant` (made if new), as the database owner.
-pub async fn create(pool: &PgPool, tenant: &TenantId, new: &NewKey) -> Result<IssuedKey, EvidenceError> {
-    new.validate()?;
-    let mut tx = pool.begin().await?;
-    store::ensure_tenant(&mut tx, tenant).await?;
-    let issued = store::insert_key(&mut tx, tenant, new, None).await?;
-    tx.commit().await?;
-    Ok(issued)
-}
-
-/// `api keys list`: every key, or one tenant's, oldest first.
-pub async fn list(pool: &PgPool, tenant: Option<&TenantId>) -> Result<Vec<ApiKey>, EvidenceError> {
-    Ok(store::list_keys(pool, store::KeyScope { tenant, within: None }).await?)
-}
-
-/// `api keys revoke`: the key with this prefix, in any tenant. Revoking twice keeps the first time.
-pub async fn revoke(pool: &PgPool, prefix: &str) -> Result<ApiKey, EvidenceError> {
-    store::revoke_key(pool, prefix, store::KeyScope::default())
-        .await?
-        .ok_or_else(|| EvidenceError::KeyNotFound(prefix.to_owned()))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! behalf of a [`Caller`] (an API key's tenant, role and cases).
 
 pub mod access;
+pub mod admin;
 pub mod config;
 pub mod custody;
 mod error;
@@ -28,13 +29,15 @@ mod store;
 mod sweep;
 pub mod telemetry;
 
-pub use access::{Action, Caller, Role, TenantId};
+pub use access::{Action, Caller, Role};
 pub use error::EvidenceError;
 pub use ingest::{
     IngestEvidence, IngestHandler, UploadDeleter, UploadsDeleted, ingest_job_timeout, register, with_store_check,
 };
 pub use model::*;
-pub use service::{Created, DownloadUrl, SearchLimits, Service, UploadPlan, keep_statistics, report_status_counts};
+pub use service::{
+    Created, DownloadUrl, SearchLimits, Service, UploadPlan, keep_statistics, report_status_counts, run_sealer,
+};
 pub use store::IngestObject;
 
 /// Every migration in `sql/` (the queue's and the evidence schema), embedded at compile time;

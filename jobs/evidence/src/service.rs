@@ -15,11 +15,12 @@ use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{Action, Caller, TenantId};
+use crate::access::{Action, Caller};
 use crate::custody::{self, Actor, Event, NewEntry};
 use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
 use crate::keys::{self, ApiKey, IssuedKey, KnownKeys, NewKey};
+use crate::model::TenantId;
 use crate::model::{
     Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, ReindexBatch, ReindexFilter, SearchPage, SearchQuery,
 };
@@ -682,6 +683,27 @@ async fn record(
 /// The keys a caller's key management reaches: its tenant's, within its cases when it has some.
 fn key_scope(caller: &Caller) -> store::KeyScope<'_> {
     store::KeyScope { tenant: Some(&caller.tenant), within: caller.cases.as_deref() }
+}
+
+/// Seal committed entries into their chains until `stop`: at once while there are more than a
+/// batch, else every `every`. Each worker runs one; sealers of different workers skip a tenant
+/// another is sealing.
+pub async fn run_sealer(pool: PgPool, every: Duration, stop: CancellationToken) {
+    const BATCH: i32 = 1000;
+    loop {
+        let wait = match store::seal_custody(&pool, BATCH).await {
+            Ok(sealed) if sealed >= BATCH as i64 => Duration::ZERO,
+            Ok(_) => every,
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing custody entries failed; retrying");
+                every * 20
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 /// Keep the evidence tables' statistics current where autovacuum does not: every `every`,

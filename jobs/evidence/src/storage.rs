@@ -14,7 +14,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::config::S3Settings;
+use crate::config::{MAX_PART_BYTES, MAX_PARTS, MIN_PART_BYTES, S3Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -52,12 +52,6 @@ pub struct PresignedPut {
     pub headers: BTreeMap<String, String>,
     pub expires_in: Duration,
 }
-
-/// S3's bounds for a multipart upload: every part but the last at least 5 MiB, none above
-/// 5 GiB, at most 10,000 parts.
-pub const MIN_PART_BYTES: u64 = 5 << 20;
-pub const MAX_PART_BYTES: u64 = 5 << 30;
-pub const MAX_PARTS: u64 = 10_000;
 
 /// The part size for an upload of `size` bytes: `preferred`, or larger (a whole number of MiB)
 /// when the file would need more than [`MAX_PARTS`] parts.
@@ -104,7 +98,7 @@ pub const OBJECT_STORE: &str = "object_store";
 /// Where a tenant's verified bytes with this sha256 are stored: a key no presigned PUT names
 /// (uploads go to `<tenant>/uploads/<evidence id>`), shared by every evidence of the tenant
 /// with these bytes.
-pub fn content_key(tenant: &crate::access::TenantId, sha256: &str) -> String {
+pub fn content_key(tenant: &crate::model::TenantId, sha256: &str) -> String {
     format!("{tenant}/content/{sha256}")
 }
 
@@ -478,7 +472,8 @@ fn content_disposition(filename: &str) -> String {
 mod tests {
     #[test]
     fn parts_cover_the_file_within_s3s_bounds() {
-        use super::{MAX_PARTS, MIN_PART_BYTES, part_size_for, parts_of};
+        use super::{part_size_for, parts_of};
+        use crate::config::{MAX_PARTS, MIN_PART_BYTES};
         let mib = 1u64 << 20;
         assert_eq!(part_size_for(6 << 30, 64 * mib), 64 * mib);
         assert_eq!(part_size_for(1 << 40, 64 * mib), 105 * mib, "1 TiB needs parts above 64 MiB");

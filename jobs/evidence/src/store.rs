@@ -14,10 +14,11 @@ use sqlx::types::Json;
 use sqlx::{Arguments, FromRow, PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::access::{Role, TenantId};
+use crate::access::Role;
 use crate::custody::{Actor, Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
+use crate::model::TenantId;
 use crate::model::{
     Evidence, EvidenceId, EvidenceStatus, Facets, ListFilter, NewEvidence, ReindexFilter, SearchHit, SearchPage,
     SearchQuery,

@@ -10,7 +10,6 @@
 mod config;
 mod handler;
 mod job;
-mod listener;
 mod maintenance;
 pub mod metrics;
 pub mod state;

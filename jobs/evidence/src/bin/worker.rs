@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
             async move { expiry::schedule_expiry(&pool, &table).await }
         });
     }
-    let sealer = tokio::spawn(evidence::custody::run_sealer(pool.clone(), Duration::from_millis(50), shutdown.clone()));
+    let sealer = tokio::spawn(evidence::run_sealer(pool.clone(), Duration::from_millis(50), shutdown.clone()));
     let run = tokio::spawn(worker.run(shutdown.clone()));
     startup::shutdown_signal().await;
     tracing::info!("shutdown requested");

@@ -11,11 +11,11 @@ use std::path::Path;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use crate::access::TenantId;
 use crate::config::FamilySettings;
 use crate::extract::family::clean_path;
 use crate::extract::{Extracted, Member};
 use crate::model::EvidenceId;
+use crate::model::TenantId;
 use crate::storage::{self, Storage, StorageError};
 use crate::store::NewMember;
 

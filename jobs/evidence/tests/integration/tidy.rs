@@ -6,7 +6,9 @@
 //!   part of the service.
 //! - The environment is read in the config modules only.
 //! - The queue depends on nothing of the domain or of HTTP.
+//! - No two modules of a crate depend on each other, directly or around a circle.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn workspace_root() -> PathBuf {
@@ -109,4 +111,106 @@ fn the_queue_depends_on_nothing_of_the_domain_or_of_http() {
     }
     let found = offenders(&["evidence"], |file| !file.starts_with("jobs/queue/"));
     assert!(found.is_empty(), "the queue's sources speak of evidence:\n{}", found.join("\n"));
+}
+
+/// The modules of each crate (a file or folder under `src/`; the crate root and `src/bin` are not
+/// modules of the library) and, for each, the modules it names as `crate::<module>`, in
+/// `use crate::{…}` groups too. Code under `#[cfg(test)]` is left out: tests may reach anywhere.
+fn module_imports() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let mut crates: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (file, text) in sources() {
+        let (krate, rest) = file.split_once("/src/").expect("a source under src/");
+        let module = rest.split('/').next().unwrap_or_default().trim_end_matches(".rs").to_owned();
+        if rest.starts_with("bin/") || module == "lib" || module == "main" {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let code: String =
+            code.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        let mut named = BTreeSet::new();
+        let ident = |s: &str| {
+            s.chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect::<String>()
+        };
+        for (i, _) in code.match_indices("crate::") {
+            let after = &code[i + "crate::".len()..];
+            match after.strip_prefix('{') {
+                // `use crate::{a, b::c, d::{e, f}}`: each name at the group's top level.
+                Some(group) => {
+                    let mut depth = 0;
+                    let mut start = true;
+                    for (j, c) in group.char_indices() {
+                        match c {
+                            '{' => depth += 1,
+                            '}' if depth == 0 => break,
+                            '}' => depth -= 1,
+                            ',' if depth == 0 => start = true,
+                            c if start && !c.is_whitespace() => {
+                                named.insert(ident(&group[j..]));
+                                start = false;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                None => {
+                    named.insert(ident(after));
+                }
+            }
+        }
+        let modules = crates.entry(krate.to_owned()).or_default();
+        modules.entry(module.clone()).or_default().extend(named.into_iter().filter(|n| *n != module));
+    }
+    for modules in crates.values_mut() {
+        let known: BTreeSet<String> = modules.keys().cloned().collect();
+        for named in modules.values_mut() {
+            named.retain(|n| known.contains(n));
+        }
+    }
+    crates
+}
+
+#[test]
+fn no_two_modules_of_a_crate_depend_on_each_other() {
+    let crates = module_imports();
+    assert!(crates["jobs/evidence"]["store"].contains("custody"), "the reading of imports finds nothing: {crates:?}");
+    let mut circles = Vec::new();
+    for (krate, modules) in &crates {
+        // A module is on a circle when it can reach itself.
+        for start in modules.keys() {
+            let mut path = vec![start.clone()];
+            let mut seen = BTreeSet::new();
+            if let Some(circle) = reach(modules, start, start, &mut path, &mut seen) {
+                let smallest = circle.iter().min().cloned();
+                if smallest.as_ref() == Some(start) {
+                    circles.push(format!("{krate}: {}", circle.join(" -> ")));
+                }
+            }
+        }
+    }
+    assert!(circles.is_empty(), "modules that depend on each other:\n{}", circles.join("\n"));
+}
+
+/// A path of imports from `from` back to `to`, if there is one.
+fn reach(
+    modules: &BTreeMap<String, BTreeSet<String>>,
+    from: &str,
+    to: &str,
+    path: &mut Vec<String>,
+    seen: &mut BTreeSet<String>,
+) -> Option<Vec<String>> {
+    for next in &modules[from] {
+        if next == to {
+            let mut circle = path.clone();
+            circle.push(to.to_owned());
+            return Some(circle);
+        }
+        if seen.insert(next.clone()) {
+            path.push(next.clone());
+            if let Some(circle) = reach(modules, next, to, path, seen) {
+                return Some(circle);
+            }
+            path.pop();
+        }
+    }
+    None
 }

@@ -8,12 +8,14 @@
 //! - `completer`: batched completion of effect-free successes;
 //! - `heartbeat`: renews every in-flight lease and cancels the jobs that lost theirs;
 //! - `breaker`: stops the claims while a dependency is unreachable, until its check passes.
+//! - `listener`: the LISTEN connection: wakes the claim loops, cancels a job on its notice.
 
 mod breaker;
 mod claim_loop;
 mod completer;
 mod executor;
 mod heartbeat;
+mod listener;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ConfigError, WorkerConfig};
 use crate::handler::{DATABASE, Registry};
 use crate::job::JobId;
+use crate::maintenance;
 use crate::status::WorkerStatus;
-use crate::{listener, maintenance};
 use breaker::Breaker;
 pub use breaker::Check;
 use claim_loop::{ClaimLoop, Until};

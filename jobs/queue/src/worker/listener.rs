@@ -13,10 +13,10 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::heartbeat::InFlightMap;
 use crate::status::WorkerStatus;
 use crate::store::cancelled_by_notice;
 use crate::table::JobTable;
-use crate::worker::InFlightMap;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
