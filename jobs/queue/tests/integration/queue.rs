@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use queue::{
-    ClaimPosition, DiscardInfo, Handler, JobArgs, JobContext, JobError, JobId, JobState, KindOptions, NewJob, Registry,
-    RetryPolicy, begin_round, run_maintenance, store,
+    ClaimPosition, DiscardInfo, Failure, Handler, JobArgs, JobContext, JobError, JobId, JobState, KindOptions, NewJob,
+    Registry, RetryPolicy, begin_round, run_maintenance, store,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -475,6 +475,42 @@ async fn a_heartbeat_that_lands_first_beats_the_rescuer(pool: PgPool) {
     assert_eq!(after.rescued, 0);
     let row = job(&pool, id).await;
     assert_eq!((row.state, row.lease_token), (JobState::Running, Some(token)), "the worker still holds its job");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_worker_whose_lease_was_taken_over_can_neither_fail_its_job_nor_renew_it(pool: PgPool) {
+    let registry = registry();
+    let lease = Duration::from_secs(60);
+    let id = enqueue(&pool, &Noop {}).await;
+    let a = store::claim(&T, &pool, "default", &registry.kinds(), 1, "worker-a", lease).await.unwrap();
+    let token_a = a[0].lease_token;
+    // A stalls past its lease; the rescuer hands the job back and worker B claims it.
+    sqlx::query("UPDATE job SET locked_until = now() - interval '1 second'").execute(&pool).await.unwrap();
+    let rescue = run_maintenance(&pool, &T, &registry, Duration::from_secs(3600), WAIT).await.unwrap();
+    assert_eq!(rescue.rescued, 1);
+    // The rescue schedules the retry after its backoff; B claims it once it is due.
+    let b = poll_for(WAIT, "worker B claims the rescued job", || async {
+        let claimed = store::claim(&T, &pool, "default", &registry.kinds(), 1, "worker-b", lease).await.unwrap();
+        (!claimed.is_empty()).then_some(claimed)
+    })
+    .await;
+    let token_b = b[0].lease_token;
+    let taken = job(&pool, id).await;
+
+    // A wakes up: its failure and its heartbeat find no row of theirs, and say so.
+    let retry = Failure::Retry { delay: Duration::from_secs(1) };
+    assert!(!store::fail_if_running(&T, &pool, id, token_a, retry, "A's late failure").await.unwrap());
+    let beat = store::heartbeat(&T, &pool, &[id], &[token_a], Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(beat, store::Beat::default(), "nothing held, nothing skipped");
+    let row = job(&pool, id).await;
+    assert_eq!((row.state, row.lease_token, row.attempt), (JobState::Running, Some(token_b), 2));
+    assert_eq!(row.locked_until, taken.locked_until, "B's lease is neither renewed nor cut by A");
+    assert!(!row.errors.to_string().contains("A's late failure"), "A's failure is not recorded: {}", row.errors);
+
+    // B, which holds the lease, can do both.
+    assert_eq!(store::heartbeat(&T, &pool, &[id], &[token_b], Duration::from_secs(3600)).await.unwrap().held, vec![id]);
+    assert!(store::fail_if_running(&T, &pool, id, token_b, retry, "B's failure").await.unwrap());
+    assert_eq!(job(&pool, id).await.state, JobState::Available);
 }
 
 /// Fails permanently; its discard hook fails too (it writes to a table that does not exist).
