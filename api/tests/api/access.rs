@@ -42,15 +42,19 @@ const EVERYONE: [Who; 10] = [
     Who::NoKey,
 ];
 
-/// The role × endpoint matrix, against evidence `E` of case `c1`, indexed. Every cell is the
-/// status that endpoint must answer that caller. Rows run in order: the reindex row is last, as
-/// it re-queues `E`.
+/// The role × endpoint matrix: every `/v1` operation (a test below checks that none is left
+/// out), against evidence `E` of case `c1`, indexed, and its completed ingest job, in a tenant
+/// that is the operator tenant. Every cell is the status that endpoint must answer that caller.
+/// Rows run in order: the reindex row is last, as it re-queues `E`.
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn every_role_gets_exactly_its_endpoints(pool: PgPool) {
-    let app = TestApp::start(pool, Options::default()).await;
+    let operator = Some(evidence::TenantId::new(TENANT).unwrap());
+    let app = TestApp::start(pool, Options { operator_tenant: operator, ..Options::default() }).await;
     let s = sample("interview-notes.txt");
     let e = app.upload(&s, json!({"case_id": "c1"})).await;
-    app.wait_status(&e, "indexed").await;
+    let job = app.wait_status(&e, "indexed").await["job_id"].as_i64().expect("an indexed evidence names its job");
+    let spare = app.key_for(TENANT, Role::Viewer, None).await;
+    let spare = &spare[4..16];
 
     let revoked = app.key_for(TENANT, Role::Viewer, None).await;
     let prefix = &revoked[4..16];
@@ -71,29 +75,16 @@ async fn every_role_gets_exactly_its_endpoints(pool: PgPool) {
         app.plain.clone(),
     ];
 
-    let new_evidence = json!({"filename": "m.txt", "content_type": "text/plain", "size_bytes": 1, "case_id": "c1"});
-    let new_key = json!({"name": "made in the matrix", "role": "viewer"});
+    let rows = matrix(&e, job, spare);
     use Who::*;
-    #[rustfmt::skip]
-    let rows: Vec<(&str, String, Option<Value>, [u16; 10])> = vec![
-        //                                                          Adm  Upl  Vie  Aud  Ten  Cas  Rev  RvU  Mal  No
-        ("POST", "/v1/evidence".into(), Some(new_evidence.clone()), [201, 201, 403, 403, 201, 403, 401, 401, 401, 401]),
-        ("GET", format!("/v1/evidence/{e}"), None,                  [200, 200, 200, 200, 404, 403, 401, 401, 401, 401]),
-        ("GET", "/v1/evidence".into(), None,                        [200, 200, 200, 200, 200, 200, 401, 401, 401, 401]),
-        ("POST", format!("/v1/evidence/{e}/complete"), None,        [200, 200, 403, 403, 404, 403, 401, 401, 401, 401]),
-        ("GET", format!("/v1/evidence/{e}/download"), None,         [200, 403, 200, 403, 404, 403, 401, 401, 401, 401]),
-        ("GET", "/v1/search?q=courier".into(), None,                [200, 403, 200, 403, 200, 200, 401, 401, 401, 401]),
-        ("GET", "/v1/keys".into(), None,                            [200, 403, 403, 403, 200, 403, 401, 401, 401, 401]),
-        ("POST", "/v1/keys".into(), Some(new_key),                  [201, 403, 403, 403, 201, 403, 401, 401, 401, 401]),
-        ("POST", format!("/v1/evidence/{e}/reindex"), None,         [403, 403, 403, 404, 403, 401, 401, 401, 401, 202]),
-    ];
     // The reindex row's callers run in a different order: admin last (it changes the state).
     let reindex_order =
         [Uploader, Viewer, Auditor, OtherTenant, OtherCase, Revoked, RevokedInUse, Malformed, NoKey, Admin];
 
     let mut wrong = Vec::new();
     for (method, path, body, expected) in &rows {
-        let order: &[Who] = if path.ends_with("/reindex") { &reindex_order } else { &EVERYONE };
+        let one_reindex = path.starts_with("/v1/evidence/") && path.ends_with("/reindex");
+        let order: &[Who] = if one_reindex { &reindex_order } else { &EVERYONE };
         for (who, want) in order.iter().zip(expected) {
             let http = &clients[*who as usize];
             let url = format!("{}{path}", app.base);
@@ -112,7 +103,7 @@ async fn every_role_gets_exactly_its_endpoints(pool: PgPool) {
                 401 if challenge.as_deref() != Some("Bearer realm=\"evidence\"") || code != "unauthorized" => {
                     wrong.push(format!("{method} {path} as {who:?}: 401 without its challenge or code: {body}"))
                 }
-                403 if !["role_not_allowed", "case_out_of_scope"].contains(&code) => {
+                403 if !["role_not_allowed", "case_out_of_scope", "operator_only"].contains(&code) => {
                     wrong.push(format!("{method} {path} as {who:?}: 403 with code {code:?}"))
                 }
                 404 if code != "not_found" => wrong.push(format!("{method} {path} as {who:?}: 404 with {body}")),
@@ -122,6 +113,70 @@ async fn every_role_gets_exactly_its_endpoints(pool: PgPool) {
     }
     assert!(wrong.is_empty(), "{} cells differ:\n{}", wrong.len(), wrong.join("\n"));
     app.stop().await;
+}
+
+/// One row of the matrix: method, path, body, and the status for each caller of [`EVERYONE`].
+type Row = (&'static str, String, Option<Value>, [u16; 10]);
+
+/// The matrix's rows for evidence `e`, its job `job` and a key to revoke (`spare`, its prefix).
+fn matrix(e: &str, job: i64, spare: &str) -> Vec<Row> {
+    let new_evidence = json!({"filename": "m.txt", "content_type": "text/plain", "size_bytes": 1, "case_id": "c1"});
+    let new_key = json!({"name": "made in the matrix", "role": "viewer"});
+    #[rustfmt::skip]
+    let rows = vec![
+        //                                                          Adm  Upl  Vie  Aud  Ten  Cas  Rev  RvU  Mal  No
+        ("POST", "/v1/evidence".into(), Some(new_evidence),         [201, 201, 403, 403, 201, 403, 401, 401, 401, 401]),
+        ("GET", format!("/v1/evidence/{e}"), None,                  [200, 200, 200, 200, 404, 403, 401, 401, 401, 401]),
+        ("GET", "/v1/evidence".into(), None,                        [200, 200, 200, 200, 200, 200, 401, 401, 401, 401]),
+        ("POST", format!("/v1/evidence/{e}/complete"), None,        [200, 200, 403, 403, 404, 403, 401, 401, 401, 401]),
+        ("GET", format!("/v1/evidence/{e}/download"), None,         [200, 403, 200, 403, 404, 403, 401, 401, 401, 401]),
+        ("GET", "/v1/search?q=courier".into(), None,                [200, 403, 200, 403, 200, 200, 401, 401, 401, 401]),
+        ("GET", "/v1/keys".into(), None,                            [200, 403, 403, 403, 200, 403, 401, 401, 401, 401]),
+        ("POST", "/v1/keys".into(), Some(new_key),                  [201, 403, 403, 403, 201, 403, 401, 401, 401, 401]),
+        ("POST", format!("/v1/keys/{spare}/revoke"), None,          [200, 403, 403, 403, 404, 403, 401, 401, 401, 401]),
+        ("GET", format!("/v1/evidence/{e}/custody"), None,          [200, 403, 200, 200, 404, 403, 401, 401, 401, 401]),
+        ("GET", "/v1/custody/verify".into(), None,                  [200, 403, 403, 200, 200, 403, 401, 401, 401, 401]),
+        ("POST", format!("/v1/evidence/{e}/complete-multipart"), Some(json!({"parts": [{"part_number": 1, "etag": "\"e\""}]})),
+                                                                    [200, 200, 403, 403, 404, 403, 401, 401, 401, 401]),
+        ("GET", "/v1/jobs".into(), None,                            [200, 403, 403, 403, 200, 403, 401, 401, 401, 401]),
+        ("GET", format!("/v1/jobs/{job}"), None,                    [200, 403, 403, 403, 404, 403, 401, 401, 401, 401]),
+        ("POST", format!("/v1/jobs/{job}/cancel"), None,            [409, 403, 403, 403, 404, 403, 401, 401, 401, 401]),
+        ("POST", format!("/v1/jobs/{job}/retry"), None,             [409, 403, 403, 403, 404, 403, 401, 401, 401, 401]),
+        ("GET", "/v1/queues".into(), None,                          [200, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
+        ("POST", "/v1/queues/default/pause".into(), None,           [200, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
+        ("POST", "/v1/queues/default/resume".into(), None,          [200, 403, 403, 403, 403, 403, 401, 401, 401, 401]),
+        ("POST", "/v1/reindex".into(), Some(json!({"case_id": "no-such-case"})),
+                                                                    [200, 403, 403, 403, 200, 403, 401, 401, 401, 401]),
+        ("POST", format!("/v1/evidence/{e}/reindex"), None,         [403, 403, 403, 404, 403, 401, 401, 401, 401, 202]),
+    ];
+    rows
+}
+
+/// Every operation under `/v1` in the API's spec has its row in the matrix: a new endpoint
+/// cannot be added without saying who may call it.
+#[test]
+fn the_matrix_has_a_row_for_every_v1_operation() {
+    let spec: Value = serde_json::from_str(&api::spec_json()).unwrap();
+    let rows = matrix("e", 1, "p");
+    let covers = |method: &str, template: &str, (m, path, _, _): &Row| {
+        let path = path.split('?').next().unwrap_or_default();
+        let (want, have): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+        m.eq_ignore_ascii_case(method)
+            && want.len() == have.len()
+            && want.iter().zip(&have).all(|(w, h)| w == h || w.starts_with('{'))
+    };
+    let mut missing = Vec::new();
+    let mut operations = 0;
+    for (template, methods) in spec["paths"].as_object().unwrap() {
+        for method in methods.as_object().unwrap().keys().filter(|_| template.starts_with("/v1/")) {
+            operations += 1;
+            if !rows.iter().any(|row| covers(method, template, row)) {
+                missing.push(format!("{method} {template}"));
+            }
+        }
+    }
+    assert!(operations >= 21, "the spec lists only {operations} /v1 operations");
+    assert!(missing.is_empty(), "operations without a row in the matrix:\n{}", missing.join("\n"));
 }
 
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
