@@ -8,14 +8,18 @@ log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # Variables already set win; then .env (your local overrides); then .env.example (defaults).
+# Lines are NAME=value; a value in one pair of double or single quotes loses them, as Docker
+# Compose reads the same file; nothing else in the value is interpreted.
 load_env() {
-  local file line key
+  local file line key value
   for file in "$ROOT/.env" "$ROOT/.env.example"; do
     [[ -f "$file" ]] || continue
     while IFS= read -r line || [[ -n "$line" ]]; do
       [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
       key="${line%%=*}"
-      [[ -n "${!key+x}" ]] || export "$key=${line#*=}"
+      value="${line#*=}"
+      if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
+      [[ -n "${!key+x}" ]] || export "$key=$value"
     done < "$file"
   done
 }
@@ -25,14 +29,27 @@ database_url_for() {
   printf '%s/%s' "${DATABASE_URL%/*}" "$1"
 }
 
-# Start the local cluster if it is down (CI machines start it before us; this is the fallback).
+# The server DATABASE_URL names must answer. A local one that is down is started (CI machines
+# start it before us; this is the fallback): the Debian cluster that listens on the URL's port.
+# A server on another host is only waited for, 10 s at most.
 ensure_postgres() {
-  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-    log "Postgres is not accepting connections; starting the local cluster"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
-    for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 0.2; done
-    die "Postgres did not start"
+  local rest host port cluster
+  rest="${DATABASE_URL#*://}"
+  rest="${rest#*@}"
+  rest="${rest%%/*}"
+  host="${rest%:*}"
+  port=5432
+  [[ "$rest" == *:* ]] && port="${rest##*:}"
+  pg_isready -q -h "$host" -p "$port" 2>/dev/null && return 0
+  if [[ "$host" == 127.0.0.1 || "$host" == localhost ]] && command -v pg_lsclusters >/dev/null; then
+    cluster=$(pg_lsclusters -h | awk -v port="$port" '$3 == port { print $1, $2; exit }')
+    [[ -n "$cluster" ]] || die "no local Postgres cluster listens on port $port (pg_lsclusters)"
+    log "Postgres is not accepting connections on port $port; starting cluster $cluster"
+    # shellcheck disable=SC2086 # "version name"
+    pg_ctlcluster --skip-systemctl-redirect $cluster start
   fi
+  for _ in $(seq 50); do pg_isready -q -h "$host" -p "$port" && return 0; sleep 0.2; done
+  die "Postgres at $host:$port does not accept connections"
 }
 
 # A Postgres cluster of our own on 127.0.0.1:<port>, made with Debian's pg_createcluster from the
