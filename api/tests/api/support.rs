@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// Where the object store is (`S3_ENDPOINT`, its keys and region: scripts/test starts it and
+/// sets them), with a bucket of the test's own.
 pub fn s3_settings(bucket: &str, endpoint: Option<String>) -> S3Settings {
     let mut s = S3Settings::from_env().expect("S3_* variables");
     s.bucket = bucket.to_owned();
@@ -150,7 +152,8 @@ impl TestApp {
                 Arc::new(Storage::new(&settings).unwrap())
             }
         };
-        let mut ingest = IngestSettings::from_env().unwrap();
+        // The defaults, not the shell's INGEST_* values: a test's result never depends on them.
+        let mut ingest = IngestSettings::defaults();
         ingest.extract_bin = options.extract_bin.clone().unwrap_or_else(extract_bin);
         ingest.extract_timeout = options.extract_timeout.unwrap_or(ingest.extract_timeout);
         ingest.extract_memory_bytes = options.extract_memory_bytes.unwrap_or(ingest.extract_memory_bytes);

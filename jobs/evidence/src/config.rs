@@ -28,13 +28,29 @@ impl ConfigError {
     }
 }
 
+/// Where settings are read from: the process's environment ([`environment`]), or, for a caller
+/// that wants the defaults whatever the shell holds (the tests), nothing at all.
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// Reads one variable with a default, naming the variable in any error.
 fn var<T: FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e: T::Err| ConfigError {
+    var_in(&environment, name, default)
+}
+
+/// [`var`], from `lookup`.
+fn var_in<T: FromStr>(lookup: Lookup, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name) {
+        Some(value) if !value.trim().is_empty() => value.trim().parse().map_err(|e: T::Err| ConfigError {
             name,
             value,
             reason: format!("{e}; {}", expected::<T>()),
@@ -59,7 +75,11 @@ fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
 }
 
 fn secs(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-    var(name, default).map(Duration::from_secs)
+    secs_in(&environment, name, default)
+}
+
+fn secs_in(lookup: Lookup, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    var_in(lookup, name, default).map(Duration::from_secs)
 }
 
 fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -180,16 +200,16 @@ pub struct FamilySettings {
 }
 
 impl FamilySettings {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    fn read(lookup: Lookup) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let max_depth = var("INGEST_FAMILY_MAX_DEPTH", d.max_depth)?;
+        let max_depth = var_in(lookup, "INGEST_FAMILY_MAX_DEPTH", d.max_depth)?;
         if !(0..=32).contains(&max_depth) {
             return Err(ConfigError::out_of_range("INGEST_FAMILY_MAX_DEPTH", max_depth, "0 to 32"));
         }
         Ok(Self {
             max_depth,
-            max_members: var("INGEST_FAMILY_MAX_MEMBERS", d.max_members)?,
-            max_bytes: var("INGEST_FAMILY_MAX_BYTES", d.max_bytes)?,
+            max_members: var_in(lookup, "INGEST_FAMILY_MAX_MEMBERS", d.max_members)?,
+            max_bytes: var_in(lookup, "INGEST_FAMILY_MAX_BYTES", d.max_bytes)?,
         })
     }
 }
@@ -202,23 +222,33 @@ impl Default for FamilySettings {
 
 impl IngestSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&environment)
+    }
+
+    /// Every `INGEST_*` and `UPLOAD_*` setting at its default, whatever the environment holds
+    /// (the tests start from these); `PATH` is still where programs are found.
+    pub fn defaults() -> Self {
+        Self::read(&|_| None).expect("the defaults are valid")
+    }
+
+    fn read(lookup: Lookup) -> Result<Self, ConfigError> {
         let default_bin = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(|dir| dir.join("extract")))
             .unwrap_or_else(|| PathBuf::from("extract"));
         Ok(Self {
-            max_object_bytes: var("INGEST_MAX_OBJECT_BYTES", 100 << 30)?,
-            max_text_bytes: var("INGEST_MAX_TEXT_BYTES", 4 << 20)?,
-            max_parse_bytes: var("INGEST_MAX_PARSE_BYTES", 64 << 20)?,
-            extract_timeout: secs("INGEST_EXTRACT_TIMEOUT_SECS", 60)?,
-            extract_memory_bytes: var("INGEST_EXTRACT_MEMORY_BYTES", 1 << 30)?,
-            extract_bin: var("INGEST_EXTRACT_BIN", default_bin)?,
-            tmp_dir: var("INGEST_TMP_DIR", std::env::temp_dir())?,
-            upload_expiry: upload_expiry_from_env()?,
-            upload_part_bytes: upload_part_bytes_from_env()?,
-            ocr_languages: ocr_languages_from_env("INGEST_OCR_LANGUAGES")?,
+            max_object_bytes: var_in(lookup, "INGEST_MAX_OBJECT_BYTES", 100 << 30)?,
+            max_text_bytes: var_in(lookup, "INGEST_MAX_TEXT_BYTES", 4 << 20)?,
+            max_parse_bytes: var_in(lookup, "INGEST_MAX_PARSE_BYTES", 64 << 20)?,
+            extract_timeout: secs_in(lookup, "INGEST_EXTRACT_TIMEOUT_SECS", 60)?,
+            extract_memory_bytes: var_in(lookup, "INGEST_EXTRACT_MEMORY_BYTES", 1 << 30)?,
+            extract_bin: var_in(lookup, "INGEST_EXTRACT_BIN", default_bin)?,
+            tmp_dir: var_in(lookup, "INGEST_TMP_DIR", std::env::temp_dir())?,
+            upload_expiry: upload_expiry(lookup)?,
+            upload_part_bytes: upload_part_bytes(lookup)?,
+            ocr_languages: ocr_languages(lookup, "INGEST_OCR_LANGUAGES")?,
             program_path: program_path(),
-            family: FamilySettings::from_env()?,
+            family: FamilySettings::read(lookup)?,
         })
     }
 }
@@ -230,8 +260,8 @@ fn program_path() -> OsString {
 
 /// OCR languages: Tesseract's codes joined by `+` (`eng`, `deu+eng`), `eng` unless set; `off`
 /// for no OCR.
-fn ocr_languages_from_env(name: &'static str) -> Result<Option<String>, ConfigError> {
-    let languages: String = var(name, "eng".to_owned())?;
+fn ocr_languages(lookup: Lookup, name: &'static str) -> Result<Option<String>, ConfigError> {
+    let languages: String = var_in(lookup, name, "eng".to_owned())?;
     if languages == "off" {
         return Ok(None);
     }
@@ -248,8 +278,8 @@ fn ocr_languages_from_env(name: &'static str) -> Result<Option<String>, ConfigEr
 
 /// `UPLOAD_EXPIRY_SECS`: 0 for never, else at least a minute (the expiry sweep runs about once a
 /// minute, and a shorter window leaves no time to upload).
-fn upload_expiry_from_env() -> Result<Option<Duration>, ConfigError> {
-    let expiry = secs("UPLOAD_EXPIRY_SECS", 24 * 3600)?;
+fn upload_expiry(lookup: Lookup) -> Result<Option<Duration>, ConfigError> {
+    let expiry = secs_in(lookup, "UPLOAD_EXPIRY_SECS", 24 * 3600)?;
     if !expiry.is_zero() && expiry < Duration::from_secs(60) {
         return Err(ConfigError::out_of_range(
             "UPLOAD_EXPIRY_SECS",
@@ -267,8 +297,8 @@ pub const MAX_PART_BYTES: u64 = 5 << 30;
 pub const MAX_PARTS: u64 = 10_000;
 
 /// `UPLOAD_PART_BYTES`: 64 MiB unless set, within S3's bounds for a part.
-fn upload_part_bytes_from_env() -> Result<u64, ConfigError> {
-    let bytes = var("UPLOAD_PART_BYTES", 64u64 << 20)?;
+fn upload_part_bytes(lookup: Lookup) -> Result<u64, ConfigError> {
+    let bytes = var_in(lookup, "UPLOAD_PART_BYTES", 64u64 << 20)?;
     let (min, max) = (MIN_PART_BYTES, MAX_PART_BYTES);
     if !(min..=max).contains(&bytes) {
         return Err(ConfigError::out_of_range(
@@ -469,7 +499,7 @@ impl ExtractChildSettings {
             limits: Limits {
                 max_text_bytes: var("EXTRACT_MAX_TEXT_BYTES", d.max_text_bytes)?,
                 max_parse_bytes: var("EXTRACT_MAX_PARSE_BYTES", d.max_parse_bytes)?,
-                ocr_languages: ocr_languages_from_env("EXTRACT_OCR_LANGUAGES")?,
+                ocr_languages: ocr_languages(&environment, "EXTRACT_OCR_LANGUAGES")?,
                 deadline: None,
                 // A container's members are written only where the worker says.
                 family: match std::env::var_os("EXTRACT_MEMBERS_DIR") {
@@ -485,5 +515,45 @@ impl ExtractChildSettings {
             cpu_seconds: var("EXTRACT_CPU_SECONDS", 60)?,
             program_path: program_path(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every ingest and upload setting is read through the lookup it is given (so that
+    /// `IngestSettings::defaults` holds whatever the shell holds), and a value found there wins.
+    #[test]
+    fn ingest_settings_are_read_only_through_their_lookup() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let read = IngestSettings::read(&|name| {
+            asked.borrow_mut().push(name.to_owned());
+            (name == "INGEST_MAX_TEXT_BYTES").then(|| "7".to_owned())
+        })
+        .unwrap();
+        assert_eq!(read.max_text_bytes, 7);
+        let asked = asked.into_inner();
+        let names = [
+            "INGEST_MAX_OBJECT_BYTES",
+            "INGEST_MAX_TEXT_BYTES",
+            "INGEST_MAX_PARSE_BYTES",
+            "INGEST_EXTRACT_TIMEOUT_SECS",
+            "INGEST_EXTRACT_MEMORY_BYTES",
+            "INGEST_EXTRACT_BIN",
+            "INGEST_TMP_DIR",
+            "UPLOAD_EXPIRY_SECS",
+            "UPLOAD_PART_BYTES",
+            "INGEST_OCR_LANGUAGES",
+            "INGEST_FAMILY_MAX_DEPTH",
+            "INGEST_FAMILY_MAX_MEMBERS",
+            "INGEST_FAMILY_MAX_BYTES",
+        ];
+        for name in names {
+            assert!(asked.iter().any(|a| a == name), "{name} was not read through the lookup: {asked:?}");
+        }
+        assert_eq!(asked.len(), names.len(), "{asked:?}");
+        let defaults = IngestSettings::defaults();
+        assert_eq!((defaults.max_text_bytes, defaults.upload_part_bytes), (4 << 20, 64 << 20));
     }
 }
