@@ -1,7 +1,10 @@
 //! The API key every `/v1` operation takes (`Authorization: Bearer <key>`, the Authorize button
-//! of Swagger UI), turned into the service's `Caller`.
+//! of Swagger UI), turned into the service's `Caller` before anything else of the request is
+//! read: a request without a valid key answers 401 whatever its path parameters, query and body
+//! hold, so that an unauthenticated client learns nothing but that.
 
 use evidence::Caller;
+use poem::IntoResponse;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
@@ -12,17 +15,29 @@ use crate::error::ApiError;
 /// `api keys create --tenant <tenant> --role admin --name <name>`; admin keys make more at
 /// `POST /v1/keys`.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", rename = "api_key", bearer_format = "evk_<prefix>_<secret>")]
-pub struct ApiKey(Bearer);
+#[oai(ty = "bearer", rename = "api_key", bearer_format = "evk_<prefix>_<secret>", checker = "check_key")]
+pub struct ApiKey(Caller);
 
 impl ApiKey {
-    /// The caller this key stands for (401 when there is none); its prefix and tenant go into
-    /// the request's log lines.
-    pub async fn caller(&self, state: &AppState) -> Result<Caller, ApiError> {
-        let caller = state.service.authenticate(&self.0.token).await?;
-        let span = tracing::Span::current();
-        span.record("key", caller.key_prefix.as_str());
-        span.record("tenant", caller.tenant.as_str());
-        Ok(caller)
+    /// The caller this key stands for.
+    pub fn caller(&self) -> &Caller {
+        &self.0
+    }
+}
+
+/// Runs as poem-openapi extracts the key, which every operation takes right after its state:
+/// before its path, query and body are read. The key's prefix and tenant go into the request's
+/// log lines. Errors are the API's own answers (401 with its challenge, 503 with `Retry-After`
+/// while the database is unreachable).
+async fn check_key(req: &poem::Request, bearer: Bearer) -> poem::Result<Caller> {
+    let state = req.data::<AppState>().expect("the app's state is added to every route");
+    match state.service.authenticate(&bearer.token).await {
+        Ok(caller) => {
+            let span = tracing::Span::current();
+            span.record("key", caller.key_prefix.as_str());
+            span.record("tenant", caller.tenant.as_str());
+            Ok(caller)
+        }
+        Err(e) => Err(poem::Error::from_response(ApiError::from(e).into_response())),
     }
 }

@@ -123,8 +123,8 @@ impl CustodyApi {
     /// The custody entries of one evidence, oldest first (admin, viewer and auditor keys).
     #[oai(path = "/evidence/:id/custody", method = "get", tag = "Tag::Custody", operation_id = "evidence_custody")]
     async fn entries(&self, state: Data<&AppState>, key: ApiKey, id: Path<Uuid>) -> Result<Json<CustodyLog>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let entries = state.service.custody(&caller, EvidenceId(id.0)).await?;
+        let caller = key.caller();
+        let entries = state.service.custody(caller, EvidenceId(id.0)).await?;
         Ok(Json(CustodyLog { items: entries.into_iter().map(Into::into).collect() }))
     }
 
@@ -133,8 +133,8 @@ impl CustodyApi {
     /// Answers 200 either way: `intact` with the count and head hash, or the first broken link.
     #[oai(path = "/custody/verify", method = "get", tag = "Tag::Custody", operation_id = "verify_custody")]
     async fn verify(&self, state: Data<&AppState>, key: ApiKey) -> Result<Json<ChainVerification>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let verdict = state.service.verify_custody(&caller).await?;
+        let caller = key.caller();
+        let verdict = state.service.verify_custody(caller).await?;
         if let Verdict::Broken(b) = &verdict {
             tracing::error!(tenant = %caller.tenant, seq = b.seq, field = b.field, "custody chain broken");
         }

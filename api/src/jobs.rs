@@ -187,7 +187,7 @@ impl JobsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<i64>>,
     ) -> Result<Json<JobPage>, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let limit = limit.0.unwrap_or(50);
         let filter = JobFilter {
             queue: queue.0,
@@ -197,7 +197,7 @@ impl JobsApi {
             payload_contains: None,
             before: before.0.map(JobId),
         };
-        let mut jobs = state.service.list_jobs(&caller, filter, limit + 1).await?;
+        let mut jobs = state.service.list_jobs(caller, filter, limit + 1).await?;
         let next_before = if jobs.len() as i64 > limit {
             jobs.truncate(limit as usize);
             jobs.last().map(|j| j.id.0)
@@ -210,8 +210,8 @@ impl JobsApi {
     /// One job with its whole error history (admin).
     #[oai(path = "/jobs/:id", method = "get", tag = "Tag::Jobs", operation_id = "get_job")]
     async fn get(&self, state: Data<&AppState>, key: ApiKey, id: Path<i64>) -> Result<Json<JobView>, ApiError> {
-        let caller = key.caller(&state).await?;
-        Ok(Json(state.service.job(&caller, JobId(id.0)).await?.into()))
+        let caller = key.caller();
+        Ok(Json(state.service.job(caller, JobId(id.0)).await?.into()))
     }
 
     /// Cancel an available or running job (admin). A running job's worker stops it and keeps
@@ -226,8 +226,8 @@ impl JobsApi {
         request_id: Data<&RequestId>,
         id: Path<i64>,
     ) -> Result<Json<JobView>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let job = state.service.cancel_job(&caller, JobId(id.0), Some(&request_id.0.0)).await?;
+        let caller = key.caller();
+        let job = state.service.cancel_job(caller, JobId(id.0), Some(&request_id.0.0)).await?;
         tracing::info!(job_id = job.id.0, kind = job.kind, "job cancelled");
         Ok(Json(job.into()))
     }
@@ -243,8 +243,8 @@ impl JobsApi {
         request_id: Data<&RequestId>,
         id: Path<i64>,
     ) -> Result<Json<JobView>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let job = state.service.retry_job(&caller, JobId(id.0), Some(&request_id.0.0)).await?;
+        let caller = key.caller();
+        let job = state.service.retry_job(caller, JobId(id.0), Some(&request_id.0.0)).await?;
         tracing::info!(job_id = job.id.0, kind = job.kind, "job retried");
         Ok(Json(job.into()))
     }
@@ -252,8 +252,8 @@ impl JobsApi {
     /// Every queue with active jobs or a pause (operator admin keys).
     #[oai(path = "/queues", method = "get", tag = "Tag::Jobs", operation_id = "list_queues")]
     async fn queues(&self, state: Data<&AppState>, key: ApiKey) -> Result<Json<QueueList>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let queues = state.service.queues(&caller).await?;
+        let caller = key.caller();
+        let queues = state.service.queues(caller).await?;
         Ok(Json(QueueList { items: queues.into_iter().map(Into::into).collect() }))
     }
 
@@ -266,8 +266,8 @@ impl JobsApi {
         key: ApiKey,
         queue: Path<String>,
     ) -> Result<Json<QueueView>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let paused = state.service.pause_queue(&caller, &queue.0).await?;
+        let caller = key.caller();
+        let paused = state.service.pause_queue(caller, &queue.0).await?;
         tracing::info!(queue = paused.queue, "queue paused");
         Ok(Json(paused.into()))
     }
@@ -280,8 +280,8 @@ impl JobsApi {
         key: ApiKey,
         queue: Path<String>,
     ) -> Result<Json<QueueView>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let resumed = state.service.resume_queue(&caller, &queue.0).await?;
+        let caller = key.caller();
+        let resumed = state.service.resume_queue(caller, &queue.0).await?;
         tracing::info!(queue = resumed.queue, "queue resumed");
         Ok(Json(resumed.into()))
     }

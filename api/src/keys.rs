@@ -136,9 +136,9 @@ impl KeysApi {
         key: ApiKey,
         body: Json<CreateKey>,
     ) -> Result<CreatedResponse, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let new = NewKey { name: body.0.name, role: body.0.role.into(), cases: body.0.case_ids };
-        let issued = state.service.create_key(&caller, &new).await?;
+        let issued = state.service.create_key(caller, &new).await?;
         tracing::info!(new_key = issued.key.prefix, role = %issued.key.role, "API key created");
         Ok(CreatedResponse::Created(Json(KeyCreated { key: issued.key.into(), secret: issued.secret })))
     }
@@ -146,8 +146,8 @@ impl KeysApi {
     /// The API keys of the caller's tenant, oldest first, revoked ones included (admin).
     #[oai(path = "/keys", method = "get", tag = "Tag::Keys", operation_id = "list_keys")]
     async fn list(&self, state: Data<&AppState>, key: ApiKey) -> Result<Json<KeyList>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let keys = state.service.list_keys(&caller).await?;
+        let caller = key.caller();
+        let keys = state.service.list_keys(caller).await?;
         Ok(Json(KeyList { items: keys.into_iter().map(Into::into).collect() }))
     }
 
@@ -160,8 +160,8 @@ impl KeysApi {
         key: ApiKey,
         prefix: Path<String>,
     ) -> Result<Json<KeyView>, ApiError> {
-        let caller = key.caller(&state).await?;
-        let revoked = state.service.revoke_key(&caller, &prefix.0).await?;
+        let caller = key.caller();
+        let revoked = state.service.revoke_key(caller, &prefix.0).await?;
         tracing::info!(revoked_key = revoked.prefix, "API key revoked");
         Ok(Json(revoked.into()))
     }

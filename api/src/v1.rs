@@ -617,7 +617,7 @@ impl EvidenceApi {
         >,
         body: Json<CreateEvidence>,
     ) -> Result<CreateResponse, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let body = body.0;
         let new = NewEvidence {
             filename: body.filename,
@@ -631,7 +631,7 @@ impl EvidenceApi {
             idempotency_key: idempotency_key.0,
             request_id: Some(request_id.0.0.clone()),
         };
-        let created = state.service.create(&caller, new).await?;
+        let created = state.service.create(caller, new).await?;
         let (mut upload, mut multipart_upload) = (None, None);
         match created.upload {
             Some(UploadPlan::Single(u)) => {
@@ -671,9 +671,9 @@ impl EvidenceApi {
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
     ) -> Result<QueuedResponse, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let id = EvidenceId(id.0);
-        let (evidence, queued) = state.service.complete(&caller, id, Some(&request_id.0.0)).await?;
+        let (evidence, queued) = state.service.complete(caller, id, Some(&request_id.0.0)).await?;
         tracing::info!(evidence_id = %id, status = %evidence.status, queued, "upload completed");
         Ok(QueuedResponse::of(evidence, queued))
     }
@@ -697,10 +697,10 @@ impl EvidenceApi {
         id: Path<Uuid>,
         body: Json<CompleteMultipart>,
     ) -> Result<QueuedResponse, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let id = EvidenceId(id.0);
         let parts: Vec<_> = body.0.parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
-        let (evidence, queued) = state.service.complete_multipart(&caller, id, &parts, Some(&request_id.0.0)).await?;
+        let (evidence, queued) = state.service.complete_multipart(caller, id, &parts, Some(&request_id.0.0)).await?;
         tracing::info!(evidence_id = %id, status = %evidence.status, queued, parts = parts.len(), "multipart upload completed");
         Ok(QueuedResponse::of(evidence, queued))
     }
@@ -715,8 +715,8 @@ impl EvidenceApi {
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
     ) -> Result<Json<EvidenceView>, ApiError> {
-        let caller = key.caller(&state).await?;
-        Ok(Json(state.service.get(&caller, EvidenceId(id.0), Some(&request_id.0.0)).await?.into()))
+        let caller = key.caller();
+        Ok(Json(state.service.get(caller, EvidenceId(id.0), Some(&request_id.0.0)).await?.into()))
     }
 
     /// A presigned URL to download the evidence's original bytes.
@@ -731,9 +731,9 @@ impl EvidenceApi {
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
     ) -> Result<Json<Download>, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let id = EvidenceId(id.0);
-        let d = state.service.download(&caller, id, Some(&request_id.0.0)).await?;
+        let d = state.service.download(caller, id, Some(&request_id.0.0)).await?;
         tracing::info!(evidence_id = %id, "download presigned");
         Ok(Json(Download {
             method: "GET".into(),
@@ -775,7 +775,7 @@ impl EvidenceApi {
         #[oai(validator(pattern = "^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<EvidencePage>, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let status = status.0.map(EvidenceStatus::from);
         let limit = page_limit(limit.0, 50)?;
         let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
@@ -791,7 +791,7 @@ impl EvidenceApi {
             after,
             limit: limit + 1,
         };
-        let mut items = state.service.list(&caller, &filter).await?;
+        let mut items = state.service.list(caller, &filter).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
             items.last().map(encode_cursor)
@@ -810,8 +810,8 @@ impl EvidenceApi {
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
     ) -> Result<QueuedResponse, ApiError> {
-        let caller = key.caller(&state).await?;
-        let evidence = state.service.reindex(&caller, EvidenceId(id.0), Some(&request_id.0.0)).await?;
+        let caller = key.caller();
+        let evidence = state.service.reindex(caller, EvidenceId(id.0), Some(&request_id.0.0)).await?;
         Ok(QueuedResponse::Accepted(Json(evidence.into())))
     }
 
@@ -828,7 +828,7 @@ impl EvidenceApi {
         request_id: Data<&RequestId>,
         body: Json<ReindexRequest>,
     ) -> Result<Json<ReindexBatchView>, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let body = body.0;
         if body.case_id.is_none() && body.outdated != Some(true) {
             return Err(ApiError::unprocessable(
@@ -842,7 +842,7 @@ impl EvidenceApi {
             after: body.cursor.map(EvidenceId),
             limit: page_limit(body.limit, 100)?,
         };
-        let batch = state.service.reindex_many(&caller, &filter, Some(&request_id.0.0)).await?;
+        let batch = state.service.reindex_many(caller, &filter, Some(&request_id.0.0)).await?;
         tracing::info!(queued = batch.queued.len(), skipped = batch.skipped.len(), "bulk reindex batch");
         Ok(Json(ReindexBatchView {
             queued: batch.queued.into_iter().map(|id| id.0).collect(),
@@ -881,7 +881,7 @@ impl EvidenceApi {
         ))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<SearchResults>, ApiError> {
-        let caller = key.caller(&state).await?;
+        let caller = key.caller();
         let query = q.0.trim().to_owned();
         if query.is_empty() || query.len() > 1000 {
             return Err(ApiError::unprocessable("invalid_request", "q must be 1 to 1000 characters"));
@@ -895,7 +895,7 @@ impl EvidenceApi {
             after: cursor.0.as_deref().map(decode_search_cursor).transpose()?,
             limit: limit + 1,
         };
-        let SearchPage { mut hits, total, total_exact, facets } = state.service.search(&caller, &search).await?;
+        let SearchPage { mut hits, total, total_exact, facets } = state.service.search(caller, &search).await?;
         let next_cursor = if hits.len() as i64 > limit {
             hits.truncate(limit as usize);
             hits.last().map(|h| format!("{}_{}_{}", h.rank.to_bits(), h.created_at.timestamp_micros(), h.id))

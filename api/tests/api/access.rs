@@ -226,6 +226,40 @@ async fn two_tenants_with_the_same_bytes_never_learn_of_each_other(pool: PgPool)
     app.stop().await;
 }
 
+/// The key is checked before anything else of the request is read: without a valid key, a
+/// malformed path, query or body answers 401 as a good one would, so that such a client learns
+/// nothing of the API but that it needs a key. With a valid key the same requests are refused
+/// for what is wrong with them.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn without_a_valid_key_nothing_of_the_request_is_read(pool: PgPool) {
+    let app = TestApp::start(pool, Options::default()).await;
+    let revoked = app.key_for(TENANT, Role::Admin, None).await;
+    assert_eq!(app.post(&format!("/v1/keys/{}/revoke", &revoked[4..16]), json!({})).await.0, 200);
+    let id = uuid::Uuid::new_v4();
+    let bad: [(&str, String, Value, u16); 4] = [
+        ("POST", "/v1/evidence".into(), json!({"filename": ""}), 422),
+        ("POST", format!("/v1/evidence/{id}/complete-multipart"), json!({"parts": []}), 422),
+        ("POST", "/v1/evidence/not-a-uuid/complete".into(), json!({}), 400),
+        ("GET", "/v1/search?q=%20".into(), Value::Null, 422),
+    ];
+    let callers = [
+        (app.http.clone(), "a valid key"),
+        (client(&revoked), "a revoked key"),
+        (client("evk_x"), "a malformed key"),
+        (app.plain.clone(), "no key"),
+    ];
+    for (http, who) in &callers {
+        for (method, path, body, refused) in &bad {
+            let url = format!("{}{path}", app.base);
+            let req = if *method == "GET" { http.get(url) } else { http.post(url).json(body) };
+            let (status, answer) = app.send(req).await;
+            let want = if *who == "a valid key" { *refused } else { 401 };
+            assert_eq!(status, want, "{method} {path} with {who}: {answer}");
+        }
+    }
+    app.stop().await;
+}
+
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_revoked_key_is_refused_at_once(pool: PgPool) {
     let app = TestApp::start(pool, Options::default()).await;
