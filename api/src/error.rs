@@ -23,8 +23,8 @@ pub enum ApiError {
     /// `Authorization: Bearer <key>`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// The key may not do this: `role_not_allowed`, or `case_out_of_scope` for evidence of a case
-    /// the key is not limited to.
+    /// The key may not do this: `role_not_allowed`; `case_out_of_scope` for evidence of a case
+    /// the key is not limited to; `operator_only` for the queue operations of the operator tenant.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// `not_found`: no such evidence, key or job in the key's tenant.
