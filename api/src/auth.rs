@@ -1,7 +1,8 @@
 //! The API key every `/v1` operation takes (`Authorization: Bearer <key>`, the Authorize button
-//! of Swagger UI), turned into the service's `Caller` before anything else of the request is
-//! read: a request without a valid key answers 401 whatever its path parameters, query and body
-//! hold, so that an unauthenticated client learns nothing but that.
+//! of Swagger UI), turned into the service's `Caller` before the operation reads its path
+//! parameters, query and body: a request without a valid key answers 401 whatever they hold.
+//! Only the guard in front of every route (`guard::check_request`: body size, UTF-8, NUL
+//! characters) and the router (an unknown path or method) answer before it.
 
 use evidence::Caller;
 use poem::IntoResponse;

@@ -3,10 +3,10 @@
 //! so that it reaches every tenant: use the owner's URL, the one migrations run with.
 
 use anyhow::{Context, bail};
-use evidence::admin;
 use evidence::config::DatabaseSettings;
 use evidence::custody::Verdict;
 use evidence::keys::{ApiKey, NewKey};
+use evidence::owner;
 use evidence::{Role, TenantId, startup};
 
 pub const USAGE: &str = "usage:
@@ -30,7 +30,7 @@ pub async fn keys(args: &[String]) -> anyhow::Result<()> {
             let cases = flags.all("--case");
             let new = NewKey { name: flags.one("--name")?, role, cases: (!cases.is_empty()).then_some(cases) };
             let pool = startup::owner_pool(&db).await?;
-            let issued = admin::create_key(&pool, &tenant, &new)
+            let issued = owner::create_key(&pool, &tenant, &new)
                 .await
                 .context("creating the key (are the migrations applied?)")?;
             println!("created API key {} in tenant {}: {}", issued.key.prefix, tenant, describe(&issued.key));
@@ -41,7 +41,7 @@ pub async fn keys(args: &[String]) -> anyhow::Result<()> {
             let flags = Flags::parse(rest, &["--tenant"])?;
             let tenant = flags.first("--tenant").map(|t| TenantId::new(&t)).transpose()?;
             let pool = startup::owner_pool(&db).await?;
-            let keys = admin::list_keys(&pool, tenant.as_ref()).await?;
+            let keys = owner::list_keys(&pool, tenant.as_ref()).await?;
             let header = ["PREFIX", "TENANT", "ROLE", "NAME", "CREATED", "LAST USED", "STATE"];
             println!(
                 "{:<12}  {:<20}  {:<8}  {:<24}  {:<16}  {:<16}  {}",
@@ -72,7 +72,7 @@ pub async fn keys(args: &[String]) -> anyhow::Result<()> {
         Some((command, rest)) if command == "revoke" => {
             let [prefix] = rest else { bail!("api keys revoke <prefix>\n{USAGE}") };
             let pool = startup::owner_pool(&db).await?;
-            let key = admin::revoke_key(&pool, prefix).await?;
+            let key = owner::revoke_key(&pool, prefix).await?;
             println!("revoked API key {} in tenant {}: {}", key.prefix, key.tenant_id, describe(&key));
         }
         _ => bail!("{USAGE}"),
@@ -88,7 +88,7 @@ pub async fn custody(args: &[String]) -> anyhow::Result<bool> {
             let flags = Flags::parse(rest, &["--tenant"])?;
             let tenant = TenantId::new(&flags.one("--tenant")?)?;
             let pool = startup::owner_pool(&db).await?;
-            match admin::verify_custody(&pool, &tenant).await? {
+            match owner::verify_custody(&pool, &tenant).await? {
                 Verdict::Intact { count: 0, pending: 0, .. } => {
                     println!("tenant {tenant} has no custody entries (is the tenant's name right?)");
                     Ok(true)

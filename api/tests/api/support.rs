@@ -337,7 +337,7 @@ impl TestApp {
 pub async fn make_key(owner: &PgPool, tenant: &str, role: Role, cases: Option<Vec<String>>) -> String {
     let tenant = TenantId::new(tenant).unwrap();
     let new = NewKey { name: format!("test {role}"), role, cases };
-    evidence::admin::create_key(owner, &tenant, &new).await.expect("create a key").secret
+    evidence::owner::create_key(owner, &tenant, &new).await.expect("create a key").secret
 }
 
 /// An HTTP client that sends `key` with every request.

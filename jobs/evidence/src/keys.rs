@@ -3,7 +3,7 @@
 //! whole key is stored; the key itself is shown once, when it is made.
 //!
 //! Keys are made and revoked by admin keys through the API (within their tenant) or by an
-//! operator with `api keys …` (any tenant, `admin`), which runs as the database owner like
+//! operator with `api keys …` (any tenant; `owner`), which runs as the database owner like
 //! migrations.
 
 use std::collections::HashMap;

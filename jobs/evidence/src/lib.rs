@@ -6,7 +6,6 @@
 //! behalf of a [`Caller`] (an API key's tenant, role and cases).
 
 pub mod access;
-pub mod admin;
 pub mod config;
 pub mod custody;
 mod error;
@@ -18,6 +17,7 @@ mod ingest;
 pub mod keys;
 mod model;
 pub mod operations;
+pub mod owner;
 pub mod query;
 #[cfg(any(test, feature = "testing"))]
 pub mod samples;

@@ -115,58 +115,111 @@ fn the_queue_depends_on_nothing_of_the_domain_or_of_http() {
 
 /// The modules of each crate (a file or folder under `src/`; the crate root and `src/bin` are not
 /// modules of the library) and, for each, the modules it names as `crate::<module>`, in
-/// `use crate::{…}` groups too. Code under `#[cfg(test)]` is left out: tests may reach anywhere.
+/// `use crate::{…}` groups too, or through a name the crate root re-exports (`crate::Service`
+/// is `service`'s). Code under `#[cfg(test)]` is left out: tests may reach anywhere. Modules
+/// inside a module's folder are the module's own business and are not told apart.
 fn module_imports() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
     let mut crates: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut roots: BTreeMap<String, String> = BTreeMap::new();
+    let mut texts: BTreeMap<(String, String), String> = BTreeMap::new();
     for (file, text) in sources() {
         let (krate, rest) = file.split_once("/src/").expect("a source under src/");
         let module = rest.split('/').next().unwrap_or_default().trim_end_matches(".rs").to_owned();
-        if rest.starts_with("bin/") || module == "lib" || module == "main" {
+        let code = without_tests_and_comments(&text);
+        if rest == "lib.rs" {
+            roots.insert(krate.to_owned(), code);
             continue;
         }
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        let code: String =
-            code.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        if rest.starts_with("bin/") || module == "main" {
+            continue;
+        }
         let mut named = BTreeSet::new();
-        let ident = |s: &str| {
-            s.chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect::<String>()
-        };
         for (i, _) in code.match_indices("crate::") {
             let after = &code[i + "crate::".len()..];
             match after.strip_prefix('{') {
                 // `use crate::{a, b::c, d::{e, f}}`: each name at the group's top level.
-                Some(group) => {
-                    let mut depth = 0;
-                    let mut start = true;
-                    for (j, c) in group.char_indices() {
-                        match c {
-                            '{' => depth += 1,
-                            '}' if depth == 0 => break,
-                            '}' => depth -= 1,
-                            ',' if depth == 0 => start = true,
-                            c if start && !c.is_whitespace() => {
-                                named.insert(ident(&group[j..]));
-                                start = false;
-                            }
-                            _ => {}
-                        }
-                    }
-                }
+                Some(group) => named.extend(top_level_names(group)),
                 None => {
                     named.insert(ident(after));
                 }
             }
         }
-        let modules = crates.entry(krate.to_owned()).or_default();
-        modules.entry(module.clone()).or_default().extend(named.into_iter().filter(|n| *n != module));
+        texts.entry((krate.to_owned(), module.clone())).or_default().push_str(&code);
+        crates.entry(krate.to_owned()).or_default().entry(module).or_default().extend(named);
     }
-    for modules in crates.values_mut() {
+    for (krate, modules) in crates.iter_mut() {
         let known: BTreeSet<String> = modules.keys().cloned().collect();
-        for named in modules.values_mut() {
-            named.retain(|n| known.contains(n));
+        // What the root re-exports, by the module it comes from.
+        let mut reexported: BTreeMap<String, String> = BTreeMap::new();
+        let root = roots.get(krate).cloned().unwrap_or_default();
+        for (i, _) in root.match_indices("pub use ") {
+            let path = &root[i + "pub use ".len()..];
+            let from = ident(path);
+            let Some(rest) = path.strip_prefix(&format!("{from}::")) else { continue };
+            let names = match rest.chars().next() {
+                Some('{') => top_level_names(&rest[1..]),
+                Some('*') => public_items(texts.get(&(krate.clone(), from.clone())).map_or("", |t| t.as_str())),
+                _ => vec![ident(rest)],
+            };
+            for name in names {
+                reexported.insert(name, from.clone());
+            }
+        }
+        for (module, named) in modules.iter_mut() {
+            let resolved: BTreeSet<String> = named
+                .iter()
+                .filter_map(|n| if known.contains(n) { Some(n.clone()) } else { reexported.get(n).cloned() })
+                .filter(|n| n != module)
+                .collect();
+            *named = resolved;
         }
     }
     crates
+}
+
+/// The code before a file's `#[cfg(test)]`, without `//` comments.
+fn without_tests_and_comments(text: &str) -> String {
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    code.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
+/// The identifier `s` starts with.
+fn ident(s: &str) -> String {
+    s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
+
+/// The first name of each item of a `{a, b::c, d::{e, f}}` group, `s` starting after its `{`.
+fn top_level_names(s: &str) -> Vec<String> {
+    let (mut names, mut depth, mut start) = (Vec::new(), 0, true);
+    for (j, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => start = true,
+            c if start && !c.is_whitespace() => {
+                names.push(ident(&s[j..]));
+                start = false;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The names of the `pub` items a module's code defines (for a `pub use module::*`).
+fn public_items(code: &str) -> Vec<String> {
+    let kinds = [
+        "pub struct ",
+        "pub enum ",
+        "pub fn ",
+        "pub async fn ",
+        "pub type ",
+        "pub trait ",
+        "pub const ",
+        "pub static ",
+    ];
+    kinds.iter().flat_map(|kind| code.match_indices(kind).map(move |(i, _)| ident(&code[i + kind.len()..]))).collect()
 }
 
 #[test]
@@ -213,4 +266,32 @@ fn reach(
         }
     }
     None
+}
+
+/// poem-openapi extracts an operation's arguments in the order they are declared, and the key's
+/// checker is what answers 401: every API operation takes its key first (after its state), so
+/// that nothing else of a request without a valid key is read.
+#[test]
+fn every_operation_takes_its_key_before_the_rest_of_the_request() {
+    let mut operations = 0;
+    let mut wrong = Vec::new();
+    for (file, text) in sources().into_iter().filter(|(f, _)| f.starts_with("api/src/")) {
+        for (i, _) in text.match_indices("key: ApiKey") {
+            let start = text[..i].rfind("async fn ").expect("an operation");
+            let name = ident(&text[start + "async fn ".len()..]);
+            let before: Vec<&str> = text[start..i]
+                .split_once('(')
+                .map_or("", |(_, args)| args)
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .collect();
+            operations += 1;
+            if before != ["&self", "state: Data<&AppState>"] {
+                wrong.push(format!("{file}: {name} takes {before:?} before its key"));
+            }
+        }
+    }
+    assert!(operations >= 21, "found only {operations} operations that take a key");
+    assert!(wrong.is_empty(), "operations that read something before the key:\n{}", wrong.join("\n"));
 }
