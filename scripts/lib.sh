@@ -8,8 +8,8 @@ log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # Variables already set win; then .env (your local overrides); then .env.example (defaults).
-# Lines are NAME=value; a value in one pair of double or single quotes loses them, as Docker
-# Compose reads the same file; nothing else in the value is interpreted.
+# Lines are NAME=value; one pair of double or single quotes around a value is removed, and
+# nothing else in it is interpreted (no `#` comments after a value, escapes or ${…}).
 load_env() {
   local file line key value
   for file in "$ROOT/.env" "$ROOT/.env.example"; do
@@ -31,25 +31,33 @@ database_url_for() {
 
 # The server DATABASE_URL names must answer. A local one that is down is started (CI machines
 # start it before us; this is the fallback): the Debian cluster that listens on the URL's port.
-# A server on another host is only waited for, 10 s at most.
+# A server on another host is only waited for, 10 s at most. A URL without a host (a socket in
+# its query) is left to libpq's defaults.
 ensure_postgres() {
-  local rest host port cluster
+  local rest host port cluster where=()
   rest="${DATABASE_URL#*://}"
   rest="${rest#*@}"
   rest="${rest%%/*}"
-  host="${rest%:*}"
   port=5432
-  [[ "$rest" == *:* ]] && port="${rest##*:}"
-  pg_isready -q -h "$host" -p "$port" 2>/dev/null && return 0
-  if [[ "$host" == 127.0.0.1 || "$host" == localhost ]] && command -v pg_lsclusters >/dev/null; then
+  if [[ "$rest" == \[* ]]; then # [::1]:5432
+    host="${rest#[}"
+    host="${host%%]*}"
+    [[ "$rest" == *]:* ]] && port="${rest##*]:}"
+  else
+    host="${rest%:*}"
+    [[ "$rest" == *:* ]] && port="${rest##*:}"
+  fi
+  [[ -z "$host" ]] || where=(-h "$host" -p "$port")
+  pg_isready -q "${where[@]}" 2>/dev/null && return 0
+  if [[ "$host" == 127.0.0.1 || "$host" == localhost || "$host" == ::1 ]] && command -v pg_lsclusters >/dev/null; then
     cluster=$(pg_lsclusters -h | awk -v port="$port" '$3 == port { print $1, $2; exit }')
     [[ -n "$cluster" ]] || die "no local Postgres cluster listens on port $port (pg_lsclusters)"
     log "Postgres is not accepting connections on port $port; starting cluster $cluster"
     # shellcheck disable=SC2086 # "version name"
     pg_ctlcluster --skip-systemctl-redirect $cluster start
   fi
-  for _ in $(seq 50); do pg_isready -q -h "$host" -p "$port" && return 0; sleep 0.2; done
-  die "Postgres at $host:$port does not accept connections"
+  for _ in $(seq 50); do pg_isready -q "${where[@]}" && return 0; sleep 0.2; done
+  die "Postgres at ${host:-the default socket}:$port does not accept connections"
 }
 
 # A Postgres cluster of our own on 127.0.0.1:<port>, made with Debian's pg_createcluster from the
