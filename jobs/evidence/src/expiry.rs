@@ -17,8 +17,7 @@ use sqlx::PgPool;
 use queue::{Handler, JobArgs, JobContext, JobError, JobTable, KindOptions, Registry};
 
 use crate::custody::{Actor, Event, NewEntry};
-use crate::model::EvidenceId;
-use crate::model::TenantId;
+use crate::model::{EvidenceId, TenantId};
 use crate::storage::Storage;
 use crate::{store, sweep};
 

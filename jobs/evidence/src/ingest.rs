@@ -19,8 +19,7 @@ use queue::{
 use crate::config::IngestSettings;
 use crate::custody::{Actor, Event, NewEntry};
 use crate::extract::{EXTRACTOR_VERSION, Extracted, Failure, INDEX_CHUNKING, TextReason};
-use crate::model::TenantId;
-use crate::model::{EvidenceId, EvidenceStatus};
+use crate::model::{EvidenceId, EvidenceStatus, TenantId};
 use crate::storage::{self, Downloaded, Storage, StorageError};
 use crate::store::{self, ContentSummary};
 

@@ -20,9 +20,9 @@ use crate::custody::{self, Actor, Event, NewEntry};
 use crate::error::EvidenceError;
 use crate::ingest::IngestEvidence;
 use crate::keys::{self, ApiKey, IssuedKey, KnownKeys, NewKey};
-use crate::model::TenantId;
 use crate::model::{
-    Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, ReindexBatch, ReindexFilter, SearchPage, SearchQuery,
+    Evidence, EvidenceId, EvidenceStatus, ListFilter, NewEvidence, ReindexBatch, ReindexFilter, SearchPage,
+    SearchQuery, TenantId,
 };
 use crate::query::{self, ClauseQuery};
 use crate::storage::{PresignedPut, Storage};

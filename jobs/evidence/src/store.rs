@@ -18,10 +18,9 @@ use crate::access::Role;
 use crate::custody::{Actor, Entry, NewEntry, Verdict, Verifier};
 use crate::extract::Extracted;
 use crate::keys::{ApiKey, IssuedKey, NewKey};
-use crate::model::TenantId;
 use crate::model::{
     Evidence, EvidenceId, EvidenceStatus, Facets, ListFilter, NewEvidence, ReindexFilter, SearchHit, SearchPage,
-    SearchQuery,
+    SearchQuery, TenantId,
 };
 use crate::query::{self, Clause, ClauseQuery, Term};
 use crate::storage::Downloaded;

@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::config::FamilySettings;
 use crate::extract::family::clean_path;
 use crate::extract::{Extracted, Member};
-use crate::model::EvidenceId;
-use crate::model::TenantId;
+use crate::model::{EvidenceId, TenantId};
 use crate::storage::{self, Storage, StorageError};
 use crate::store::NewMember;
 
