@@ -164,30 +164,56 @@ async fn an_edited_deleted_or_reordered_entry_is_found_where_it_happened(pool: P
     wait_status(&app, &id, "indexed").await;
     assert_eq!(verify(&app).await["count"], 4);
 
-    // Nobody changes an entry without disabling the trigger first, not even the owner.
-    let refused = sqlx::query("UPDATE custody_entry SET actor_name = 'someone else' WHERE seq = 2")
-        .execute(&pool)
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("cannot be changed or removed"), "{refused}");
-    let refused = sqlx::query("DELETE FROM custody_entry").execute(&pool).await.unwrap_err();
-    assert!(refused.to_string().contains("cannot be changed or removed"), "{refused}");
-    let refused = sqlx::query("UPDATE custody_entry SET actor_name = 'x'").execute(&app.app_pool).await.unwrap_err();
-    assert!(refused.to_string().contains("permission denied"), "the application role may not: {refused}");
+    // Nobody changes an entry or its place in the chain without disabling the triggers first, not
+    // even the owner; the application role may not at all, nor write a place itself.
+    const SECOND: &str = "(SELECT entry_id FROM custody_link WHERE seq = 2)";
+    for statement in [
+        format!("UPDATE custody_entry SET actor_name = 'someone else' WHERE id = {SECOND}"),
+        "DELETE FROM custody_entry".into(),
+        "UPDATE custody_link SET hash = repeat('0', 64) WHERE seq = 2".into(),
+        "DELETE FROM custody_link".into(),
+    ] {
+        let refused = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone())).execute(&pool).await.unwrap_err();
+        assert!(refused.to_string().contains("cannot be changed or removed"), "{statement}: {refused}");
+    }
+    for statement in [
+        "UPDATE custody_entry SET actor_name = 'x'",
+        "UPDATE custody_link SET seq = seq",
+        "INSERT INTO custody_link VALUES (0, 't1', 99, now(), '', '')",
+        "INSERT INTO custody_entry (tenant_id, event, actor_kind, actor_id, actor_name, details, xid) \
+         VALUES ('t1', 'viewed', 'api_key', 'k', 'n', '{}', '1')",
+    ] {
+        let refused = sqlx::query(statement).execute(&app.app_pool).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("permission denied"),
+            "the application role may not: {statement}: {refused}"
+        );
+    }
 
     // Each case starts from the untouched chain, kept aside.
-    const RESTORE: &str = "DELETE FROM custody_entry; INSERT INTO custody_entry SELECT * FROM kept";
-    tamper(&app, &["CREATE TABLE kept AS SELECT * FROM custody_entry"]).await;
-    let cases: [(&str, &[&str], i64, &str); 4] = [
-        ("edited", &["UPDATE custody_entry SET actor_name = 'someone else' WHERE seq = 2"], 2, "hash"),
-        ("deleted", &["DELETE FROM custody_entry WHERE seq = 3"], 3, "seq"),
-        ("the last one deleted", &["DELETE FROM custody_entry WHERE seq = 4"], 4, "head"),
+    const RESTORE: &str = "DELETE FROM custody_link; DELETE FROM custody_entry;
+         INSERT INTO custody_entry SELECT * FROM kept; INSERT INTO custody_link SELECT * FROM kept_links";
+    tamper(
+        &app,
+        &["CREATE TABLE kept AS SELECT * FROM custody_entry", "CREATE TABLE kept_links AS SELECT * FROM custody_link"],
+    )
+    .await;
+    let entry = |seq: i64| format!("(SELECT entry_id FROM custody_link WHERE seq = {seq})");
+    let edited = format!("UPDATE custody_entry SET actor_name = 'someone else' WHERE id = {}", entry(2));
+    let deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry(3));
+    let last_deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry(4));
+    let cases: [(&str, &[&str], i64, &str); 6] = [
+        ("edited", &[&edited], 2, "hash"),
+        ("deleted", &[&deleted], 3, "seq"),
+        ("the last one deleted", &[&last_deleted], 4, "head"),
+        ("its place deleted", &["DELETE FROM custody_link WHERE seq = 3"], 3, "seq"),
+        ("its place rehashed", &["UPDATE custody_link SET hash = repeat('0', 64) WHERE seq = 2"], 2, "hash"),
         (
             "reordered",
             &[
-                "UPDATE custody_entry SET seq = -1 WHERE seq = 2",
-                "UPDATE custody_entry SET seq = 2 WHERE seq = 3",
-                "UPDATE custody_entry SET seq = 3 WHERE seq = -1",
+                "UPDATE custody_link SET seq = -1 WHERE seq = 2",
+                "UPDATE custody_link SET seq = 2 WHERE seq = 3",
+                "UPDATE custody_link SET seq = 3 WHERE seq = -1",
             ],
             2,
             "prev_hash",
@@ -202,6 +228,40 @@ async fn an_edited_deleted_or_reordered_entry_is_found_where_it_happened(pool: P
         );
         assert_eq!(tamper(&app, &[RESTORE]).await["intact"], true, "restored after {what}");
     }
+    app.stop().await;
+}
+
+/// The sealer takes entries in the order of the transactions that wrote them, and only those
+/// older than every transaction still running: an entry whose transaction commits after a later
+/// one's is sealed once it commits, never passed over.
+#[sqlx::test(migrator = "evidence::MIGRATOR")]
+async fn an_entry_committed_after_a_later_one_is_sealed_not_passed_over(pool: PgPool) {
+    let app = TestApp::start(pool.clone(), Options::default()).await;
+    let append = |name: &str| {
+        format!("SELECT custody_append('{TENANT}', NULL, 'viewed', 'api_key', 'k', '{name}', NULL, '{{}}')")
+    };
+    let mut first = pool.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(append("first"))).execute(&mut *first).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(append("second"))).execute(&pool).await.unwrap();
+    // The sealer runs all along; once more by hand, so that a call has surely seen "second"
+    // committed while "first" was open.
+    sqlx::query("SELECT custody_seal(1000)").execute(&pool).await.unwrap();
+    let linked = "SELECT count(*) FROM custody_link l JOIN custody_entry e ON e.id = l.entry_id
+                  WHERE e.actor_name IN ('first', 'second')";
+    let sealed: i64 = sqlx::query_scalar(linked).fetch_one(&pool).await.unwrap();
+    assert_eq!(sealed, 0, "the second entry waits for the transaction of the first");
+
+    first.commit().await.unwrap();
+    let verdict = verify(&app).await;
+    assert_eq!((&verdict["intact"], &verdict["pending"]), (&json!(true), &json!(0)), "{verdict}");
+    let order: Vec<String> = sqlx::query_scalar(
+        "SELECT e.actor_name FROM custody_link l JOIN custody_entry e ON e.id = l.entry_id
+         WHERE e.actor_name IN ('first', 'second') ORDER BY l.seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(order, ["first", "second"], "in the order their transactions began to write");
     app.stop().await;
 }
 

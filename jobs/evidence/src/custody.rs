@@ -1,8 +1,10 @@
 //! The custody log: every event of every evidence, one hash-chained, append-only log per tenant,
 //! each entry written in the same transaction as the change it records (`store::append_custody`,
 //! or the `custody_append` function of the custody migration in SQL triggers), then put in its
-//! chain by the sealer (`service::run_sealer`). Verifying a chain needs nothing but its entries:
-//! each entry's hash is SHA-256 over [`encoding`], which starts with the previous entry's hash.
+//! chain by the sealer (`service::run_sealer`), which writes the entry's place (seq, time,
+//! previous hash, hash) as a row of its own and never touches the entry. Verifying a chain needs
+//! nothing but its entries: each entry's hash is SHA-256 over [`encoding`], which starts with the
+//! previous entry's hash.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -82,8 +84,9 @@ pub struct NewEntry<'a> {
     pub details: Value,
 }
 
-/// An entry as stored. `seq`, `at`, `prev_hash` and `hash` are `None` until the sealer has put
-/// it in the chain (moments after its transaction commits).
+/// An entry as stored, with its place in the chain. `seq`, `at`, `prev_hash` and `hash` are
+/// `None` until the sealer has put it there (moments after its transaction commits, and after
+/// every transaction that was running when it was written has ended).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Entry {
     pub tenant_id: String,

@@ -686,8 +686,8 @@ fn key_scope(caller: &Caller) -> store::KeyScope<'_> {
 }
 
 /// Seal committed entries into their chains until `stop`: at once while there are more than a
-/// batch, else every `every`. Each worker runs one; sealers of different workers skip a tenant
-/// another is sealing.
+/// batch, else every `every`. Each worker runs one; while one seals, the others' calls return at
+/// once (`custody_seal` in the custody links migration).
 pub async fn run_sealer(pool: PgPool, every: Duration, stop: CancellationToken) {
     const BATCH: i32 = 1000;
     loop {

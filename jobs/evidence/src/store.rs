@@ -1229,8 +1229,10 @@ pub async fn append_custody(
     .map(|_| ())
 }
 
-const CUSTODY_COLUMNS: &str =
-    "tenant_id, seq, evidence_id, event, actor_kind, actor_id, actor_name, request_id, at, details, prev_hash, hash";
+/// An entry with its place in the chain (`custody_link`, the sealer's), from `custody_entry e`
+/// and `custody_link l`.
+const CUSTODY_COLUMNS: &str = "e.tenant_id, l.seq, e.evidence_id, e.event, e.actor_kind, e.actor_id, e.actor_name, \
+     e.request_id, l.at, e.details, l.prev_hash, l.hash";
 
 /// An evidence's custody entries, oldest first.
 pub async fn custody_of<'e>(
@@ -1239,8 +1241,9 @@ pub async fn custody_of<'e>(
     evidence: EvidenceId,
 ) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
-        "SELECT {CUSTODY_COLUMNS} FROM custody_entry WHERE tenant_id = $1 AND evidence_id = $2
-         ORDER BY seq NULLS LAST, id"
+        "SELECT {CUSTODY_COLUMNS} FROM custody_entry e LEFT JOIN custody_link l ON l.entry_id = e.id
+         WHERE e.tenant_id = $1 AND e.evidence_id = $2
+         ORDER BY l.seq NULLS LAST, e.id"
     )))
     .bind(tenant.as_str())
     .bind(evidence)
@@ -1253,10 +1256,12 @@ pub async fn custody_of<'e>(
 /// read (later positions) are left for the next verification.
 pub async fn verify_custody(conn: &mut PgConnection, tenant: &TenantId) -> Result<Verdict, sqlx::Error> {
     use futures_util::TryStreamExt;
-    // The head and the count of unsealed entries from one snapshot: a seal moves both at once.
+    // The head and the count of entries without a link from one snapshot: a seal moves both at
+    // once.
     let (head_seq, head_hash, pending): (Option<i64>, Option<String>, i64) = sqlx::query_as(
         "SELECT (SELECT seq FROM custody_head WHERE tenant_id = $1), (SELECT hash FROM custody_head WHERE tenant_id = $1),
-                (SELECT count(*) FROM custody_entry WHERE tenant_id = $1 AND hash IS NULL)",
+                (SELECT count(*) FROM custody_entry e WHERE e.tenant_id = $1
+                 AND NOT EXISTS (SELECT 1 FROM custody_link l WHERE l.entry_id = e.id))",
     )
     .bind(tenant.as_str())
     .fetch_one(&mut *conn)
@@ -1264,9 +1269,9 @@ pub async fn verify_custody(conn: &mut PgConnection, tenant: &TenantId) -> Resul
     let head = head_seq.zip(head_hash);
     let mut verifier = Verifier::default();
     let mut entries = sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
-        "SELECT {CUSTODY_COLUMNS} FROM custody_entry
-         WHERE tenant_id = $1 AND hash IS NOT NULL AND ($2::bigint IS NULL OR seq <= $2)
-         ORDER BY seq"
+        "SELECT {CUSTODY_COLUMNS} FROM custody_link l JOIN custody_entry e ON e.id = l.entry_id
+         WHERE l.tenant_id = $1 AND ($2::bigint IS NULL OR l.seq <= $2)
+         ORDER BY l.seq"
     )))
     .bind(tenant.as_str())
     .bind(head_seq)
@@ -1277,7 +1282,8 @@ pub async fn verify_custody(conn: &mut PgConnection, tenant: &TenantId) -> Resul
     Ok(verifier.finish(head, pending))
 }
 
-/// Seal committed entries into their tenants' chains, at most `max` per tenant; how many.
+/// Seal committed entries into their tenants' chains, at most `max`; how many (0 also when
+/// another sealer holds the starting point).
 pub async fn seal_custody(pool: &PgPool, max: i32) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar::<_, i32>("SELECT custody_seal($1)").bind(max).fetch_one(pool).await.map(i64::from)
 }
