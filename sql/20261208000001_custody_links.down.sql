@@ -5,6 +5,7 @@ LOCK TABLE custody_entry IN ACCESS EXCLUSIVE MODE;
 -- What this sealer may seal now; entries of transactions still running stay unsealed and the
 -- sealer restored below takes them.
 SELECT custody_seal(2147483647);
+DROP FUNCTION custody_unsealed();
 DROP FUNCTION custody_seal(integer);
 DROP FUNCTION custody_link_batch(custody_head, bigint[], timestamptz[], text[], text[]);
 

@@ -184,3 +184,19 @@ BEGIN
     RETURN analyzed;
 END
 $$;
+
+-- What waits for the sealer, over every tenant (the workers' `evidence_custody_unsealed` gauge
+-- and their warning): committed entries past its position, how many of them wait for a
+-- transaction still running (their own transaction is not older than every running one), and
+-- the oldest running transaction when some do. SECURITY DEFINER: it counts every tenant's
+-- entries without the application role seeing one.
+CREATE FUNCTION custody_unsealed(OUT waiting bigint, OUT held bigint, OUT held_by xid8)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT count(*), count(*) FILTER (WHERE u.xid >= h.horizon),
+           CASE WHEN count(*) FILTER (WHERE u.xid >= h.horizon) > 0 THEN min(h.horizon) END
+    FROM custody_sealer c
+    CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
+    JOIN custody_entry u ON (u.xid, u.id) > (c.last_xid, c.last_id)
+$$;
+REVOKE ALL ON FUNCTION custody_unsealed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custody_unsealed() TO evidence_app;

@@ -191,23 +191,29 @@ async fn an_edited_deleted_or_reordered_entry_is_found_where_it_happened(pool: P
     }
 
     // Each case starts from the untouched chain, kept aside.
-    const RESTORE: &str = "DELETE FROM custody_link; DELETE FROM custody_entry;
-         INSERT INTO custody_entry SELECT * FROM kept; INSERT INTO custody_link SELECT * FROM kept_links";
+    const RESTORE: &str = "DELETE FROM custody_link; DELETE FROM custody_entry; DELETE FROM custody_head;
+         INSERT INTO custody_entry SELECT * FROM kept; INSERT INTO custody_link SELECT * FROM kept_links;
+         INSERT INTO custody_head SELECT * FROM kept_head";
     tamper(
         &app,
-        &["CREATE TABLE kept AS SELECT * FROM custody_entry", "CREATE TABLE kept_links AS SELECT * FROM custody_link"],
+        &[
+            "CREATE TABLE kept AS SELECT * FROM custody_entry",
+            "CREATE TABLE kept_links AS SELECT * FROM custody_link",
+            "CREATE TABLE kept_head AS SELECT * FROM custody_head",
+        ],
     )
     .await;
     let entry = |seq: i64| format!("(SELECT entry_id FROM custody_link WHERE seq = {seq})");
     let edited = format!("UPDATE custody_entry SET actor_name = 'someone else' WHERE id = {}", entry(2));
     let deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry(3));
     let last_deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry(4));
-    let cases: [(&str, &[&str], i64, &str); 6] = [
+    let cases: [(&str, &[&str], i64, &str); 7] = [
         ("edited", &[&edited], 2, "hash"),
         ("deleted", &[&deleted], 3, "seq"),
         ("the last one deleted", &[&last_deleted], 4, "head"),
         ("its place deleted", &["DELETE FROM custody_link WHERE seq = 3"], 3, "seq"),
         ("its place rehashed", &["UPDATE custody_link SET hash = repeat('0', 64) WHERE seq = 2"], 2, "hash"),
+        ("the head removed", &["DELETE FROM custody_head"], 5, "head"),
         (
             "reordered",
             &[
@@ -242,6 +248,8 @@ async fn an_entry_committed_after_a_later_one_is_sealed_not_passed_over(pool: Pg
     };
     let mut first = pool.begin().await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(append("first"))).execute(&mut *first).await.unwrap();
+    let first_xid: String =
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(&mut *first).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(append("second"))).execute(&pool).await.unwrap();
     // The sealer runs all along; once more by hand, so that a call has surely seen "second"
     // committed while "first" was open.
@@ -250,6 +258,11 @@ async fn an_entry_committed_after_a_later_one_is_sealed_not_passed_over(pool: Pg
                   WHERE e.actor_name IN ('first', 'second')";
     let sealed: i64 = sqlx::query_scalar(linked).fetch_one(&pool).await.unwrap();
     assert_eq!(sealed, 0, "the second entry waits for the transaction of the first");
+    // What the workers' gauge and warning read: one entry waiting, held by that transaction.
+    let unsealed = "SELECT waiting, held, held_by::text FROM custody_unsealed()";
+    let (waiting, held, held_by): (i64, i64, Option<String>) =
+        sqlx::query_as(unsealed).fetch_one(&app.app_pool).await.unwrap();
+    assert_eq!((waiting, held, held_by.as_deref()), (1, 1, Some(first_xid.as_str())));
 
     first.commit().await.unwrap();
     let verdict = verify(&app).await;
@@ -262,6 +275,9 @@ async fn an_entry_committed_after_a_later_one_is_sealed_not_passed_over(pool: Pg
     .await
     .unwrap();
     assert_eq!(order, ["first", "second"], "in the order their transactions began to write");
+    let (waiting, held, held_by): (i64, i64, Option<String>) =
+        sqlx::query_as(unsealed).fetch_one(&app.app_pool).await.unwrap();
+    assert_eq!((waiting, held, held_by), (0, 0, None));
     app.stop().await;
 }
 

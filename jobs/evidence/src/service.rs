@@ -736,18 +736,40 @@ where
     }
 }
 
-/// Publish `evidence_by_status{status}` every `every` until `stop`; one process's view of a
-/// global count (aggregate with max() across processes).
+/// Publish `evidence_by_status{status}` and `evidence_custody_unsealed` every `every` until
+/// `stop`; one process's view of a global count (aggregate with max() across processes). Custody
+/// entries held back by a transaction still running at two reports in a row are logged at warn
+/// level with that transaction's id: sealing waits for it (runbooks/custody.md).
 pub async fn report_status_counts(pool: PgPool, every: Duration, stop: CancellationToken) {
-    repeat(every, stop, || async {
-        match store::status_counts(&pool).await {
-            Ok(counts) => {
-                for status in EvidenceStatus::ALL {
-                    let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
-                    metrics::gauge!("evidence_by_status", "status" => status.as_str()).set(n as f64);
+    let held_before = std::sync::atomic::AtomicBool::new(false);
+    repeat(every, stop, || {
+        let (pool, held_before) = (&pool, &held_before);
+        async move {
+            match store::status_counts(pool).await {
+                Ok(counts) => {
+                    for status in EvidenceStatus::ALL {
+                        let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+                        metrics::gauge!("evidence_by_status", "status" => status.as_str()).set(n as f64);
+                    }
                 }
+                Err(e) => tracing::warn!(error = %e, "evidence status counts failed"),
             }
-            Err(e) => tracing::warn!(error = %e, "evidence status counts failed"),
+            match store::custody_unsealed(pool).await {
+                Ok(unsealed) => {
+                    metrics::gauge!("evidence_custody_unsealed").set(unsealed.waiting as f64);
+                    let held = unsealed.held > 0;
+                    let held_at_the_last_report = held_before.swap(held, std::sync::atomic::Ordering::Relaxed);
+                    if held && held_at_the_last_report {
+                        tracing::warn!(
+                            entries = unsealed.held,
+                            transaction = unsealed.held_by,
+                            "custody entries wait for a transaction still open on the database server; \
+                             sealing resumes once it ends"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "counting unsealed custody entries failed"),
+            }
         }
     })
     .await

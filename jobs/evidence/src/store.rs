@@ -1252,34 +1252,52 @@ pub async fn custody_of<'e>(
 }
 
 /// Check the tenant's whole chain, streaming its entries in order (memory does not grow with
-/// its length), against the head the database recorded. Entries appended after the head was
-/// read (later positions) are left for the next verification.
+/// its length), against the head the database recorded. The head, the last position linked and
+/// the count of entries without a link are read at once; the walk stops at that last position,
+/// so entries a seal links afterwards (with the head it moves) are left for the next
+/// verification, while links past the recorded head (or with none recorded) are walked and
+/// found out.
 pub async fn verify_custody(conn: &mut PgConnection, tenant: &TenantId) -> Result<Verdict, sqlx::Error> {
     use futures_util::TryStreamExt;
-    // The head and the count of entries without a link from one snapshot: a seal moves both at
-    // once.
-    let (head_seq, head_hash, pending): (Option<i64>, Option<String>, i64) = sqlx::query_as(
-        "SELECT (SELECT seq FROM custody_head WHERE tenant_id = $1), (SELECT hash FROM custody_head WHERE tenant_id = $1),
-                (SELECT count(*) FROM custody_entry e WHERE e.tenant_id = $1
-                 AND NOT EXISTS (SELECT 1 FROM custody_link l WHERE l.entry_id = e.id))",
-    )
-    .bind(tenant.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    let (head_seq, head_hash, last_linked, pending): (Option<i64>, Option<String>, Option<i64>, i64) =
+        sqlx::query_as(
+            "SELECT (SELECT seq FROM custody_head WHERE tenant_id = $1), (SELECT hash FROM custody_head WHERE tenant_id = $1),
+                    (SELECT max(seq) FROM custody_link WHERE tenant_id = $1),
+                    (SELECT count(*) FROM custody_entry e WHERE e.tenant_id = $1
+                     AND NOT EXISTS (SELECT 1 FROM custody_link l WHERE l.entry_id = e.id))",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
     let head = head_seq.zip(head_hash);
     let mut verifier = Verifier::default();
     let mut entries = sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
         "SELECT {CUSTODY_COLUMNS} FROM custody_link l JOIN custody_entry e ON e.id = l.entry_id
-         WHERE l.tenant_id = $1 AND ($2::bigint IS NULL OR l.seq <= $2)
+         WHERE l.tenant_id = $1 AND l.seq <= $2
          ORDER BY l.seq"
     )))
     .bind(tenant.as_str())
-    .bind(head_seq)
+    .bind(last_linked.unwrap_or(0))
     .fetch(&mut *conn);
     while let Some(entry) = entries.try_next().await? {
         verifier.push(&entry);
     }
     Ok(verifier.finish(head, pending))
+}
+
+/// What waits for the sealer, over every tenant (`custody_unsealed`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Unsealed {
+    /// Committed entries not yet in a chain.
+    pub waiting: i64,
+    /// Of those, how many wait for a transaction still running on the server.
+    pub held: i64,
+    /// The oldest running transaction (its `pg_stat_activity.backend_xid`) when some are held.
+    pub held_by: Option<String>,
+}
+
+pub async fn custody_unsealed<'e>(exec: impl PgExecutor<'e>) -> Result<Unsealed, sqlx::Error> {
+    sqlx::query_as("SELECT waiting, held, held_by::text AS held_by FROM custody_unsealed()").fetch_one(exec).await
 }
 
 /// Seal committed entries into their tenants' chains, at most `max`; how many (0 also when

@@ -84,6 +84,11 @@ fn describe_metrics() {
         "Searches answered 503, by reason (busy: every search slot taken; timeout: over API_SEARCH_TIMEOUT_MS)."
     );
     describe_gauge!("evidence_by_status", Unit::Count, "Evidence rows by status, over every tenant.");
+    describe_gauge!(
+        "evidence_custody_unsealed",
+        Unit::Count,
+        "Custody entries committed but not yet sealed into their chain, over every tenant."
+    );
     describe_histogram!(
         EXTRACTION_SECONDS,
         Unit::Seconds,
