@@ -1,9 +1,10 @@
 -- Entries sealed in place again, as …0005 and …0006 made them: each link's fields go back onto
 -- its entry, the partial index of unsealed entries returns, and the sealer updates entries.
 
-LOCK TABLE custody_entry IN ACCESS EXCLUSIVE MODE;
--- What this sealer may seal now; entries of transactions still running stay unsealed and the
--- sealer restored below takes them.
+-- In the order a sealer takes them, so that a sealer running meanwhile cannot deadlock with this.
+LOCK TABLE custody_sealer, custody_entry IN ACCESS EXCLUSIVE MODE;
+-- What this sealer may seal now; entries held back by a transaction still running on the
+-- server stay unsealed, and the sealer restored below takes them.
 SELECT custody_seal(2147483647);
 DROP FUNCTION custody_unsealed();
 DROP FUNCTION custody_seal(integer);

@@ -7,13 +7,13 @@
 --
 -- The sealer found unsealed entries by a partial index (`WHERE hash IS NULL`). Where autovacuum
 -- is off, no page of that index is ever freed: it kept a page for every ~400 entries ever sealed
--- and each call walked them all (13 MB and 24 ms per call, with nothing to seal, after 560,000
+-- and each call walked them all (15 MB, and 7 ms per call with nothing to seal, after 500,000
 -- entries; docs/benchmarks.md, tenth sitting). Now the sealer resumes after the last entry it
 -- sealed (`custody_sealer`), in the order of the id of the transaction that wrote each entry
 -- (`xid`), then the entry's id, and takes only entries whose transaction is older than every
 -- transaction still running (pg_snapshot_xmin of its snapshot). Every such entry that will ever
--- be visible is visible then, so none is passed over; an entry whose transaction is still open
--- waits, and so do entries written after that transaction began, until it ends.
+-- be visible is visible then, so none is passed over. An entry waits while any transaction that
+-- took its id before the entry's own transaction did (at its first write) is still open.
 
 -- Seal what is committed, with the sealer of …0006, while no writer can add an entry; the places
 -- then move to their links as they are.
@@ -50,9 +50,13 @@ GRANT INSERT (tenant_id, evidence_id, event, actor_kind, actor_id, actor_name, r
 
 -- Where the sealer stopped: the last entry it put in a chain, in (xid, id) order. One row.
 CREATE TABLE custody_sealer (
-    one       boolean PRIMARY KEY DEFAULT true CHECK (one),
-    last_xid  xid8    NOT NULL,
-    last_id   bigint  NOT NULL
+    one             boolean PRIMARY KEY DEFAULT true CHECK (one),
+    last_xid        xid8    NOT NULL,
+    last_id         bigint  NOT NULL,
+    -- Entries written by transactions up to this id may have a place already, though they come
+    -- after the position (a log restored from another server, below): the sealer asks each of
+    -- them for its link. 0: none.
+    linked_through  xid8    NOT NULL DEFAULT '0'
 );
 INSERT INTO custody_sealer (last_xid, last_id) SELECT '0', coalesce(max(id), 0) FROM custody_entry;
 
@@ -89,18 +93,37 @@ $$;
 REVOKE ALL ON FUNCTION custody_link_batch(custody_head, bigint[], timestamptz[], text[], text[]) FROM PUBLIC;
 
 -- Put committed entries in their tenants' chains: the next `max_rows` entries in (xid, id) order
--- after where the last call stopped, of transactions older than any still running. One sealer
--- at a time: the others skip while one holds `custody_sealer` (a batch of a thousand entries
--- takes it about 30 ms). Per tenant in the batch, it locks the head, chains that tenant's
--- entries in memory, writes their links with one INSERT and moves the head; then it moves the
--- starting point. SECURITY DEFINER: it spans tenants, and the application role may not write
--- links, heads or the starting point.
+-- after where the last call stopped, of transactions older than any still running, that have no
+-- place yet. One sealer at a time: the others return at once while one holds the advisory lock
+-- (a batch of a thousand entries takes it about 30 ms), and a call with nothing to seal writes
+-- nothing (a row lock would take a transaction id at every call). Per tenant in the batch, it
+-- locks the head, chains that tenant's entries in memory, writes their links with one INSERT
+-- and moves the head; then it moves the starting point. SECURITY DEFINER: it spans tenants, and
+-- the application role may not write links, heads or the starting point.
+--
+-- Transaction ids belong to one server. A log restored onto another (pg_dump, logical
+-- replication) brings a starting point past every id the new server has given out, and entries
+-- whose ids mean nothing there. The first call that sees such a starting point locks
+-- custody_entry, so that every entry is committed, seals every entry without a place whatever
+-- its id, and starts again from the new server's next id; entries it passes over later already
+-- have their places.
+--
+-- Its two queries are planned at every call (EXECUTE), so that a plan made while the log was
+-- small is not kept; entries past the position are asked for a link only up to
+-- `linked_through`, which only a restore sets. As one query with `NOT EXISTS` for every
+-- candidate, the planner, without statistics, read every link into a hash at every call
+-- (docs/benchmarks.md, tenth sitting: 6.5 s a call after 500,000 entries).
 DROP FUNCTION custody_seal(integer);
 CREATE FUNCTION custody_seal(max_rows integer) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    cursor_row custody_sealer%ROWTYPE;
     horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    restored boolean;
+    from_xid xid8;
+    from_id bigint;
+    check_through xid8;
+    candidate record;
+    batch bigint[] := '{}';
     batch_xid xid8;
     batch_id bigint;
     t text;
@@ -113,47 +136,71 @@ DECLARE
     hashes text[];
     sealed integer := 0;
 BEGIN
-    SELECT * INTO cursor_row FROM custody_sealer FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
+    IF NOT pg_try_advisory_xact_lock(hashtext('custody_seal')) THEN
         RETURN 0;
     END IF;
-    -- The batch: the next `max_rows` entries whose transactions have ended.
-    SELECT b.xid, b.id INTO batch_xid, batch_id FROM (
-        SELECT u.xid, u.id FROM custody_entry u
-        WHERE (u.xid, u.id) > (cursor_row.last_xid, cursor_row.last_id) AND u.xid < horizon
-        ORDER BY u.xid, u.id LIMIT max_rows
-    ) b ORDER BY b.xid DESC, b.id DESC LIMIT 1;
-    IF NOT FOUND THEN
-        RETURN 0;
+    SELECT c.last_xid, c.last_id, c.linked_through INTO from_xid, from_id, check_through FROM custody_sealer c;
+    restored := from_xid >= pg_snapshot_xmax(pg_current_snapshot());
+    IF restored THEN
+        LOCK TABLE custody_entry IN ACCESS EXCLUSIVE MODE;
+        -- Every entry without a place: no running transaction can hold one back.
+        from_xid := '0'; from_id := 0; horizon := NULL; max_rows := NULL;
+        check_through := (SELECT coalesce(max(u.xid), '0') FROM custody_entry u);
     END IF;
-    -- Tenant by tenant (ordered so), each tenant's entries in (xid, id) order.
-    FOR e IN
-        SELECT * FROM custody_entry u
-        WHERE (u.xid, u.id) > (cursor_row.last_xid, cursor_row.last_id) AND (u.xid, u.id) <= (batch_xid, batch_id)
-        ORDER BY u.tenant_id, u.xid, u.id
+    -- The batch: the next `max_rows` entries without a place whose transactions have ended, in
+    -- (xid, id) order, so the first entry of a transaction still running ends it. Walked in
+    -- that order through the index, whatever the planner knows of the tables.
+    FOR candidate IN EXECUTE
+        'SELECT u.xid, u.id FROM custody_entry u WHERE (u.xid, u.id) > ($1, $2) ORDER BY u.xid, u.id'
+        USING from_xid, from_id
     LOOP
-        IF t IS DISTINCT FROM e.tenant_id THEN
-            IF t IS NOT NULL THEN
-                sealed := sealed + custody_link_batch(head, ids, ats, prevs, hashes);
-            END IF;
-            t := e.tenant_id;
-            INSERT INTO custody_head (tenant_id, seq, hash) VALUES (t, 0, repeat('0', 64))
-                ON CONFLICT (tenant_id) DO NOTHING;
-            SELECT * INTO head FROM custody_head h WHERE h.tenant_id = t FOR UPDATE;
-            ids := '{}'; ats := '{}'; prevs := '{}'; hashes := '{}';
+        EXIT WHEN candidate.xid >= horizon;
+        IF candidate.xid <= check_through THEN
+            CONTINUE WHEN EXISTS (SELECT FROM custody_link l WHERE l.entry_id = candidate.id);
         END IF;
-        entry_at := clock_timestamp();
-        ids := ids || e.id;
-        ats := ats || entry_at;
-        prevs := prevs || head.hash;
-        head.seq := head.seq + 1;
-        head.hash := encode(sha256(custody_encoding(
-            head.hash, head.seq, e.tenant_id, e.evidence_id, e.event, e.actor_kind, e.actor_id,
-            e.actor_name, e.request_id, entry_at, e.details)), 'hex');
-        hashes := hashes || head.hash;
+        batch := batch || candidate.id;
+        batch_xid := candidate.xid;
+        batch_id := candidate.id;
+        EXIT WHEN cardinality(batch) >= max_rows;
     END LOOP;
-    sealed := sealed + custody_link_batch(head, ids, ats, prevs, hashes);
-    UPDATE custody_sealer SET last_xid = batch_xid, last_id = batch_id;
+    IF cardinality(batch) > 0 THEN
+        -- Tenant by tenant (ordered so), each tenant's entries in (xid, id) order.
+        FOR e IN EXECUTE
+            'SELECT * FROM custody_entry u
+             WHERE (u.xid, u.id) > ($1, $2) AND (u.xid, u.id) <= ($3, $4) AND u.id = ANY ($5)
+             ORDER BY u.tenant_id, u.xid, u.id'
+            USING from_xid, from_id, batch_xid, batch_id, batch
+        LOOP
+            IF t IS DISTINCT FROM e.tenant_id THEN
+                IF t IS NOT NULL THEN
+                    sealed := sealed + custody_link_batch(head, ids, ats, prevs, hashes);
+                END IF;
+                t := e.tenant_id;
+                INSERT INTO custody_head (tenant_id, seq, hash) VALUES (t, 0, repeat('0', 64))
+                    ON CONFLICT (tenant_id) DO NOTHING;
+                SELECT * INTO head FROM custody_head h WHERE h.tenant_id = t FOR UPDATE;
+                ids := '{}'; ats := '{}'; prevs := '{}'; hashes := '{}';
+            END IF;
+            entry_at := clock_timestamp();
+            ids := ids || e.id;
+            ats := ats || entry_at;
+            prevs := prevs || head.hash;
+            head.seq := head.seq + 1;
+            head.hash := encode(sha256(custody_encoding(
+                head.hash, head.seq, e.tenant_id, e.evidence_id, e.event, e.actor_kind, e.actor_id,
+                e.actor_name, e.request_id, entry_at, e.details)), 'hex');
+            hashes := hashes || head.hash;
+        END LOOP;
+        sealed := sealed + custody_link_batch(head, ids, ats, prevs, hashes);
+    END IF;
+    IF restored THEN
+        UPDATE custody_sealer
+        SET last_xid = pg_snapshot_xmax(pg_current_snapshot()), last_id = 0, linked_through = check_through;
+        RAISE WARNING 'custody log restored from another server: % entries sealed, sealing starts again from transaction %',
+            sealed, pg_snapshot_xmax(pg_current_snapshot());
+    ELSIF sealed > 0 THEN
+        UPDATE custody_sealer SET last_xid = batch_xid, last_id = batch_id;
+    END IF;
     RETURN sealed;
 END
 $$;
@@ -188,15 +235,16 @@ $$;
 -- What waits for the sealer, over every tenant (the workers' `evidence_custody_unsealed` gauge
 -- and their warning): committed entries past its position, how many of them wait for a
 -- transaction still running (their own transaction is not older than every running one), and
--- the oldest running transaction when some do. SECURITY DEFINER: it counts every tenant's
--- entries without the application role seeing one.
-CREATE FUNCTION custody_unsealed(OUT waiting bigint, OUT held bigint, OUT held_by xid8)
+-- the oldest running transaction when some do (as `pg_stat_activity.backend_xid` shows it).
+-- SECURITY DEFINER: it counts every tenant's entries without the application role seeing one.
+CREATE FUNCTION custody_unsealed(OUT waiting bigint, OUT held bigint, OUT held_by xid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT count(*), count(*) FILTER (WHERE u.xid >= h.horizon),
-           CASE WHEN count(*) FILTER (WHERE u.xid >= h.horizon) > 0 THEN min(h.horizon) END
+           CASE WHEN count(*) FILTER (WHERE u.xid >= h.horizon) > 0 THEN xid(min(h.horizon)) END
     FROM custody_sealer c
     CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
     JOIN custody_entry u ON (u.xid, u.id) > (c.last_xid, c.last_id)
+    WHERE (SELECT l.entry_id FROM custody_link l WHERE l.entry_id = u.id) IS NULL
 $$;
 REVOKE ALL ON FUNCTION custody_unsealed() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION custody_unsealed() TO evidence_app;

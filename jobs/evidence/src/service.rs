@@ -737,13 +737,14 @@ where
 }
 
 /// Publish `evidence_by_status{status}` and `evidence_custody_unsealed` every `every` until
-/// `stop`; one process's view of a global count (aggregate with max() across processes). Custody
-/// entries held back by a transaction still running at two reports in a row are logged at warn
-/// level with that transaction's id: sealing waits for it (runbooks/custody.md).
+/// `stop`; one process's view of a global count (aggregate with max() across processes). When
+/// the same transaction holds custody entries back at two reports in a row (it has been open for
+/// at least `every`), say so at warn level with its id: sealing waits for it
+/// (runbooks/custody.md). Entries held for a moment by transactions that end are normal.
 pub async fn report_status_counts(pool: PgPool, every: Duration, stop: CancellationToken) {
-    let held_before = std::sync::atomic::AtomicBool::new(false);
+    let held_by_before = std::sync::Mutex::new(None::<String>);
     repeat(every, stop, || {
-        let (pool, held_before) = (&pool, &held_before);
+        let (pool, held_by_before) = (&pool, &held_by_before);
         async move {
             match store::status_counts(pool).await {
                 Ok(counts) => {
@@ -757,12 +758,14 @@ pub async fn report_status_counts(pool: PgPool, every: Duration, stop: Cancellat
             match store::custody_unsealed(pool).await {
                 Ok(unsealed) => {
                     metrics::gauge!("evidence_custody_unsealed").set(unsealed.waiting as f64);
-                    let held = unsealed.held > 0;
-                    let held_at_the_last_report = held_before.swap(held, std::sync::atomic::Ordering::Relaxed);
-                    if held && held_at_the_last_report {
+                    let before = std::mem::replace(
+                        &mut *held_by_before.lock().unwrap_or_else(|e| e.into_inner()),
+                        unsealed.held_by.clone(),
+                    );
+                    if let Some(transaction) = unsealed.held_by.filter(|now| before.as_ref() == Some(now)) {
                         tracing::warn!(
                             entries = unsealed.held,
-                            transaction = unsealed.held_by,
+                            transaction,
                             "custody entries wait for a transaction still open on the database server; \
                              sealing resumes once it ends"
                         );

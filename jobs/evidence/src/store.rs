@@ -1292,7 +1292,8 @@ pub struct Unsealed {
     pub waiting: i64,
     /// Of those, how many wait for a transaction still running on the server.
     pub held: i64,
-    /// The oldest running transaction (its `pg_stat_activity.backend_xid`) when some are held.
+    /// The oldest transaction running on the server, as `pg_stat_activity.backend_xid` shows it,
+    /// when some are held.
     pub held_by: Option<String>,
 }
 
