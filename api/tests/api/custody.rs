@@ -55,6 +55,16 @@ async fn verify_as(app: &TestApp, http: &reqwest::Client) -> Value {
     .await
 }
 
+/// The id of the entry at `seq` in the chain, as SQL.
+fn entry_at(seq: i64) -> String {
+    format!("(SELECT entry_id FROM custody_link WHERE seq = {seq})")
+}
+
+/// SQL that appends a `viewed` entry to the test tenant's log, by an actor named `name`.
+fn appended(name: &str) -> String {
+    format!("SELECT custody_append('{TENANT}', NULL, 'viewed', 'api_key', 'k', '{name}', NULL, '{{}}')")
+}
+
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn every_event_is_recorded_once_with_who_and_the_chain_verifies(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
@@ -166,9 +176,8 @@ async fn an_edited_deleted_or_reordered_entry_is_found_where_it_happened(pool: P
 
     // Nobody changes an entry or its place in the chain without disabling the triggers first, not
     // even the owner; the application role may not at all, nor write a place itself.
-    const SECOND: &str = "(SELECT entry_id FROM custody_link WHERE seq = 2)";
     for statement in [
-        format!("UPDATE custody_entry SET actor_name = 'someone else' WHERE id = {SECOND}"),
+        format!("UPDATE custody_entry SET actor_name = 'someone else' WHERE id = {}", entry_at(2)),
         "DELETE FROM custody_entry".into(),
         "UPDATE custody_link SET hash = repeat('0', 64) WHERE seq = 2".into(),
         "DELETE FROM custody_link".into(),
@@ -203,10 +212,9 @@ async fn an_edited_deleted_or_reordered_entry_is_found_where_it_happened(pool: P
         ],
     )
     .await;
-    let entry = |seq: i64| format!("(SELECT entry_id FROM custody_link WHERE seq = {seq})");
-    let edited = format!("UPDATE custody_entry SET actor_name = 'someone else' WHERE id = {}", entry(2));
-    let deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry(3));
-    let last_deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry(4));
+    let edited = format!("UPDATE custody_entry SET actor_name = 'someone else' WHERE id = {}", entry_at(2));
+    let deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry_at(3));
+    let last_deleted = format!("DELETE FROM custody_entry WHERE id = {}", entry_at(4));
     let cases: [(&str, &[&str], i64, &str); 7] = [
         ("edited", &[&edited], 2, "hash"),
         ("deleted", &[&deleted], 3, "seq"),
@@ -243,14 +251,11 @@ async fn an_edited_deleted_or_reordered_entry_is_found_where_it_happened(pool: P
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn an_entry_committed_after_a_later_one_is_sealed_not_passed_over(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
-    let append = |name: &str| {
-        format!("SELECT custody_append('{TENANT}', NULL, 'viewed', 'api_key', 'k', '{name}', NULL, '{{}}')")
-    };
     let mut first = pool.begin().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(append("first"))).execute(&mut *first).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(appended("first"))).execute(&mut *first).await.unwrap();
     let first_xid: i64 =
         sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut *first).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(append("second"))).execute(&pool).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(appended("second"))).execute(&pool).await.unwrap();
     // The sealer runs all along; once more by hand, so that a call has surely seen "second"
     // committed while "first" was open.
     sqlx::query("SELECT custody_seal(1000)").execute(&pool).await.unwrap();
@@ -290,10 +295,7 @@ async fn an_entry_committed_after_a_later_one_is_sealed_not_passed_over(pool: Pg
 #[sqlx::test(migrator = "evidence::MIGRATOR")]
 async fn a_log_restored_from_another_server_is_sealed_and_sealing_goes_on(pool: PgPool) {
     let app = TestApp::start(pool.clone(), Options::default()).await;
-    let append = |name: &str| {
-        format!("SELECT custody_append('{TENANT}', NULL, 'viewed', 'api_key', 'k', '{name}', NULL, '{{}}')")
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(append("before"))).execute(&pool).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(appended("before"))).execute(&pool).await.unwrap();
     assert_eq!(verify(&app).await["count"], 1);
     // As a restore leaves it, in one transaction: the old server's position, and an entry it had
     // not sealed, both past every id this server has given out.
@@ -306,11 +308,11 @@ async fn a_log_restored_from_another_server_is_sealed_and_sealing_goes_on(pool: 
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(append("after"))).execute(&pool).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(appended("after"))).execute(&pool).await.unwrap();
     let verdict = verify(&app).await;
     assert_eq!((&verdict["intact"], &verdict["count"]), (&json!(true), &json!(3)), "{verdict}");
 
-    sqlx::raw_sql(sqlx::AssertSqlSafe(append("later"))).execute(&pool).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(appended("later"))).execute(&pool).await.unwrap();
     let verdict = verify(&app).await;
     assert_eq!((&verdict["intact"], &verdict["count"]), (&json!(true), &json!(4)), "sealing goes on: {verdict}");
     app.stop().await;
